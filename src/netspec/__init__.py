@@ -1,0 +1,43 @@
+"""netspec: neural-network architectures and weight initialization as checked YAML specs.
+
+Data flows one way: spec text -> validated document -> compiled network ->
+initialized arrays -> outputs. The public API:
+
+>>> import netspec
+>>> net = netspec.load("specs/glorot-demo-4-5-3.yaml")   # doctest: +SKIP
+>>> params = net.initialize()                            # doctest: +SKIP
+>>> net.forward([[1, 2, 3, 4]])                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from netspec.network import Network
+
+__all__ = ["Network", "__version__", "load", "loads"]
+
+
+def load(path: str, **overrides: Any) -> Network:
+    """Load, validate and compile a spec file into a :class:`~netspec.network.Network`."""
+    from netspec.compiler import compile_file
+
+    return compile_file(path, **overrides)
+
+
+def loads(text: str, source: str = "<string>", **overrides: Any) -> Network:
+    """Like :func:`load`, from spec text."""
+    from netspec.compiler import compile_text
+
+    return compile_text(text, source, **overrides)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Network":
+        from netspec.network import Network
+
+        return Network
+    raise AttributeError(name)

@@ -1,0 +1,624 @@
+"""Initializers: one variance-scaling core, thin named presets, and the rest.
+
+Every initializer is a frozen dataclass whose fields are its parameters.
+``get_config()`` returns ``{"name": ..., **fields}`` and ``from_config`` takes it
+back (Keras style). ``distribution(shape, fans)`` declares what the values
+follow; ``__call__(shape, stream, dtype, fans)`` draws them from a
+:mod:`netspec.streams` stream. Shapes are input-major (see :mod:`netspec.fans`).
+
+Where frameworks disagree, each variant has its own name:
+
+==========================  ===============================================
+``glorot_uniform``          U(±gain·sqrt(6 / (fan_in + fan_out)))  (Keras, torch ``xavier_uniform_``)
+``glorot_normal``           N(0, gain·sqrt(2 / (fan_in + fan_out))) untruncated (torch, seed 001);
+                            ``truncated: true`` gives Keras' truncated, variance-corrected version
+``he_uniform``              U(±sqrt(6 / fan_in))
+``he_normal``               N(0, sqrt(2 / fan_in)); ``truncated: true`` as Keras
+``lecun_uniform``           U(±sqrt(3 / fan_in))
+``lecun_normal``            N(0, sqrt(1 / fan_in)); ``truncated: true`` as Keras
+``xavier_simple``           U(±1 / sqrt(fan_in)): seed 002's "xavier", PyTorch's nn.Linear default
+``caffe_xavier``            U(±sqrt(3 / n)), n by ``variance_norm`` (Caffe's ``xavier`` filler)
+``caffe_msra``              N(0, sqrt(2 / n)), n by ``variance_norm`` (Caffe's ``msra`` filler)
+``torch_kaiming_*``         PyTorch ``kaiming_*_(a, mode, nonlinearity)``: std = gain / sqrt(fan)
+``truncated_normal``        bounds in std units (Keras, JAX); ``truncated_normal_abs``: absolute (PyTorch)
+==========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from netspec.activations import calculate_gain
+from netspec.distributions import (
+    Constant,
+    Distribution,
+    Normal,
+    Structured,
+    TruncatedNormal,
+    Uniform,
+    truncated_moments,
+)
+from netspec.errors import InitializerError
+from netspec.fans import MODES, Fans, compute_fans
+from netspec.registry import Registry
+from netspec.streams import Stream, check_dtype, check_truncation
+
+INITIALIZERS: Registry[type[Initializer]] = Registry("initializer")
+
+VS_DISTRIBUTIONS = ("uniform", "normal", "truncated_normal")
+VS_TRUNCATION = (-2.0, 2.0)
+"""Truncation bounds (std units) of the variance-scaling ``truncated_normal``."""
+
+
+def _number(name: str, value: Any, *, positive: bool = False, non_negative: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InitializerError(f"{name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise InitializerError(f"{name} must be > 0, got {value!r}")
+    if non_negative and value < 0:
+        raise InitializerError(f"{name} must be >= 0, got {value!r}")
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
+    if value not in options:
+        from netspec.registry import did_you_mean
+
+        hint = did_you_mean(str(value), options)
+        raise InitializerError(f"{name} must be one of {', '.join(options)}, got {value!r}{hint}")
+
+
+def sample(dist: Distribution, shape: tuple[int, ...], stream: Stream, dtype: np.dtype) -> np.ndarray:
+    """Draw an array of ``shape`` that follows a declared distribution."""
+    if isinstance(dist, Constant):
+        return np.full(shape, dist.value, dtype=check_dtype(dtype))
+    if isinstance(dist, Uniform):
+        return stream.uniform(shape, dist.low, dist.high, dtype)
+    if isinstance(dist, Normal):
+        return stream.normal(shape, dist.loc, dist.scale, dtype)
+    if isinstance(dist, TruncatedNormal):
+        return stream.truncated_normal(shape, dist.loc, dist.scale, dist.a, dist.b, dtype)
+    raise InitializerError(f"cannot sample {type(dist).__name__}")
+
+
+@dataclass(frozen=True)
+class Initializer:
+    """Base class. Subclasses set ``name`` and implement :meth:`distribution`."""
+
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        raise NotImplementedError
+
+    def declared(self, shape: tuple[int, ...], fans: Fans | None = None) -> Distribution:
+        """The declared distribution, with fans computed from ``shape`` if not given."""
+        shape = tuple(shape)
+        return self.distribution(shape, fans or compute_fans(shape))
+
+    def __call__(
+        self,
+        shape: tuple[int, ...],
+        stream: Stream,
+        dtype: Any = np.float32,
+        fans: Fans | None = None,
+    ) -> np.ndarray:
+        shape = tuple(shape)
+        return sample(self.declared(shape, fans), shape, stream, dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, **asdict(self)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
+        return cls(**{k: v for k, v in config.items() if k != "name"})
+
+    @classmethod
+    def parameters(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+# ------------------------------------------------------------------ constants
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class Zeros(Initializer):
+    """w = 0."""
+
+    name = "zeros"
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return Constant(0.0)
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class Ones(Initializer):
+    """w = 1."""
+
+    name = "ones"
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return Constant(1.0)
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class ConstantInit(Initializer):
+    """w = value."""
+
+    value: float = 0.0
+    name = "constant"
+
+    def __post_init__(self) -> None:
+        _number("value", self.value)
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return Constant(float(self.value))
+
+
+# ------------------------------------------------------------------ fixed-parameter random
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class RandomUniform(Initializer):
+    """w ~ U(low, high); defaults ±0.05 as Keras."""
+
+    low: float = -0.05
+    high: float = 0.05
+    name = "uniform"
+    aliases = ("random_uniform",)
+
+    def __post_init__(self) -> None:
+        _number("low", self.low)
+        _number("high", self.high)
+        if not self.low < self.high:
+            raise InitializerError(f"uniform needs low < high, got low={self.low!r}, high={self.high!r}")
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return Uniform(float(self.low), float(self.high))
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class RandomNormal(Initializer):
+    """w ~ N(mean, std^2), untruncated; defaults mean 0, std 0.05 as Keras."""
+
+    mean: float = 0.0
+    std: float = 0.05
+    name = "normal"
+    aliases = ("random_normal",)
+
+    def __post_init__(self) -> None:
+        _number("mean", self.mean)
+        _number("std", self.std, positive=True)
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return Normal(float(self.mean), float(self.std))
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class TruncatedNormalInit(Initializer):
+    """w ~ N(mean, std^2) truncated to [mean + lower*std, mean + upper*std].
+
+    Bounds in std units, as Keras ``TruncatedNormal`` (lower = -2, upper = 2)
+    and JAX ``truncated_normal``. ``std`` is the parent's std: no variance
+    correction, so the std after truncation is ``std * sqrt(var_trunc)``
+    (0.8796 std for ±2).
+    """
+
+    mean: float = 0.0
+    std: float = 0.05
+    lower: float = -2.0
+    upper: float = 2.0
+    name = "truncated_normal"
+
+    def __post_init__(self) -> None:
+        _number("mean", self.mean)
+        _number("std", self.std, positive=True)
+        _number("lower", self.lower)
+        _number("upper", self.upper)
+        check_truncation(self.lower, self.upper)
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return TruncatedNormal(float(self.mean), float(self.std), float(self.lower), float(self.upper))
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class TruncatedNormalAbs(Initializer):
+    """w ~ N(mean, std^2) truncated to the ABSOLUTE interval [a, b], as PyTorch ``trunc_normal_``.
+
+    With PyTorch's defaults (std 1, a = -2, b = 2) it equals ``truncated_normal``
+    with std 1; with ``std: 0.02`` the bounds ±2 are 100 std away and cut nothing.
+    """
+
+    mean: float = 0.0
+    std: float = 1.0
+    a: float = -2.0
+    b: float = 2.0
+    name = "truncated_normal_abs"
+    aliases = ("torch_trunc_normal",)
+
+    def __post_init__(self) -> None:
+        for key in ("mean", "a", "b"):
+            _number(key, getattr(self, key))
+        _number("std", self.std, positive=True)
+        if not self.a < self.b:
+            raise InitializerError(f"truncated_normal_abs needs a < b, got a={self.a!r}, b={self.b!r}")
+        check_truncation(*self._std_units())
+
+    def _std_units(self) -> tuple[float, float]:
+        return (self.a - self.mean) / self.std, (self.b - self.mean) / self.std
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        lower, upper = self._std_units()
+        return TruncatedNormal(float(self.mean), float(self.std), lower, upper)
+
+
+# ------------------------------------------------------------------ variance scaling core
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class VarianceScaling(Initializer):
+    """Target variance ``scale / n``, n = fans.for_mode(mode).
+
+    * ``uniform``: U(±sqrt(3 * scale / n));
+    * ``normal``: N(0, sqrt(scale / n)), untruncated;
+    * ``truncated_normal``: N(0, s) truncated to ±2 s with
+      ``s = sqrt(scale / n) / sqrt(var_trunc(-2, 2))`` so that the std AFTER
+      truncation is sqrt(scale / n) (Keras, JAX; the divisor 0.87962566 is
+      computed from the bounds, not hard-coded).
+
+    The default distribution is ``truncated_normal`` as in Keras and JAX; note
+    that Keras' ``distribution="normal"`` means truncated, netspec's does not.
+    """
+
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution_name: str = "truncated_normal"
+    name = "variance_scaling"
+
+    def __post_init__(self) -> None:
+        _number("scale", self.scale, positive=True)
+        _choice("mode", self.mode, MODES)
+        _choice("distribution", self.distribution_name, VS_DISTRIBUTIONS)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "scale": self.scale, "mode": self.mode, "distribution": self.distribution_name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
+        params = {k: v for k, v in config.items() if k != "name"}
+        if "distribution" in params:
+            params["distribution_name"] = params.pop("distribution")
+        return cls(**params)
+
+    @classmethod
+    def parameters(cls) -> tuple[str, ...]:
+        return ("scale", "mode", "distribution")
+
+    def target_std(self, fans: Fans) -> float:
+        """sqrt(scale / n)."""
+        return math.sqrt(self.scale / fans.for_mode(self.mode))
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        std = self.target_std(fans)
+        if self.distribution_name == "uniform":
+            limit = math.sqrt(3.0) * std
+            return Uniform(-limit, limit)
+        if self.distribution_name == "normal":
+            return Normal(0.0, std)
+        a, b = VS_TRUNCATION
+        return TruncatedNormal(0.0, std / math.sqrt(truncated_moments(a, b)[2]), a, b)
+
+
+@dataclass(frozen=True)
+class Preset(Initializer):
+    """A named special case of :class:`VarianceScaling`."""
+
+    def core(self) -> VarianceScaling:
+        raise NotImplementedError
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        return self.core().distribution(shape, fans)
+
+
+def _normal_kind(truncated: bool) -> str:
+    if not isinstance(truncated, bool):
+        raise InitializerError(f"truncated must be true or false, got {truncated!r}")
+    return "truncated_normal" if truncated else "normal"
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class GlorotUniform(Preset):
+    """U(±gain * sqrt(6 / (fan_in + fan_out))) = VS(gain^2, fan_avg, uniform)."""
+
+    gain: float = 1.0
+    name = "glorot_uniform"
+    aliases = ("xavier_uniform",)
+
+    def __post_init__(self) -> None:
+        _number("gain", self.gain, positive=True)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(self.gain**2, "fan_avg", "uniform")
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class GlorotNormal(Preset):
+    """N(0, gain * sqrt(2 / (fan_in + fan_out))) = VS(gain^2, fan_avg, normal); truncated: Keras."""
+
+    gain: float = 1.0
+    truncated: bool = False
+    name = "glorot_normal"
+    aliases = ("xavier_normal",)
+
+    def __post_init__(self) -> None:
+        _number("gain", self.gain, positive=True)
+        _normal_kind(self.truncated)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(self.gain**2, "fan_avg", _normal_kind(self.truncated))
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class HeUniform(Preset):
+    """U(±sqrt(6 / fan_in)) = VS(2, fan_in, uniform)."""
+
+    name = "he_uniform"
+    aliases = ("kaiming_uniform",)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(2.0, "fan_in", "uniform")
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class HeNormal(Preset):
+    """N(0, sqrt(2 / fan_in)) = VS(2, fan_in, normal); truncated: Keras."""
+
+    truncated: bool = False
+    name = "he_normal"
+    aliases = ("kaiming_normal",)
+
+    def __post_init__(self) -> None:
+        _normal_kind(self.truncated)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(2.0, "fan_in", _normal_kind(self.truncated))
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class LecunUniform(Preset):
+    """U(±sqrt(3 / fan_in)) = VS(1, fan_in, uniform)."""
+
+    name = "lecun_uniform"
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(1.0, "fan_in", "uniform")
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class LecunNormal(Preset):
+    """N(0, sqrt(1 / fan_in)) = VS(1, fan_in, normal); truncated: Keras."""
+
+    truncated: bool = False
+    name = "lecun_normal"
+
+    def __post_init__(self) -> None:
+        _normal_kind(self.truncated)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(1.0, "fan_in", _normal_kind(self.truncated))
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class XavierSimple(Preset):
+    """U(±1 / sqrt(fan_in)) = VS(1/3, fan_in, uniform).
+
+    Seed 002's "xavier" and PyTorch's ``nn.Linear``/``ConvNd`` weight default
+    (``kaiming_uniform_(a=sqrt(5))``).
+    """
+
+    name = "xavier_simple"
+    aliases = ("torch_linear_default",)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+CAFFE_NORMS = {"fan_in": "fan_in", "fan_out": "fan_out", "average": "fan_avg"}
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class CaffeXavier(Preset):
+    """Caffe's ``xavier`` filler: U(±sqrt(3 / n)), n = fan_in | fan_out | average.
+
+    With the default ``fan_in`` it is LeCun uniform, not Glorot (caffe#1537).
+    """
+
+    variance_norm: str = "fan_in"
+    name = "caffe_xavier"
+
+    def __post_init__(self) -> None:
+        _choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(1.0, CAFFE_NORMS[self.variance_norm], "uniform")
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class CaffeMsra(Preset):
+    """Caffe's ``msra`` filler: N(0, sqrt(2 / n)), n = fan_in | fan_out | average."""
+
+    variance_norm: str = "fan_in"
+    name = "caffe_msra"
+
+    def __post_init__(self) -> None:
+        _choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(2.0, CAFFE_NORMS[self.variance_norm], "normal")
+
+
+TORCH_MODES = ("fan_in", "fan_out")
+
+
+@dataclass(frozen=True)
+class TorchKaiming(Preset):
+    """PyTorch ``kaiming_*_``: std = gain / sqrt(fan), gain = calculate_gain(nonlinearity, a)."""
+
+    a: float = 0.0
+    mode: str = "fan_in"
+    nonlinearity: str = "leaky_relu"
+    family: ClassVar[str] = "normal"
+
+    def __post_init__(self) -> None:
+        _number("a", self.a)
+        _choice("mode", self.mode, TORCH_MODES)
+        self.gain()
+
+    def gain(self) -> float:
+        return calculate_gain(self.nonlinearity, self.a)
+
+    def core(self) -> VarianceScaling:
+        return VarianceScaling(self.gain() ** 2, self.mode, self.family)
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class TorchKaimingUniform(TorchKaiming):
+    """PyTorch ``kaiming_uniform_``: U(±gain * sqrt(3 / fan))."""
+
+    name = "torch_kaiming_uniform"
+    family = "uniform"
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class TorchKaimingNormal(TorchKaiming):
+    """PyTorch ``kaiming_normal_``: N(0, gain / sqrt(fan)), untruncated."""
+
+    name = "torch_kaiming_normal"
+    family = "normal"
+
+
+# ------------------------------------------------------------------ structured
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times ``gain``.
+
+    The tensor is viewed as ``rows = prod(shape[:-1])`` by ``cols = shape[-1]``.
+    Draw Z ~ N(0, 1) of shape (max, min), QR-decompose, Q <- Q * sign(diag R)
+    (so Q is Haar-distributed), transpose if rows < cols. Then
+    ``Q^T Q = gain^2 I`` (rows >= cols) or ``Q Q^T = gain^2 I``; each entry has
+    mean 0 and variance gain^2 / max(rows, cols).
+    """
+
+    gain: float = 1.0
+    name = "orthogonal"
+
+    def __post_init__(self) -> None:
+        _number("gain", self.gain, positive=True)
+
+    @staticmethod
+    def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+        if len(shape) < 2:
+            raise InitializerError(f"orthogonal needs a tensor of rank >= 2, got shape {shape}")
+        return math.prod(shape[:-1]), shape[-1]
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        rows, cols = self.matrix_shape(shape)
+        return Structured("orthogonal", float(self.gain), self.gain**2 / max(rows, cols))
+
+    def __call__(self, shape, stream, dtype=np.float32, fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        shape = tuple(shape)
+        rows, cols = self.matrix_shape(shape)
+        dt = check_dtype(dtype)
+        z = stream.normal((max(rows, cols), min(rows, cols)), 0.0, 1.0, dt)
+        q, r = np.linalg.qr(z)
+        q *= np.where(np.diagonal(r) < 0, -1, 1).astype(dt)
+        if rows < cols:
+            q = q.T
+        q *= dt.type(self.gain)
+        return np.ascontiguousarray(q, dtype=dt).reshape(shape)
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class Identity(Initializer):
+    """w = gain * I for a 2-D tensor (rectangular: ones on the main diagonal)."""
+
+    gain: float = 1.0
+    name = "identity"
+    aliases = ("eye",)
+
+    def __post_init__(self) -> None:
+        _number("gain", self.gain)
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        if len(shape) != 2:
+            raise InitializerError(f"identity needs a 2-D tensor, got shape {shape}")
+        return Structured("identity", float(self.gain))
+
+    def __call__(self, shape, stream, dtype=np.float32, fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        shape = tuple(shape)
+        self.declared(shape, fans)
+        return np.eye(shape[0], shape[1], dtype=check_dtype(dtype)) * check_dtype(dtype).type(self.gain)
+
+
+@INITIALIZERS.register
+@dataclass(frozen=True)
+class Dirac(Initializer):
+    """Dirac delta for conv kernels ``(*kernel, in, out)``: w[center, i, i] = gain.
+
+    For i < min(in, out); every other entry is 0, so a stride-1 'same'
+    convolution passes its first min(in, out) channels through (PyTorch ``dirac_``).
+    """
+
+    gain: float = 1.0
+    name = "dirac"
+    aliases = ("delta",)
+
+    def __post_init__(self) -> None:
+        _number("gain", self.gain)
+
+    def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        if len(shape) < 3:
+            raise InitializerError(f"dirac needs a conv kernel (*kernel, in, out), got shape {shape}")
+        return Structured("dirac", float(self.gain))
+
+    def __call__(self, shape, stream, dtype=np.float32, fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        shape = tuple(shape)
+        self.declared(shape, fans)
+        out = np.zeros(shape, dtype=check_dtype(dtype))
+        center = tuple(k // 2 for k in shape[:-2])
+        d = np.arange(min(shape[-2], shape[-1]))
+        out[(*center, d, d)] = self.gain
+        return out
+
+
+def get_initializer(spec: str | dict[str, Any] | Initializer) -> Initializer:
+    """An initializer from a name, a config mapping or an instance."""
+    if isinstance(spec, Initializer):
+        return spec
+    return INITIALIZERS.build(spec)

@@ -1,0 +1,330 @@
+"""Random streams: where every parameter's random bits come from.
+
+Two modes.
+
+``block`` (default)
+    Each parameter tensor has its own key, ``SHA-256("netspec/v1" | seed | path)``
+    (``path`` is ``layer.param``), so adding or renaming a layer leaves every other
+    tensor unchanged. The flattened tensor (C order) is cut into blocks of
+    :data:`BLOCK` elements; block ``i`` is filled from
+    ``PCG64(SeedSequence(key, spawn_key=(i,)))``. Blocks are independent, so they
+    can be filled on any number of threads with identical bytes.
+
+    Values are made from the raw 64-bit PCG64 output by netspec's own
+    transforms (NumPy's ``Generator`` distributions carry no cross-version
+    guarantee; BitGenerator raw streams do):
+
+    * uniform: each 32-bit half ``k`` gives ``v = (2*(k >> 8) + 1 - 2^24) / 2^24``,
+      an exact float32 in (-1, 1), symmetric; ``x = mid + half_width * v``, then
+      clipped to the float32 bounds so the support holds exactly.
+    * normal: Box-Muller on the two halves ``k1, k2`` of a 64-bit word,
+      ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))``, ``theta = 2 pi k2 / 2^32``; the first
+      half of a block gets ``r cos theta``, the second ``r sin theta``. The
+      largest |z| is about 6.7 (float32) — a 1e-11 tail.
+    * truncated normal in [a, b] (std units): draw, then redraw the rejected
+      values in order from the same block stream until none is left (normal
+      proposals, or uniform proposals with acceptance phi(x)/max phi when the
+      interval holds little mass).
+
+    Uniform bytes depend only on exact IEEE arithmetic. Normal bytes also
+    depend on NumPy's float32 ``log``/``sin``/``cos``, which may differ in the
+    last bit between CPU families or NumPy releases.
+
+``legacy``
+    One ``np.random.RandomState(seed)`` for the whole network, consumed layer
+    by layer, weights then bias, C order, float64 draws cast to the dtype
+    (``uniform(low, high, size)``, ``normal(loc, std, size)``). This
+    reproduces textbook NumPy demos such as seed 001's 4-5-3 network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import numpy as np
+
+from netspec.distributions import std_normal_pdf, truncated_moments
+from netspec.errors import InitializerError
+
+BLOCK = 1 << 18
+"""Elements per block in ``block`` mode (part of the byte contract)."""
+
+MIN_ACCEPTANCE = 0.01
+"""Truncation intervals whose rejection sampler accepts less than this are refused."""
+
+DTYPES = ("float32", "float64")
+
+
+class Stream(Protocol):
+    """What initializers draw from."""
+
+    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray: ...
+
+    def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray: ...
+
+    def truncated_normal(
+        self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
+    ) -> np.ndarray: ...
+
+
+def tensor_key(seed: int, path: str) -> list[int]:
+    """Eight 32-bit words of ``SHA-256("netspec/v1\\0<seed>\\0<path>")``."""
+    digest = hashlib.sha256(f"netspec/v1\0{int(seed)}\0{path}".encode()).digest()
+    return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 32, 4)]
+
+
+def block_bitgen(key: list[int], index: int) -> np.random.PCG64:
+    """The bit generator of block ``index`` of the tensor with ``key``."""
+    return np.random.PCG64(np.random.SeedSequence(key, spawn_key=(index,)))
+
+
+def check_dtype(dtype: object) -> np.dtype:
+    dt = np.dtype(dtype)  # type: ignore[call-overload]
+    if dt.name not in DTYPES:
+        raise InitializerError(f"dtype must be one of {', '.join(DTYPES)}, got {dt.name!r}")
+    return dt
+
+
+def float_bounds(low: float, high: float, dtype: np.dtype) -> tuple[np.floating, np.floating]:
+    """The tightest ``dtype`` interval inside [low, high]."""
+    lo, hi = dtype.type(low), dtype.type(high)
+    if lo < low:
+        lo = np.nextafter(lo, dtype.type(np.inf))
+    if hi > high:
+        hi = np.nextafter(hi, dtype.type(-np.inf))
+    return lo, hi
+
+
+# ---------------------------------------------------------------- transforms on raw bits
+
+
+def fill_symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray) -> None:
+    """Fill ``out`` with i.i.d. values uniform on a symmetric grid in (-1, 1).
+
+    float32: ``(2*(k >> 8) + 1 - 2^24) / 2^24`` for 32-bit ``k``;
+    float64: ``(2*(k >> 11) + 1 - 2^53) / 2^53`` for 64-bit ``k``. Exact.
+    """
+    n = out.size
+    if out.dtype == np.float32:
+        words = bitgen.random_raw((n + 1) // 2).view(np.uint32)[:n]
+        np.right_shift(words, 8, out=words)
+        np.copyto(out, words, casting="unsafe")
+        step, offset = 2.0**-23, 1.0 - 2.0**-24
+    else:
+        words = bitgen.random_raw(n)
+        np.right_shift(words, 11, out=words)
+        np.copyto(out, words, casting="unsafe")
+        step, offset = 2.0**-52, 1.0 - 2.0**-53
+    out *= out.dtype.type(step)
+    out -= out.dtype.type(offset)
+
+
+def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray) -> None:
+    """Fill ``out`` with N(0, 1) values by Box-Muller (see the module doc)."""
+    n = out.size
+    half = (n + 1) // 2
+    dt = out.dtype.type
+    if out.dtype == np.float32:
+        words = bitgen.random_raw(half).view(np.uint32)
+        k1, k2, unit = words[0::2], words[1::2], 2.0**-32
+    else:
+        raw = bitgen.random_raw(2 * half)
+        k1, k2, unit = raw[0::2] >> np.uint64(11), raw[1::2], 2.0**-53
+        k2 = k2 >> np.uint64(11)
+    radius = np.empty(half, out.dtype)
+    angle = np.empty(half, out.dtype)
+    np.copyto(radius, k1, casting="unsafe")
+    radius *= dt(unit)
+    radius += dt(unit / 2)
+    np.log(radius, out=radius)
+    radius *= dt(-2.0)
+    np.sqrt(radius, out=radius)
+    np.copyto(angle, k2, casting="unsafe")
+    angle *= dt(2.0 * math.pi * unit)
+    first, second = out[:half], out[half:]
+    np.cos(angle, out=first)
+    first *= radius
+    np.sin(angle[: n - half], out=second)
+    second *= radius[: n - half]
+
+
+def fill_truncated_standard(bitgen: np.random.PCG64, out: np.ndarray, a: float, b: float) -> None:
+    """Fill ``out`` with N(0, 1) truncated to [a, b] by rejection (module doc)."""
+    propose, accept = _truncation_sampler(a, b, out.dtype)
+    propose(bitgen, out)
+    bad = np.flatnonzero(~accept(bitgen, out))
+    while bad.size:
+        redo = np.empty(bad.size, out.dtype)
+        propose(bitgen, redo)
+        out[bad] = redo
+        bad = bad[~accept(bitgen, redo)]
+
+
+Proposer = Callable[[np.random.PCG64, np.ndarray], None]
+Acceptor = Callable[[np.random.PCG64, np.ndarray], np.ndarray]
+
+
+def truncation_acceptance(a: float, b: float) -> tuple[str, float]:
+    """The proposal used for [a, b] and its acceptance probability."""
+    mass = truncated_moments(a, b)[0]
+    if mass >= 0.25:
+        return "normal", mass
+    peak = std_normal_pdf(min(max(0.0, a), b))
+    uniform_rate = mass / ((b - a) * peak) if math.isfinite(b - a) else 0.0
+    if uniform_rate >= mass:
+        return "uniform", uniform_rate
+    return "normal", mass
+
+
+def check_truncation(a: float, b: float) -> None:
+    """Refuse intervals the samplers cannot serve in bounded time."""
+    if not (a < b):
+        raise InitializerError(f"truncation bounds need a < b, got a={a!r}, b={b!r}")
+    method, rate = truncation_acceptance(a, b)
+    if rate < MIN_ACCEPTANCE:
+        raise InitializerError(
+            f"truncation interval [{a:g}, {b:g}] (std units) holds too little probability "
+            f"(acceptance {rate:.2g} < {MIN_ACCEPTANCE}); move it closer to the mean"
+        )
+
+
+def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, Acceptor]:
+    method, _ = truncation_acceptance(a, b)
+    lo, hi = dtype.type(a), dtype.type(b)
+    if method == "normal":
+        return fill_standard_normal, lambda _bitgen, z: (z >= lo) & (z <= hi)
+
+    mid, half = dtype.type((a + b) / 2), dtype.type((b - a) / 2)
+    peak = min(max(0.0, a), b)
+
+    def propose(bitgen: np.random.PCG64, z: np.ndarray) -> None:
+        fill_symmetric_unit(bitgen, z)
+        z *= half
+        z += mid
+        np.clip(z, lo, hi, out=z)
+
+    def accept(bitgen: np.random.PCG64, z: np.ndarray) -> np.ndarray:
+        u = np.empty(z.size, dtype)
+        fill_symmetric_unit(bitgen, u)
+        u += dtype.type(1)
+        u *= dtype.type(0.5)
+        ratio = np.exp(dtype.type(0.5) * (dtype.type(peak) ** 2 - z.astype(dtype) ** 2))
+        return u < ratio
+
+    return propose, accept
+
+
+# ---------------------------------------------------------------- block-mode stream
+
+
+class BlockStream:
+    """The stream of one tensor in ``block`` mode (see the module doc)."""
+
+    def __init__(self, seed: int, path: str, threads: int = 1, executor: ThreadPoolExecutor | None = None):
+        self.key = tensor_key(seed, path)
+        self.threads = max(1, int(threads))
+        self.executor = executor
+
+    def _fill_blocks(self, out: np.ndarray, fill: Callable[[np.random.PCG64, np.ndarray], None]) -> None:
+        flat = out.reshape(-1)
+        starts = range(0, flat.size, BLOCK)
+
+        def one(start: int) -> None:
+            fill(block_bitgen(self.key, start // BLOCK), flat[start : start + BLOCK])
+
+        if self.executor is None or len(starts) < 2:
+            for start in starts:
+                one(start)
+        else:
+            list(self.executor.map(one, starts))
+
+    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray:
+        dtype = check_dtype(dtype)
+        out = np.empty(shape, dtype)
+        mid, half = (low + high) / 2.0, (high - low) / 2.0
+        lo, hi = float_bounds(low, high, dtype)
+        symmetric = mid == 0.0
+
+        def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
+            fill_symmetric_unit(bitgen, chunk)
+            chunk *= hi if symmetric else dtype.type(half)
+            if not symmetric:
+                chunk += dtype.type(mid)
+                np.clip(chunk, lo, hi, out=chunk)
+
+        self._fill_blocks(out, fill)
+        return out
+
+    def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray:
+        dtype = check_dtype(dtype)
+        out = np.empty(shape, dtype)
+
+        def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
+            fill_standard_normal(bitgen, chunk)
+            chunk *= dtype.type(scale)
+            if loc:
+                chunk += dtype.type(loc)
+
+        self._fill_blocks(out, fill)
+        return out
+
+    def truncated_normal(
+        self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
+    ) -> np.ndarray:
+        dtype = check_dtype(dtype)
+        check_truncation(a, b)
+        out = np.empty(shape, dtype)
+        lo, hi = float_bounds(loc + a * scale, loc + b * scale, dtype)
+
+        def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
+            fill_truncated_standard(bitgen, chunk, a, b)
+            chunk *= dtype.type(scale)
+            if loc:
+                chunk += dtype.type(loc)
+            np.clip(chunk, lo, hi, out=chunk)
+
+        self._fill_blocks(out, fill)
+        return out
+
+
+# ---------------------------------------------------------------- legacy stream
+
+
+class LegacyStream:
+    """One ``RandomState`` shared by the whole network (see the module doc)."""
+
+    def __init__(self, seed: int):
+        self.state = np.random.RandomState(int(seed) % 2**32)
+
+    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray:
+        dtype = check_dtype(dtype)
+        lo, hi = float_bounds(low, high, dtype)
+        values = self.state.uniform(low, high, size=shape).astype(dtype)
+        return np.clip(values, lo, hi, out=values)
+
+    def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray:
+        dtype = check_dtype(dtype)
+        return self.state.normal(loc, scale, size=shape).astype(dtype)
+
+    def truncated_normal(
+        self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
+    ) -> np.ndarray:
+        """Draw ``normal(0, 1)``, redraw out-of-range values in order, then scale."""
+        dtype = check_dtype(dtype)
+        check_truncation(a, b)
+        if truncated_moments(a, b)[0] < MIN_ACCEPTANCE:
+            raise InitializerError(
+                f"legacy mode redraws normals: [{a:g}, {b:g}] (std units) holds too little probability"
+            )
+        z = self.state.standard_normal(size=shape).reshape(-1)
+        bad = np.flatnonzero((z < a) | (z > b))
+        while bad.size:
+            z[bad] = self.state.standard_normal(size=bad.size)
+            bad = bad[(z[bad] < a) | (z[bad] > b)]
+        lo, hi = float_bounds(loc + a * scale, loc + b * scale, dtype)
+        values = (loc + scale * z).astype(dtype).reshape(shape)
+        return np.clip(values, lo, hi, out=values)
