@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netspec.distributions import Normal, TruncatedNormal, Uniform
-from netspec.fans import compute_fans
 from netspec.initializers import get_initializer
+from netspec.streams import BlockStream
 from netspec.testing import assert_follows, conv_shapes, fans, sample_values
 
 KERAS_TRUNC_STD = 0.87962566103423978  # std of N(0,1) truncated to (-2, 2), from Keras/JAX sources
@@ -115,7 +115,7 @@ def test_real_conv_shapes_use_channel_times_receptive_field(config, formula, sha
     expected = formula(shape[-2] * receptive, shape[-1] * receptive)
     init = get_initializer(config)
     assert_same_distribution(init.declared(shape), expected)
-    values = init(shape, __import__("netspec.streams").streams.BlockStream(0, "conv.weights"))
+    values = init(shape, BlockStream(0, "conv.weights"))
     low, high = expected.support
     assert values.shape == shape and values.dtype == np.float32
     assert low <= values.min() and values.max() <= high

@@ -74,9 +74,7 @@ class Registry(Generic[T]):
             if key != "name" and key not in allowed:
                 hint = did_you_mean(key, allowed)
                 known = ", ".join(allowed) or "none"
-                raise InitializerError(
-                    f"{self.kind} {cls.name!r} has no parameter {key!r}{hint}; parameters: {known}"
-                )
+                raise InitializerError(f"{self.kind} {cls.name!r} has no parameter {key!r}{hint}; parameters: {known}")
         try:
             return cls.from_config(spec)
         except TypeError as exc:  # a wrongly typed value the class did not check itself

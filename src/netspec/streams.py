@@ -184,7 +184,7 @@ def check_truncation(a: float, b: float) -> None:
     """Refuse intervals the samplers cannot serve in bounded time."""
     if not (a < b):
         raise InitializerError(f"truncation bounds need a < b, got a={a!r}, b={b!r}")
-    method, rate = truncation_acceptance(a, b)
+    _, rate = truncation_acceptance(a, b)
     if rate < MIN_ACCEPTANCE:
         raise InitializerError(
             f"truncation interval [{a:g}, {b:g}] (std units) holds too little probability "

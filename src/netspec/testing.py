@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from netspec.checks import Z_CRIT, check_values
 from netspec.distributions import Distribution
 from netspec.fans import Fans
-from netspec.initializers import INITIALIZERS, Initializer, get_initializer
+from netspec.initializers import INITIALIZERS, Initializer
 from netspec.streams import BlockStream
 
 FIT_ALPHA = 1e-6
