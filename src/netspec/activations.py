@@ -31,6 +31,8 @@ TORCH_LINEAR_NAMES = (
     "conv_transpose3d",
 )
 
+GAIN_NAMES = (*TORCH_LINEAR_NAMES, "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """PyTorch's ``calculate_gain``: the recommended gain for a nonlinearity."""
@@ -47,7 +49,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         return math.sqrt(2.0 / (1.0 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4.0
-    known = ", ".join((*TORCH_LINEAR_NAMES, "sigmoid", "tanh", "relu", "leaky_relu", "selu"))
+    known = ", ".join(GAIN_NAMES)
     raise InitializerError(f"no gain is defined for nonlinearity {nonlinearity!r}; known: {known}")
 
 
@@ -58,6 +60,7 @@ class Activation:
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
     recommended: ClassVar[str] = "glorot_uniform"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -77,6 +80,10 @@ class Activation:
     @classmethod
     def parameters(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls)}
 
 
 def _finite(name: str, value: float, positive: bool = False) -> None:
@@ -199,6 +206,7 @@ class Gelu(Activation):
 
     approximate: str = "none"
     name = "gelu"
+    choices = {"approximate": ("none", "tanh")}
     recommended = "he_normal"
 
     def __post_init__(self) -> None:

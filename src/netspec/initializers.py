@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from netspec.activations import calculate_gain
+from netspec.activations import GAIN_NAMES, calculate_gain
 from netspec.distributions import (
     Constant,
     Distribution,
@@ -90,6 +90,8 @@ class Initializer:
 
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Allowed values of string parameters (published in the JSON Schema)."""
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         raise NotImplementedError
@@ -119,6 +121,10 @@ class Initializer:
     @classmethod
     def parameters(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls)}
 
 
 # ------------------------------------------------------------------ constants
@@ -285,6 +291,7 @@ class VarianceScaling(Initializer):
     mode: str = "fan_in"
     distribution_name: str = "truncated_normal"
     name = "variance_scaling"
+    choices = {"mode": MODES, "distribution": VS_DISTRIBUTIONS}
 
     def __post_init__(self) -> None:
         _number("scale", self.scale, positive=True)
@@ -304,6 +311,10 @@ class VarianceScaling(Initializer):
     @classmethod
     def parameters(cls) -> tuple[str, ...]:
         return ("scale", "mode", "distribution")
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, Any]:
+        return {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}
 
     def target_std(self, fans: Fans) -> float:
         """sqrt(scale / n)."""
@@ -454,6 +465,7 @@ class CaffeXavier(Preset):
 
     variance_norm: str = "fan_in"
     name = "caffe_xavier"
+    choices = {"variance_norm": tuple(CAFFE_NORMS)}
 
     def __post_init__(self) -> None:
         _choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
@@ -469,6 +481,7 @@ class CaffeMsra(Preset):
 
     variance_norm: str = "fan_in"
     name = "caffe_msra"
+    choices = {"variance_norm": tuple(CAFFE_NORMS)}
 
     def __post_init__(self) -> None:
         _choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
@@ -488,6 +501,7 @@ class TorchKaiming(Preset):
     mode: str = "fan_in"
     nonlinearity: str = "leaky_relu"
     family: ClassVar[str] = "normal"
+    choices = {"mode": TORCH_MODES, "nonlinearity": GAIN_NAMES}
 
     def __post_init__(self) -> None:
         _number("a", self.a)

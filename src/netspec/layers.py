@@ -1,0 +1,389 @@
+"""Layer types: static shape inference, parameter declarations and NumPy forward passes.
+
+Shapes exclude the batch axis and are channels-last: dense ``(features,)``,
+conv1d ``(length, channels)``, conv2d ``(height, width, channels)``. Each
+layer declares its options as JSON-Schema fragments (``OPTIONS``), which the
+published schema is generated from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from netspec.activations import Activation, get_activation
+from netspec.fans import Fans, compute_fans
+from netspec.initializers import Initializer, get_initializer
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """A layer cannot take its input shape (the compiler locates it)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter tensor a layer owns, before allocation."""
+
+    name: str
+    shape: Shape
+    initializer: Initializer
+    fans: Fans
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+POS_INT = {"type": "integer", "minimum": 1, "maximum": 1 << 31}
+SIZE_OR_LIST = {
+    "oneOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 1, "maxItems": 3}],
+}
+INIT_REF = {"$ref": "#/$defs/initializer"}
+ACT_REF = {"$ref": "#/$defs/activation"}
+
+
+def _opt(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {**schema, "description": description}
+
+
+class Layer:
+    """Base class: ``type`` names it, ``OPTIONS`` declares its spec keys."""
+
+    type: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {}
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    has_weights: ClassVar[bool] = False
+
+    def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
+        self.name = name
+        self.options = options
+        self.activation: Activation = get_activation(options.get("activation", defaults.get("activation")))
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        return []
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        return x
+
+    def resolve(self, spec: Any) -> Initializer:
+        """An initializer spec, with ``auto`` resolved from this layer's activation."""
+        if spec == "auto":
+            return get_initializer(self.activation.recommended)
+        return get_initializer(spec)
+
+
+class WeightedLayer(Layer):
+    """Kernel ``weights`` plus optional ``bias`` with initializers (defaults apply)."""
+
+    has_weights = True
+
+    def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
+        super().__init__(name, options, defaults)
+        self.weights_init = self.resolve(options.get("weights", defaults.get("weights", "auto")))
+        self.use_bias = options.get("use_bias", True)
+        self.bias_init = self.resolve(options.get("bias", defaults.get("bias", "zeros")))
+
+    def kernel_shape(self, shape: Shape) -> Shape:
+        raise NotImplementedError
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        kernel = self.kernel_shape(shape)
+        fans = compute_fans(kernel)
+        specs = [ParamSpec("weights", kernel, self.weights_init, fans)]
+        if self.use_bias:
+            specs.append(ParamSpec("bias", (kernel[-1],), self.bias_init, fans))
+        return specs
+
+
+WEIGHT_OPTIONS = {
+    "activation": _opt(ACT_REF, "Activation applied to the output (default: defaults.activation or linear)."),
+    "weights": _opt(INIT_REF, "Kernel initializer: a name or {name, ...params}; 'auto' follows the activation."),
+    "bias": _opt(INIT_REF, "Bias initializer (gets the kernel's fans); default: defaults.bias or zeros."),
+    "use_bias": _opt({"type": "boolean"}, "Whether the layer has a bias vector (default true)."),
+}
+
+
+class Dense(WeightedLayer):
+    type = "dense"
+    description = "Fully connected: y = act(x @ W + b), W of shape (in, units), on the last axis."
+    OPTIONS = {"units": _opt(POS_INT, "Number of output units."), **WEIGHT_OPTIONS}
+    REQUIRED = ("units",)
+
+    def kernel_shape(self, shape: Shape) -> Shape:
+        return (shape[-1], self.options["units"])
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (*shape[:-1], self.options["units"])
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        y = x @ params["weights"]
+        if "bias" in params:
+            y = y + params["bias"]
+        return self.activation(y)
+
+
+def _tuple(value: int | list[int], rank: int, what: str) -> tuple[int, ...]:
+    values = [value] * rank if isinstance(value, int) else list(value)
+    if len(values) != rank:
+        raise ShapeError(f"{what} needs {rank} value(s), got {len(values)}")
+    return tuple(values)
+
+
+def _window_output(size: int, window: int, stride: int, padding: str, what: str) -> int:
+    if padding == "same":
+        return -(-size // stride)
+    if window > size:
+        raise ShapeError(f"{what} {window} is larger than its input ({size}) with padding 'valid'")
+    return (size - window) // stride + 1
+
+
+def _pad_same(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...], value: float) -> np.ndarray:
+    pads = [(0, 0)]
+    for size, k, s in zip(x.shape[1:-1], window, stride, strict=True):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    pads.append((0, 0))
+    return np.pad(x, pads, constant_values=value)
+
+
+def _windows(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...]) -> np.ndarray:
+    """(batch, *out, channels, *window) strided view."""
+    axes = tuple(range(1, 1 + len(window)))
+    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=axes)
+    return view[(slice(None), *(slice(None, None, s) for s in stride))]
+
+
+class Conv(WeightedLayer):
+    rank: ClassVar[int] = 1
+    OPTIONS = {
+        "filters": _opt(POS_INT, "Number of output channels."),
+        "kernel": _opt(SIZE_OR_LIST, "Kernel size: one integer or one per spatial axis."),
+        "stride": _opt(SIZE_OR_LIST, "Stride: one integer or one per spatial axis (default 1)."),
+        "padding": _opt({"enum": ["valid", "same"]}, "'valid' (no padding, default) or 'same'."),
+        **WEIGHT_OPTIONS,
+    }
+    REQUIRED = ("filters", "kernel")
+
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+        kernel = _tuple(self.options["kernel"], self.rank, "kernel")
+        stride = _tuple(self.options.get("stride", 1), self.rank, "stride")
+        return kernel, stride, self.options.get("padding", "valid")
+
+    def check_input(self, shape: Shape) -> None:
+        if len(shape) != self.rank + 1:
+            want = "(length, channels)" if self.rank == 1 else "(height, width, channels)"
+            raise ShapeError(f"{self.type} needs input {want}, got {list(shape)}")
+
+    def kernel_shape(self, shape: Shape) -> Shape:
+        self.check_input(shape)
+        return (*self.geometry()[0], shape[-1], self.options["filters"])
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self.check_input(shape)
+        kernel, stride, padding = self.geometry()
+        spatial = tuple(
+            _window_output(n, k, s, padding, "kernel") for n, k, s in zip(shape[:-1], kernel, stride, strict=True)
+        )
+        return (*spatial, self.options["filters"])
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        kernel, stride, padding = self.geometry()
+        if padding == "same":
+            x = _pad_same(x, kernel, stride, 0.0)
+        win = _windows(x, kernel, stride)  # (batch, *out, in, *k)
+        w = params["weights"]  # (*k, in, out)
+        k_axes = list(range(w.ndim - 2))
+        w_t = np.moveaxis(w, k_axes, [a + 1 for a in k_axes])  # (in, *k, out)
+        contract = list(range(win.ndim - 1 - self.rank, win.ndim))
+        y = np.tensordot(win, w_t, axes=(contract, list(range(w_t.ndim - 1))))
+        if "bias" in params:
+            y = y + params["bias"]
+        return self.activation(y.astype(x.dtype, copy=False))
+
+
+class Conv1D(Conv):
+    type = "conv1d"
+    description = "1-D convolution over (length, channels); kernel (k, in, filters)."
+    rank = 1
+
+
+class Conv2D(Conv):
+    type = "conv2d"
+    description = "2-D convolution over (height, width, channels); kernel (kh, kw, in, filters)."
+    rank = 2
+
+
+class Pool(Layer):
+    rank: ClassVar[int] = 1
+    reduce: ClassVar[str] = "max"
+    OPTIONS = {
+        "pool": _opt(SIZE_OR_LIST, "Window size: one integer or one per spatial axis."),
+        "stride": _opt(SIZE_OR_LIST, "Stride (default: the window size)."),
+        "padding": _opt({"enum": ["valid", "same"]}, "'valid' (default) or 'same'."),
+    }
+    REQUIRED = ("pool",)
+
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+        pool = _tuple(self.options["pool"], self.rank, "pool")
+        stride = _tuple(self.options.get("stride", self.options["pool"]), self.rank, "stride")
+        return pool, stride, self.options.get("padding", "valid")
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != self.rank + 1:
+            raise ShapeError(f"{self.type} needs an input of rank {self.rank + 1}, got {list(shape)}")
+        pool, stride, padding = self.geometry()
+        spatial = tuple(
+            _window_output(n, k, s, padding, "pool") for n, k, s in zip(shape[:-1], pool, stride, strict=True)
+        )
+        return (*spatial, shape[-1])
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        pool, stride, padding = self.geometry()
+        if padding == "same":
+            x = _pad_same(x, pool, stride, -np.inf if self.reduce == "max" else np.nan)
+        win = _windows(x, pool, stride)
+        axes = tuple(range(win.ndim - self.rank, win.ndim))
+        return win.max(axis=axes) if self.reduce == "max" else np.nanmean(win, axis=axes).astype(x.dtype)
+
+
+def _pool(name: str, rank: int, reduce: str) -> type[Pool]:
+    what = "maximum" if reduce == "max" else "average"
+    return type(
+        name.title().replace("_", ""),
+        (Pool,),
+        {"type": name, "rank": rank, "reduce": reduce, "description": f"{rank}-D {what} pooling, channels-last."},
+    )
+
+
+class Flatten(Layer):
+    type = "flatten"
+    description = "Flattens every axis but the batch axis (C order)."
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (math.prod(shape),)
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        return x.reshape(x.shape[0], -1)
+
+
+class Dropout(Layer):
+    type = "dropout"
+    description = "Dropout; the identity in evaluation (netspec's forward pass)."
+    OPTIONS = {"rate": _opt({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "Fraction dropped in training.")}
+    REQUIRED = ("rate",)
+
+
+class Norm(Layer):
+    OPTIONS = {"epsilon": _opt({"type": "number", "exclusiveMinimum": 0}, "Added to the variance for stability.")}
+    default_epsilon: ClassVar[float] = 1e-5
+
+    @property
+    def epsilon(self) -> float:
+        return float(self.options.get("epsilon", self.default_epsilon))
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        n = shape[-1]
+        fans = Fans(n, n)
+        return [
+            ParamSpec("gamma", (n,), get_initializer("ones"), fans),
+            ParamSpec("beta", (n,), get_initializer("zeros"), fans),
+        ]
+
+
+class BatchNorm(Norm):
+    type = "batch_norm"
+    description = "Batch normalization on the last axis; eval uses moving_mean / moving_variance."
+    default_epsilon = 1e-3
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        specs = super().params(shape)
+        n, fans = shape[-1], specs[0].fans
+        return [
+            *specs,
+            ParamSpec("moving_mean", (n,), get_initializer("zeros"), fans),
+            ParamSpec("moving_variance", (n,), get_initializer("ones"), fans),
+        ]
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        scale = params["gamma"] / np.sqrt(params["moving_variance"] + x.dtype.type(self.epsilon))
+        return (x - params["moving_mean"]) * scale + params["beta"]
+
+
+class LayerNorm(Norm):
+    type = "layer_norm"
+    description = "Layer normalization over the last axis with gamma and beta."
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        mean = x.mean(axis=-1, keepdims=True)
+        var = x.var(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + x.dtype.type(self.epsilon)) * params["gamma"] + params["beta"]
+
+
+class Embedding(Layer):
+    type = "embedding"
+    description = "Lookup table (vocab, dim) for integer token ids; input shape (sequence_length,)."
+    OPTIONS = {
+        "vocab": _opt(POS_INT, "Number of distinct token ids."),
+        "dim": _opt(POS_INT, "Embedding width."),
+        "weights": _opt(INIT_REF, "Table initializer; 'auto' is normal(0, 1) (PyTorch's nn.Embedding)."),
+    }
+    REQUIRED = ("vocab", "dim")
+    has_weights = True
+
+    def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
+        super().__init__(name, options, {})
+        spec = options.get("weights", "auto")
+        self.weights_init = get_initializer({"name": "normal", "std": 1.0}) if spec == "auto" else self.resolve(spec)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (*shape, self.options["dim"])
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        table = (self.options["vocab"], self.options["dim"])
+        return [ParamSpec("weights", table, self.weights_init, compute_fans(table))]
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        ids = np.asarray(x)
+        if not np.all(np.equal(np.mod(ids, 1), 0)) or ids.min() < 0 or ids.max() >= self.options["vocab"]:
+            raise ShapeError(f"{self.name}: token ids must be integers in [0, {self.options['vocab']})")
+        return params["weights"][ids.astype(np.int64)]
+
+
+class ActivationLayer(Layer):
+    type = "activation"
+    description = "Applies an activation function alone."
+    OPTIONS = {"activation": _opt(ACT_REF, "The activation to apply.")}
+    REQUIRED = ("activation",)
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        return self.activation(x)
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.type: cls
+    for cls in (
+        Dense,
+        Conv1D,
+        Conv2D,
+        _pool("max_pool1d", 1, "max"),
+        _pool("max_pool2d", 2, "max"),
+        _pool("avg_pool1d", 1, "avg"),
+        _pool("avg_pool2d", 2, "avg"),
+        Flatten,
+        Dropout,
+        BatchNorm,
+        LayerNorm,
+        Embedding,
+        ActivationLayer,
+    )
+}

@@ -1,0 +1,125 @@
+"""The compiled network: layers with known shapes and parameters, initialization and forward pass."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netspec.layers import Layer, ParamSpec, Shape
+from netspec.streams import BlockStream, LegacyStream, Stream
+
+
+@dataclass
+class CompiledLayer:
+    """A layer with its place in the spec and its static shapes."""
+
+    layer: Layer
+    input_shape: Shape
+    output_shape: Shape
+    params: list[ParamSpec]
+    spec_path: str = ""
+    line: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params)
+
+
+@dataclass
+class Network:
+    """Everything a spec says, compiled; nothing allocated until :meth:`initialize`."""
+
+    name: str
+    input_shape: Shape
+    layers: list[CompiledLayer]
+    seed: int = 0
+    rng: str = "block"
+    dtype: str = "float32"
+    source: str = ""
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self) -> Iterator[tuple[str, ParamSpec]]:
+        """``("layer.param", spec)`` in initialization order: layer by layer, weights then bias."""
+        for cl in self.layers:
+            for p in cl.params:
+                yield f"{cl.name}.{p.name}", p
+
+    @property
+    def num_params(self) -> int:
+        return sum(cl.num_params for cl in self.layers)
+
+    @property
+    def nbytes(self) -> int:
+        return self.num_params * np.dtype(self.dtype).itemsize
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    def initialize(
+        self,
+        seed: int | None = None,
+        threads: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Every parameter, drawn from its stream (see :mod:`netspec.streams`)."""
+        seed = self.seed if seed is None else seed
+        out: dict[str, np.ndarray] = {}
+        with _pool(threads if self.rng == "block" else 1) as pool:
+            legacy = LegacyStream(seed) if self.rng == "legacy" else None
+            for path, p in self.parameters():
+                stream: Stream = legacy or BlockStream(seed, path, pool._max_workers if pool else 1, pool)
+                out[path] = p.initializer(p.shape, stream, self.dtype, fans=p.fans)
+                if progress:
+                    progress(p.size)
+        return out
+
+    def forward(self, x: Any, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Evaluation-mode forward pass of a batch ``(batch, *input_shape)`` (or one sample)."""
+        params = self.initialize() if params is None else params
+        x = np.asarray(x, dtype=np.dtype(self.dtype))
+        single = x.shape == tuple(self.input_shape)
+        if single:
+            x = x[None]
+        if x.shape[1:] != tuple(self.input_shape):
+            raise ValueError(f"input has shape {list(x.shape[1:])}, the network takes {list(self.input_shape)}")
+        for cl in self.layers:
+            own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
+            x = cl.layer.forward(x, own)
+        return x[0] if single else x
+
+
+@contextmanager
+def _pool(threads: int | None) -> Iterator[ThreadPoolExecutor | None]:
+    n = default_threads() if threads is None else max(1, int(threads))
+    if n == 1:
+        yield None
+        return
+    with ThreadPoolExecutor(n, thread_name_prefix="netspec-init") as pool:
+        yield pool
+
+
+def default_threads() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    exp = min(int(math.log(n, 1024)), 4)
+    return f"{n / 1024**exp:.2f} {'BKMGT'[exp]}iB".replace("BiB", "B")

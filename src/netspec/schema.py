@@ -1,0 +1,181 @@
+"""The published JSON Schema (draft 2020-12) of spec format v1, generated from the registries.
+
+Layer types, initializer names and parameters, and activation names come
+from :data:`~netspec.layers.LAYER_TYPES`, :data:`~netspec.initializers.INITIALIZERS`
+and :data:`~netspec.activations.ACTIVATIONS`, so registered custom names
+appear automatically. ``schemas/netspec-v1.schema.json`` is this output for
+the built-in registries (a test keeps them equal). Branches are selected with
+``if``/``then`` on ``type`` and ``name`` so an error reports only the branch
+the user meant.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import Any
+
+from netspec.activations import ACTIVATIONS
+from netspec.initializers import INITIALIZERS
+from netspec.layers import LAYER_TYPES
+from netspec.registry import Registry
+
+SCHEMA_ID = "https://netspec.dev/schemas/netspec-v1.schema.json"
+MAX_SEED = 2**63 - 1
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+
+JSON_TYPES = {
+    "float": {"type": "number"},
+    "int": {"type": "integer"},
+    "bool": {"type": "boolean"},
+    "str": {"type": "string"},
+}
+
+
+def _param_schema(cls: Any, param: str, default: Any) -> dict[str, Any]:
+    types = {f.name: str(f.type) for f in fields(cls)}
+    kind = types.get(param, "str" if param in cls.choices else "float")
+    schema = dict(JSON_TYPES.get(kind, {}))
+    if param in cls.choices:
+        schema = {"enum": list(cls.choices[param])}
+    schema["description"] = f"{param} of {cls.name} (default {json.dumps(default)})."
+    return schema
+
+
+def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Schema for a name or a {name, ...params} mapping of one registry."""
+    names = sorted({*registry.names(), *extra_names})
+    branches = []
+    for canonical in registry:
+        cls = registry[canonical]
+        props: dict[str, Any] = {
+            "name": {"description": f"The {kind} name.", "enum": [canonical, *registry.aliases_of(canonical)]}
+        }
+        for param, default in cls.parameter_defaults().items():
+            props[param] = _param_schema(cls, param, default)
+        keys = props["name"]["enum"]
+        branches.append(
+            {
+                "if": {"properties": {"name": {"enum": keys}}, "required": ["name"]},
+                "then": {"additionalProperties": False, "properties": props},
+            }
+        )
+    return {
+        "description": f"An {kind}: a name, or a mapping with 'name' and its parameters.",
+        "if": {"type": "string"},
+        "then": {"enum": names},
+        "else": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"description": f"The {kind} name.", "enum": names}},
+            "allOf": branches,
+        },
+    }
+
+
+def _layer_defs() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    for type_name, cls in LAYER_TYPES.items():
+        props = {
+            "type": {"const": type_name, "description": cls.description},
+            "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64,
+                     "description": "Layer name (default <type>_<position>, 1-based); parameters are <name>.<param>."},
+            **cls.OPTIONS,
+        }  # fmt: skip
+        defs[f"layer.{type_name}"] = {
+            "type": "object",
+            "description": cls.description,
+            "additionalProperties": False,
+            "required": ["type", *cls.REQUIRED],
+            "properties": props,
+        }
+    return defs
+
+
+def build_schema() -> dict[str, Any]:
+    """The JSON Schema for the current registries."""
+    types = list(LAYER_TYPES)
+    layer = {
+        "type": "object",
+        "description": "A layer; 'type' selects which keys it takes.",
+        "required": ["type"],
+        "properties": {"type": {"enum": types, "description": "Layer type."}},
+        "allOf": [
+            {"if": {"properties": {"type": {"const": t}}, "required": ["type"]}, "then": {"$ref": f"#/$defs/layer.{t}"}}
+            for t in types
+        ],
+    }
+    repeat = {
+        "type": "object",
+        "description": "Repeats its layers 'repeat' times, in order; names inside get _<k> appended.",
+        "additionalProperties": False,
+        "required": ["repeat", "layers"],
+        "properties": {
+            "repeat": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "How many times."},
+            "layers": {"$ref": "#/$defs/layers", "description": "The repeated layers."},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "netspec network spec, version 1",
+        "description": "A neural-network architecture with its weight initialization. See netspec's README.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["netspec", "input", "layers"],
+        "properties": {
+            "netspec": {"const": 1, "description": "Spec format version; must be 1."},
+            "name": {"type": "string", "maxLength": 128, "description": "Network name (default: the file stem)."},
+            "seed": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_SEED,
+                "description": "Seed of every parameter stream (default 0).",
+            },
+            "rng": {
+                "enum": ["block", "legacy"],
+                "description": "'block' (default): one stream per parameter, thread-count independent; "
+                "'legacy': one np.random.RandomState for the whole network, as textbook NumPy demos.",
+            },
+            "dtype": {"enum": ["float32", "float64"], "description": "Parameter dtype (default float32)."},
+            "input": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 4,
+                "items": {"type": "integer", "minimum": 1, "maximum": 1 << 31},
+                "description": "Input shape without the batch axis, channels last, e.g. [32, 32, 3].",
+            },
+            "defaults": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Defaults for every layer that has the key.",
+                "properties": {
+                    "weights": {"$ref": "#/$defs/initializer", "description": "Kernel initializer (default auto)."},
+                    "bias": {"$ref": "#/$defs/initializer", "description": "Bias initializer (default zeros)."},
+                    "activation": {"$ref": "#/$defs/activation", "description": "Activation (default linear)."},
+                },
+            },
+            "layers": {"$ref": "#/$defs/layers", "description": "The layers, input to output."},
+        },  # fmt: skip
+        "$defs": {
+            "layers": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10_000,
+                "items": {
+                    "if": {"type": "object", "required": ["repeat"]},
+                    "then": {"$ref": "#/$defs/repeat"},
+                    "else": {"$ref": "#/$defs/layer"},
+                },
+            },  # fmt: skip
+            "repeat": repeat,
+            "layer": layer,
+            **_layer_defs(),
+            "initializer": _configurable(INITIALIZERS, "initializer", ("auto",)),
+            "activation": _configurable(ACTIVATIONS, "activation"),
+        },
+    }
+
+
+def schema_json() -> str:
+    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,136 @@
+"""Schema validation of a loaded document, as located diagnostics.
+
+jsonschema errors are translated into messages for people: unknown keys
+point at the key with a 'did you mean', unknown names (layer types,
+initializers, activations) suggest the closest known one, and the errors of
+if/then branches the user did not mean are dropped.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+
+from netspec.errors import Diagnostic
+from netspec.loader import Document, Path, format_path
+from netspec.registry import did_you_mean
+from netspec.schema import build_schema
+
+
+@lru_cache(maxsize=1)
+def _validator_for(schema_key: int) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(build_schema())
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    from netspec.activations import ACTIVATIONS
+    from netspec.initializers import INITIALIZERS
+
+    return _validator_for(len(INITIALIZERS.names()) * 1000 + len(ACTIVATIONS.names()))
+
+
+def validate(doc: Document) -> list[Diagnostic]:
+    """Every schema error of ``doc``, located and worded for people."""
+    out: dict[tuple[Any, ...], Diagnostic] = {}
+    for error in validator().iter_errors(doc.data):
+        for d in _translate(error, doc):
+            out.setdefault((d.line, d.column, d.message), d)
+    return sorted(out.values(), key=lambda d: d.sort_key)
+
+
+def _what(path: Path, schema_path: list[Any]) -> str:
+    """What kind of value sits at ``path`` (for messages)."""
+    sp = [str(p) for p in schema_path]
+    if "activation" in sp or (path and path[-1] == "activation"):
+        return "activation"
+    if "initializer" in sp or (path and path[-1] in ("weights", "bias")):
+        return "initializer"
+    if path and path[-1] == "type":
+        return "layer type"
+    return "value"
+
+
+def _expected_type(schema: dict[str, Any]) -> str:
+    t = schema.get("type", "value")
+    return {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+            "array": "a list", "object": "a mapping"}.get(t, str(t))  # fmt: skip
+
+
+def _translate(error: jsonschema.ValidationError, doc: Document) -> list[Diagnostic]:
+    path: Path = tuple(error.absolute_path)
+    where = format_path(path)
+    line, col = doc.mark(path)
+    v, instance = error.validator, error.instance
+    what = _what(path, list(error.absolute_schema_path))
+
+    if v == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in instance if k not in allowed]
+        owner = _owner(doc, path)
+        diags = []
+        for key in extra:
+            kl, kc = doc.mark((*path, key), key=True)
+            hint = did_you_mean(key, allowed)
+            msg = f"unknown key {key!r}{owner}{hint}"
+            diags.append(Diagnostic(msg, kl, kc, format_path((*path, key)), hint=f"allowed keys: {', '.join(allowed)}"))
+        return diags
+    if v in ("enum", "const"):
+        options = error.validator_value if v == "enum" else [error.validator_value]
+        if path and path[-1] == "netspec":
+            msg = f"unsupported spec version {instance!r}; this netspec reads version 1"
+            return [Diagnostic(msg, line, col, where)]
+        hint = did_you_mean(str(instance), [str(o) for o in options])
+        shown = ", ".join(map(str, options)) if len(options) <= 12 else f"{len(options)} names; see `netspec schema`"
+        msg = f"unknown {what} {instance!r}{hint}" if what != "value" else f"{instance!r} is not one of {shown}{hint}"
+        return [Diagnostic(msg, line, col, where, hint=f"expected one of: {shown}")]
+    if v == "required":
+        missing = [k for k in error.validator_value if k not in instance]
+        return [Diagnostic(f"missing required key {k!r}{_owner(doc, path)}", line, col, where) for k in missing]
+    if v == "type":
+        return [Diagnostic(f"expected {_expected_type(error.schema)}, got {_show(instance)}", line, col, where)]
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return [
+            Diagnostic(f"{_show(instance)} is out of range: must be {op} {error.validator_value}", line, col, where)
+        ]
+    if v in ("minItems", "maxItems"):
+        op = "at least" if v == "minItems" else "at most"
+        return [Diagnostic(f"expected {op} {error.validator_value} item(s), got {len(instance)}", line, col, where)]
+    if v == "oneOf":
+        return [
+            Diagnostic(
+                f"{_show(instance)} is not valid here: expected an integer or a list of integers", line, col, where
+            )
+        ]
+    if v in ("pattern", "maxLength"):
+        return [
+            Diagnostic(
+                f"{_show(instance)} is not a valid name (letters, digits, _ and -; at most 64)", line, col, where
+            )
+        ]
+    return [Diagnostic(error.message, line, col, where)]
+
+
+def _owner(doc: Document, path: Path) -> str:
+    node = doc.data
+    for part in path:
+        node = node[part]
+    if isinstance(node, dict) and isinstance(node.get("type"), str) and path and path[0] == "layers":
+        return f" for a {node['type']} layer"
+    if isinstance(node, dict) and isinstance(node.get("name"), str) and path and path[-1] in ("weights", "bias"):
+        return f" for initializer {node['name']!r}"
+    return ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value)
