@@ -156,7 +156,7 @@ def build_schema() -> dict[str, Any]:
                 },
             },
             "layers": {"$ref": "#/$defs/layers", "description": "The layers, input to output."},
-        },  # fmt: skip
+        },
         "$defs": {
             "layers": {
                 "type": "array",
@@ -167,7 +167,7 @@ def build_schema() -> dict[str, Any]:
                     "then": {"$ref": "#/$defs/repeat"},
                     "else": {"$ref": "#/$defs/layer"},
                 },
-            },  # fmt: skip
+            },
             "repeat": repeat,
             "layer": layer,
             **_layer_defs(),
