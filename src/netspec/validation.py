@@ -82,9 +82,10 @@ def _translate(error: jsonschema.ValidationError, doc: Document) -> list[Diagnos
             msg = f"unsupported spec version {instance!r}; this netspec reads version 1"
             return [Diagnostic(msg, line, col, where)]
         hint = did_you_mean(str(instance), [str(o) for o in options])
-        shown = ", ".join(map(str, options)) if len(options) <= 12 else f"{len(options)} names; see `netspec schema`"
-        msg = f"unknown {what} {instance!r}{hint}" if what != "value" else f"{instance!r} is not one of {shown}{hint}"
-        return [Diagnostic(msg, line, col, where, hint=f"expected one of: {shown}")]
+        shown = ", ".join(map(str, options)) if len(options) <= 16 else f"{len(options)} names; see `netspec schema`"
+        if what == "value":
+            return [Diagnostic(f"{instance!r} is not one of {shown}{hint}", line, col, where)]
+        return [Diagnostic(f"unknown {what} {instance!r}{hint}", line, col, where, hint=f"expected one of: {shown}")]
     if v == "required":
         missing = [k for k in error.validator_value if k not in instance]
         return [Diagnostic(f"missing required key {k!r}{_owner(doc, path)}", line, col, where) for k in missing]

@@ -1,0 +1,49 @@
+"""Custom initializers and activations from trusted Python code.
+
+Two ways, both explicit; a spec can only *name* what is registered, it never
+imports anything:
+
+* call :func:`register_initializer` / :func:`register_activation` on a class
+  (a frozen dataclass subclassing :class:`~netspec.initializers.Initializer`
+  or :class:`~netspec.activations.Activation`) from your own code;
+* publish it in an installed package under the entry-point groups
+  ``netspec.initializers`` / ``netspec.activations``; the CLI loads them.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from netspec.activations import ACTIVATIONS, Activation
+from netspec.errors import InitializerError
+from netspec.initializers import INITIALIZERS, Initializer
+
+_loaded = False
+
+
+def register_initializer(cls: type[Initializer]) -> type[Initializer]:
+    """Register a custom initializer class under its ``name`` (a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Initializer)) or not cls.name:
+        raise InitializerError(f"{cls!r} is not an Initializer subclass with a name")
+    return INITIALIZERS.register(cls)
+
+
+def register_activation(cls: type[Activation]) -> type[Activation]:
+    """Register a custom activation class under its ``name`` (a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Activation)) or not cls.name:
+        raise InitializerError(f"{cls!r} is not an Activation subclass with a name")
+    return ACTIVATIONS.register(cls)
+
+
+def load_plugins() -> None:
+    """Register every installed entry point of the two groups (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for group, register in (
+        ("netspec.initializers", register_initializer),
+        ("netspec.activations", register_activation),
+    ):
+        for ep in entry_points(group=group):
+            register(ep.load())

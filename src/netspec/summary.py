@@ -1,0 +1,84 @@
+"""The build summary: a Keras-style table and its JSON form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netspec.network import Network, human_bytes
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(None, " + ", ".join(map(str, shape)) + ")" if shape else "(None,)"
+
+
+def rows(net: Network) -> list[dict[str, Any]]:
+    """One row per layer: name, type, output shape, params, initializers, activation."""
+    out = []
+    for cl in net.layers:
+        inits = {}
+        for p in cl.params:
+            dist = p.initializer.declared(p.shape, p.fans)
+            inits[p.name] = {"config": p.initializer.get_config(), "declared": dist.describe(),
+                             "shape": list(p.shape), "fan_in": p.fans.fan_in, "fan_out": p.fans.fan_out}  # fmt: skip
+        out.append(
+            {
+                "name": cl.name,
+                "type": cl.layer.type,
+                "output_shape": list(cl.output_shape),
+                "params": cl.num_params,
+                "parameters": inits,
+                "activation": cl.layer.activation.name if "activation" in cl.layer.OPTIONS else None,
+                "line": cl.line,
+            }
+        )
+    return out
+
+
+def _init_cell(row: dict[str, Any]) -> str:
+    w = row["parameters"].get("weights")
+    if not w:
+        return "-"
+    return f"{w['config']['name']} {w['declared']}"
+
+
+def table(net: Network) -> str:
+    """The summary table printed by ``netspec build``."""
+    data = rows(net)
+    header = ("Layer (type)", "Output Shape", "Param #", "Weights init", "Activation")
+    body = [
+        (
+            f"{r['name']} ({r['type']})",
+            _shape(tuple(r["output_shape"])),
+            f"{r['params']:,}",
+            _init_cell(r),
+            r["activation"] or "-",
+        )
+        for r in data
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "-" * len(line(header))
+    lines = [f'Network "{net.name}"  (input {_shape(net.input_shape)}, {net.dtype}, rng {net.rng}, seed {net.seed})']
+    lines += [rule, line(header), rule, *(line(b) for b in body), rule]
+    lines.append(f"Total params: {net.num_params:,} ({human_bytes(net.nbytes)})")
+    return "\n".join(lines)
+
+
+def as_json(net: Network) -> dict[str, Any]:
+    return {
+        "name": net.name,
+        "source": net.source,
+        "input_shape": list(net.input_shape),
+        "output_shape": list(net.output_shape),
+        "dtype": net.dtype,
+        "rng": net.rng,
+        "seed": net.seed,
+        "total_params": net.num_params,
+        "total_bytes": net.nbytes,
+        "layers": rows(net),
+    }

@@ -1,0 +1,151 @@
+"""Writing and reading weight files: ``.npz`` and ``.safetensors``, atomically.
+
+Files are written to a temporary file in the destination's folder, flushed,
+fsynced and renamed over the destination, so an interrupted or failed write
+leaves nothing behind. Arrays are streamed to disk one at a time (no second
+in-memory copy of the weights). The safetensors writer is netspec's own
+(the format is a length-prefixed JSON header and raw little-endian bytes):
+``safetensors.numpy.save_file`` builds the whole file in memory first. The
+test-suite checks the files with the ``safetensors`` library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, BinaryIO
+
+import numpy as np
+
+FORMATS = (".npz", ".safetensors")
+ST_DTYPES = {"float32": "F32", "float64": "F64"}
+ST_HEADER_LIMIT = 100 * 1024 * 1024
+
+
+class WeightsError(ValueError):
+    """A weights file cannot be read or does not match its spec."""
+
+
+def file_format(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise WeightsError(f"unknown weights format {ext or '(none)'!r} for {path}; use .npz or .safetensors")
+    return ext
+
+
+@contextmanager
+def atomic_write(path: str) -> Iterator[BinaryIO]:
+    """A file object whose content replaces ``path`` only if the block completes."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".netspec-", suffix=".partial", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | None = None) -> None:
+    """Write ``params`` to ``path`` (format from the extension), atomically."""
+    ext = file_format(path)
+    with atomic_write(path) as fh:
+        (_write_npz if ext == ".npz" else _write_safetensors)(params, fh, metadata or {})
+
+
+def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in params.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
+    header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name, array in params.items():
+        size = array.nbytes
+        header[name] = {
+            "dtype": ST_DTYPES[array.dtype.name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    fh.write(struct.pack("<Q", len(blob)))
+    fh.write(blob)
+    for array in params.values():
+        fh.write(memoryview(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))).cast("B"))
+
+
+def load(path: str) -> dict[str, np.ndarray]:
+    """Read a weights file written by netspec (or any plain npz/safetensors file)."""
+    ext = file_format(path)
+    try:
+        return _read_npz(path) if ext == ".npz" else _read_safetensors(path)
+    except WeightsError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, struct.error) as exc:
+        raise WeightsError(f"{path}: cannot read weights: {exc}") from None
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > ST_HEADER_LIMIT:
+            raise WeightsError(f"{path}: safetensors header of {n} bytes is over the limit")
+        header = json.loads(fh.read(n))
+    start = 8 + n
+    size = os.path.getsize(path) - start
+    out = {}
+    inverse = {v: k for k, v in ST_DTYPES.items()}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info.get("dtype") not in inverse:
+            raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
+        begin, end = info["data_offsets"]
+        dtype = np.dtype(inverse[info["dtype"]]).newbyteorder("<")
+        shape = tuple(info["shape"])
+        if not (0 <= begin <= end <= size) or end - begin != int(np.prod(shape)) * dtype.itemsize:
+            raise WeightsError(f"{path}: tensor {name!r} has inconsistent offsets")
+        out[name] = np.memmap(path, dtype=dtype, mode="r", offset=start + begin, shape=shape)
+    return out
+
+
+def sha256_file(path: str, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_against(params: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], dtype: str) -> list[str]:
+    """Problems with a loaded weights dict versus the spec's parameter shapes."""
+    problems = []
+    for name, shape in expected.items():
+        if name not in params:
+            problems.append(f"missing tensor {name!r}")
+        elif tuple(params[name].shape) != tuple(shape):
+            problems.append(f"{name}: shape {list(params[name].shape)}, the spec says {list(shape)}")
+        elif params[name].dtype.name != dtype:
+            problems.append(f"{name}: dtype {params[name].dtype.name}, the spec says {dtype}")
+    problems += [f"unexpected tensor {name!r}" for name in params if name not in expected]
+    return problems

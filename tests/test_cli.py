@@ -1,0 +1,187 @@
+"""End-to-end through subprocesses: the installed ``netspec`` console script."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+BAD = sorted((ROOT / "tests" / "bad").glob("*.yaml"))
+DEMO = ROOT / "specs" / "glorot-demo-4-5-3.yaml"
+
+
+def netspec(*args, cwd=None, timeout=120):
+    exe = shutil.which("netspec", path=os.path.dirname(sys.executable)) or shutil.which("netspec")
+    cmd = [exe, *map(str, args)] if exe else [sys.executable, "-m", "netspec.cli", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def test_eval_prints_seed_001_demo_output():
+    r = netspec("eval", DEMO, "--input", "1,2,3,4")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[0.0468 0.5265 0.4267]"
+
+
+def test_build_writes_default_npz_in_cwd_and_says_so(tmp_path):
+    r = netspec("build", DEMO, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "glorot-demo-4-5-3.npz"
+    assert out.exists()
+    assert "wrote glorot-demo-4-5-3.npz" in r.stdout and "default" in r.stdout
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert f"sha256 {digest}" in r.stdout
+    for needle in ("dense_1 (dense)", "(None, 5)", "25", "glorot_uniform U(±0.8165)", "tanh", "Total params: 43"):
+        assert needle in r.stdout
+    with np.load(out) as w:
+        assert sorted(w.files) == ["dense_1.bias", "dense_1.weights", "dense_2.bias", "dense_2.weights"]
+        assert w["dense_1.weights"].shape == (4, 5) and w["dense_1.weights"].dtype == np.float32
+
+
+def test_same_spec_and_seed_give_the_same_bytes(tmp_path):
+    spec = ROOT / "specs" / "cifar-cnn.yaml"
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert netspec("build", spec, "-o", a).returncode == 0
+    assert netspec("build", spec, "-o", b, "--threads", "1").returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+    c = tmp_path / "c.npz"
+    assert netspec("build", spec, "-o", c, "--seed", "43").returncode == 0
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_safetensors_output_loads_with_the_safetensors_library(tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    out = tmp_path / "w.safetensors"
+    r = netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "-o", out)
+    assert r.returncode == 0, r.stderr
+    tensors = safetensors_numpy.load_file(str(out))
+    assert tensors["conv2d_1.weights"].shape == (3, 3, 3, 32)
+    npz = tmp_path / "w.npz"
+    netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "-o", npz)
+    with np.load(npz) as w:
+        for name in w.files:
+            assert np.array_equal(w[name], tensors[name])
+
+
+def test_eval_with_weights_file_matches_in_memory(tmp_path):
+    out = tmp_path / "w.safetensors"
+    assert netspec("build", DEMO, "-o", out).returncode == 0
+    r = netspec("eval", DEMO, "--input", "1,2,3,4", "--weights", out, "--json")
+    assert r.returncode == 0, r.stderr
+    assert np.allclose(json.loads(r.stdout)["output"], [0.0468, 0.5265, 0.4267], atol=1e-4)
+
+
+def test_eval_batch_from_npy(tmp_path):
+    x = np.array([[1, 2, 3, 4], [0, 0, 0, 0]], dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = netspec("eval", DEMO, "--input", tmp_path / "x.npy", "--json")
+    assert r.returncode == 0, r.stderr
+    y = np.array(json.loads(r.stdout)["output"])
+    assert y.shape == (2, 3) and np.allclose(y.sum(axis=1), 1)
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    r = netspec("build", DEMO, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0 and "dry run" in r.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_json_summary(tmp_path):
+    r = netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "--json", "-o", tmp_path / "w.npz")
+    report = json.loads(r.stdout)
+    assert report["total_params"] == 422_218
+    assert report["layers"][4]["parameters"]["weights"]["config"]["name"] == "he_normal"
+    assert len(report["sha256"]) == 64
+
+
+def test_max_params_is_enforced_before_allocation(tmp_path):
+    r = netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "--max-params", "1000", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "over the limit of 1,000" in r.stderr and "cifar-cnn.yaml:" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "sub"
+    target.mkdir()
+    (target / "w.npz").mkdir()  # a folder where the file should go: the rename fails
+    r = netspec("build", DEMO, "-o", target / "w.npz")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert [p.name for p in target.iterdir()] == ["w.npz"]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_example_specs_validate_and_build(spec, tmp_path):
+    r = netspec("build", spec, "-o", tmp_path / "w.npz", "--max-params", "50000000")
+    assert r.returncode == 0, r.stderr
+
+
+def test_validate_many_files_reports_each():
+    r = netspec("validate", *SPECS, BAD[0])
+    assert r.returncode == 1
+    assert f"{len(SPECS)} valid, 1 invalid" in r.stdout
+
+
+@pytest.mark.parametrize("bad", BAD, ids=lambda p: p.name)
+def test_bad_inputs_fail_cleanly_fast_and_located(bad):
+    start = time.monotonic()
+    r = netspec("build", bad, "--dry-run")
+    elapsed = time.monotonic() - start
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(f"{bad}:") and ": error: " in first, first
+    line, col = first[len(str(bad)) + 1 :].split(":")[:2]
+    assert int(line) >= 1 and int(col) >= 1
+    assert elapsed < 5.0  # generous wall-clock bound for a loaded CI machine; the work itself is milliseconds
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        ("typo-key.yaml", "did you mean 'units'"),
+        ("typo-type.yaml", "did you mean 'dense'"),
+        ("typo-initializer.yaml", "did you mean 'glorot_uniform'"),
+        ("typo-activation.yaml", "did you mean 'relu'"),
+        ("duplicate-key.yaml", "duplicate key 'units'"),
+        ("alias-bomb.yaml", "alias expansion"),
+        ("python-tag.yaml", "is not allowed"),
+        ("wrong-version.yaml", "unsupported spec version 2"),
+        ("negative-std.yaml", "std must be > 0, got -1.0 (at layers[0].weights)"),
+    ],
+)
+def test_bad_input_messages(bad, needle):
+    r = netspec("validate", ROOT / "tests" / "bad" / bad)
+    assert needle in r.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert netspec("build").returncode == 2
+    assert netspec("build", tmp_path / "missing.yaml").returncode == 2
+    r = netspec("build", DEMO, "-o", tmp_path / "w.txt")
+    assert r.returncode == 2 and "use .npz or .safetensors" in r.stderr
+    r = netspec("build", DEMO, "--threads", "0")
+    assert r.returncode == 2 and "must be >= 1" in r.stderr
+    r = netspec("eval", DEMO, "--input", "1,2,3")
+    assert r.returncode == 2 and "takes [4]" in r.stderr
+    assert netspec("frobnicate").returncode == 2
+
+
+def test_help_and_version():
+    for cmd in ([], ["build"], ["validate"], ["schema"], ["eval"], ["verify"]):
+        r = netspec(*cmd, "--help")
+        assert r.returncode == 0 and "usage: netspec" in r.stdout
+    assert netspec("--version").stdout.startswith("netspec ")
+
+
+def test_schema_command_prints_the_published_schema():
+    r = netspec("schema")
+    assert r.returncode == 0
+    assert json.loads(r.stdout) == json.loads((ROOT / "schemas" / "netspec-v1.schema.json").read_text())
