@@ -185,3 +185,47 @@ def check_initializer(init: Initializer, max_examples: int = 25, max_fan: int = 
             raise NotFollowing("the same seed gave different bytes")
 
     battery()
+
+
+def _dense_layer(activations: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"type": st.just("dense"), "units": st.integers(1, 64)},
+        optional={
+            "activation": st.sampled_from(activations),
+            "weights": st.one_of(st.just("auto"), initializer_configs()),
+            "bias": st.sampled_from(["zeros", "ones", {"name": "constant", "value": 0.1}]),
+            "use_bias": st.booleans(),
+        },
+    )
+
+
+def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
+    """Whole valid spec documents (dense stacks over a vector, or conv stacks over an image)."""
+    from netspec.activations import ACTIVATIONS
+
+    acts = sorted(ACTIVATIONS.names())
+    mlp = st.fixed_dictionaries(
+        {
+            "netspec": st.just(1),
+            "input": st.lists(st.integers(1, 32), min_size=1, max_size=1),
+            "layers": st.lists(_dense_layer(acts), min_size=1, max_size=max_layers),
+        },
+        optional={"seed": st.integers(0, 2**63 - 1), "rng": st.sampled_from(["block", "legacy"]),
+                  "dtype": st.sampled_from(["float32", "float64"]), "name": st.just("generated")},  # fmt: skip
+    )
+    conv_layer = st.fixed_dictionaries(
+        {"type": st.just("conv2d"), "filters": st.integers(1, 8), "kernel": st.integers(1, 3)},
+        optional={"stride": st.integers(1, 2), "padding": st.just("same"), "activation": st.sampled_from(acts),
+                  "weights": st.one_of(st.just("auto"), initializer_configs())},  # fmt: skip
+    )
+    cnn = st.fixed_dictionaries(
+        {
+            "netspec": st.just(1),
+            "input": st.tuples(st.integers(4, 12), st.integers(4, 12), st.integers(1, 3)).map(list),
+            "layers": st.lists(conv_layer, min_size=1, max_size=3).map(
+                lambda ls: [*ls, {"type": "flatten"}, {"type": "dense", "units": 3}]
+            ),
+        },
+        optional={"seed": st.integers(0, 1000)},
+    )
+    return st.one_of(mlp, cnn)
