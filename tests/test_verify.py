@@ -95,7 +95,7 @@ def test_catches_a_perturbed_orthogonal_matrix():
 def test_catches_weights_of_another_seed_exactly():
     net, _ = build(seed=0)
     _, other = build(seed=1)
-    report, v = verdicts(net, other, reproduce=True)
+    report, _v = verdicts(net, other, reproduce=True)
     assert not report.passed
     assert all(t.reproduces is False for t in report.tensors if t.name.endswith("weights"))
 

@@ -34,7 +34,8 @@ class Registry(Generic[T]):
         """Register ``cls`` under ``cls.name`` and ``cls.aliases`` (a decorator)."""
         name = cls.name  # type: ignore[attr-defined]
         for key in (name, *cls.aliases):  # type: ignore[attr-defined]
-            if key in self._aliases and self._aliases[key] != name:
+            owner = self._classes.get(self._aliases.get(key, ""))
+            if owner is not None and owner is not cls:
                 raise InitializerError(f"{self.kind} name {key!r} is already registered")
             self._aliases[key] = name
         self._classes[name] = cls

@@ -42,12 +42,15 @@ def validate(doc: Document) -> list[Diagnostic]:
 
 def _what(path: Path, schema_path: list[Any]) -> str:
     """What kind of value sits at ``path`` (for messages)."""
-    sp = [str(p) for p in schema_path]
-    if "activation" in sp or (path and path[-1] == "activation"):
+    tail = [p for p in path if isinstance(p, str)][-2:]
+    if tail and tail[-1] == "name" and len(tail) == 2:
+        tail = tail[:1]
+    last = tail[-1] if tail else ""
+    if last == "activation":
         return "activation"
-    if "initializer" in sp or (path and path[-1] in ("weights", "bias")):
+    if last in ("weights", "bias"):
         return "initializer"
-    if path and path[-1] == "type":
+    if last == "type":
         return "layer type"
     return "value"
 

@@ -135,7 +135,7 @@ def verify_network(net: Network, params: dict[str, np.ndarray], alpha: float = 1
     z_crit = NormalDist().inv_cdf(1 - a / 2)
     expected = net.initialize() if reproduce else {}
     tensors = []
-    for name, p in specs:
+    for name, _p in specs:
         dist = declared[name]
         values = np.asarray(params[name])
         rep = TensorReport(name, int(values.size), dist.describe(), dist.family)

@@ -1,0 +1,90 @@
+"""Custom initializers and activations registered from trusted Python code."""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import netspec
+from netspec.activations import Activation
+from netspec.distributions import Normal
+from netspec.errors import InitializerError, SpecError
+from netspec.initializers import INITIALIZERS, Initializer
+from netspec.plugins import register_activation, register_initializer
+from netspec.schema import build_schema
+from netspec.testing import check_initializer
+
+
+@register_initializer
+@dataclass(frozen=True)
+class ScaledFanIn(Initializer):
+    """w ~ N(0, sqrt(k / fan_in)) (a custom initializer registered from test code)."""
+
+    k: float = 1.5
+    name = "test_scaled_fan_in"
+
+    def distribution(self, shape, fans):
+        return Normal(0.0, math.sqrt(self.k / fans.fan_in))
+
+
+@register_activation
+@dataclass(frozen=True)
+class Cube(Activation):
+    """f(x) = x^3."""
+
+    name = "test_cube"
+
+    def __call__(self, x):
+        return x**3
+
+
+SPEC = """netspec: 1
+input: [16]
+layers:
+  - {type: dense, units: 4, weights: {name: test_scaled_fan_in, k: 2.0}, activation: test_cube}
+"""
+
+
+def test_registered_names_validate_build_and_run():
+    net = netspec.loads(SPEC, "custom.yaml")
+    params = net.initialize()
+    x = np.ones((1, 16), np.float32)
+    assert np.allclose(net.forward(x, params), (x @ params["dense_1.weights"]) ** 3)
+
+
+def test_registered_names_appear_in_the_schema():
+    defs = build_schema()["$defs"]
+    assert "test_scaled_fan_in" in defs["initializer"]["then"]["enum"]
+    assert "test_cube" in defs["activation"]["then"]["enum"]
+    assert "k" in json.dumps(defs["initializer"]["else"]["allOf"][-1])
+
+
+def test_registered_parameters_are_checked():
+    with pytest.raises(SpecError, match="unknown key 'kk'"):
+        netspec.loads(SPEC.replace("k: 2.0", "kk: 2.0"), "custom.yaml")
+
+
+def test_custom_initializer_passes_the_property_battery():
+    check_initializer(ScaledFanIn(2.0), max_examples=5)
+
+
+def test_specs_cannot_import_code():
+    with pytest.raises(SpecError, match=r"unknown initializer 'os\.system'"):
+        netspec.loads(SPEC.replace("test_scaled_fan_in", "os.system"), "evil.yaml")
+
+
+def test_registration_refuses_non_initializers_and_clashes():
+    with pytest.raises(InitializerError):
+        register_initializer(int)
+
+    @dataclass(frozen=True)
+    class Clash(Initializer):
+        """w = clash."""
+
+        name = "glorot_uniform"
+
+    with pytest.raises(InitializerError, match="already registered"):
+        register_initializer(Clash)
+    assert INITIALIZERS["glorot_uniform"].__name__ == "GlorotUniform"

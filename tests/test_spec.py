@@ -1,0 +1,187 @@
+"""Spec loading, schema and compilation (library level; the CLI is in test_cli.py)."""
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import netspec
+from netspec.activations import ACTIVATIONS
+from netspec.errors import SpecError
+from netspec.initializers import INITIALIZERS
+from netspec.layers import LAYER_TYPES
+from netspec.loader import load_text
+from netspec.schema import build_schema
+from netspec.testing import specs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_schema_is_the_generated_one():
+    # a fresh interpreter: other tests register custom names in this one
+    code = "import sys; from netspec.schema import schema_json; sys.stdout.write(schema_json())"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert (ROOT / "schemas" / "netspec-v1.schema.json").read_text() == fresh
+
+
+def test_schema_names_and_registries_agree():
+    schema = build_schema()
+    defs = schema["$defs"]
+    assert set(defs["layer"]["properties"]["type"]["enum"]) == set(LAYER_TYPES)
+    assert set(defs["initializer"]["then"]["enum"]) == set(INITIALIZERS.names()) | {"auto"}
+    assert set(defs["activation"]["then"]["enum"]) == set(ACTIVATIONS.names())
+    for name in INITIALIZERS:
+        branch = next(b for b in defs["initializer"]["else"]["allOf"] if name in b["if"]["properties"]["name"]["enum"])
+        params = set(branch["then"]["properties"]) - {"name"}
+        assert params == set(INITIALIZERS[name].parameters())
+
+
+def test_every_schema_property_has_a_description():
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, sub in node.get("properties", {}).items():
+                assert "description" in sub, f"{path}.{key}"
+            for key, sub in node.items():
+                if key != "if":  # branch selectors, not properties an editor shows
+                    walk(sub, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, sub in enumerate(node):
+                walk(sub, f"{path}[{i}]")
+
+    walk(build_schema(), "$")
+
+
+def test_strict_objects_everywhere():
+    defs = build_schema()["$defs"]
+    assert build_schema()["additionalProperties"] is False
+    for t in LAYER_TYPES:
+        assert defs[f"layer.{t}"]["additionalProperties"] is False
+
+
+def test_yaml_1_1_quirks_are_read_as_yaml_1_2_core():
+    data = load_text("a: 1e-3\nb: no\nc: 2001-12-14\nd: 0o17\ne: ~\n").data
+    assert data == {"a": 0.001, "b": "no", "c": "2001-12-14", "d": 15, "e": None}
+
+
+def test_anchors_and_merge_keys_are_expanded():
+    text = """
+netspec: 1
+input: [8]
+defaults: {bias: zeros}
+layers:
+  - &block {type: dense, units: 8, activation: relu, weights: he_normal}
+  - *block
+  - {<<: *block, units: 2, activation: softmax}
+"""
+    net = netspec.loads(text, "anchors.yaml")
+    assert [cl.name for cl in net.layers] == ["dense_1", "dense_2", "dense_3"]
+    assert net.layers[2].output_shape == (2,)
+
+
+def test_repeat_blocks_name_their_layers():
+    text = """
+netspec: 1
+input: [4]
+layers:
+  - repeat: 2
+    layers:
+      - {type: dense, units: 4, name: block}
+      - {type: dense, units: 4}
+  - {type: dense, units: 1}
+"""
+    net = netspec.loads(text, "r.yaml")
+    assert [cl.name for cl in net.layers] == ["block_1", "dense_2", "block_2", "dense_4", "dense_5"]
+
+
+def test_renaming_or_adding_a_layer_leaves_other_weights_unchanged():
+    head = "netspec: 1\ninput: [6]\nlayers:\n  - {type: dense, units: 5, name: a}\n"
+    before = netspec.loads(head + "  - {type: dense, units: 3, name: b}\n").initialize()
+    after = netspec.loads(
+        head + "  - {type: dense, units: 7, name: new}\n  - {type: dense, units: 3, name: b2}\n"
+    ).initialize()
+    assert np.array_equal(before["a.weights"], after["a.weights"])  # untouched layer: same bytes
+    assert not np.array_equal(before["b.weights"][:5, :3], after["b2.weights"][:5, :3])  # renamed: new stream
+
+
+def test_all_errors_are_reported_at_once_sorted():
+    text = (
+        "netspec: 1\ninput: [4]\nlayers:\n"
+        "  - {type: dense, units: 0}\n  - {type: dnese, units: 3}\n  - {type: dense, unit: 3}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        netspec.loads(text, "m.yaml")
+    lines = [d.line for d in info.value.diagnostics]
+    assert lines == sorted(lines) and {4, 5, 6} <= set(lines)
+
+
+def test_forward_matches_hand_written_numpy():
+    net = netspec.load(str(ROOT / "specs" / "glorot-demo-4-5-3.yaml"))
+    p = net.initialize()
+    x = np.array([[1, 2, 3, 4]], np.float32)
+    h = np.tanh(x @ p["dense_1.weights"] + p["dense_1.bias"])
+    o = h @ p["dense_2.weights"] + p["dense_2.bias"]
+    e = np.exp(o - o.max())
+    assert np.allclose(net.forward(x, p), e / e.sum(), atol=1e-6)
+
+
+def test_conv_forward_matches_a_direct_loop():
+    text = "netspec: 1\ninput: [6, 5, 2]\nlayers:\n  - {type: conv2d, filters: 3, kernel: [3, 2], stride: [2, 1]}\n"
+    net = netspec.loads(text)
+    p = net.initialize()
+    x = np.random.default_rng(0).normal(size=(2, 6, 5, 2)).astype(np.float32)
+    w, b = p["conv2d_1.weights"], p["conv2d_1.bias"]
+    y = net.forward(x, p)
+    assert y.shape == (2, 2, 4, 3)
+    for i in range(2):
+        for j in range(4):
+            patch = x[:, 2 * i : 2 * i + 3, j : j + 2, :]
+            assert np.allclose(y[:, i, j], np.einsum("bhwc,hwcf->bf", patch, w) + b, atol=1e-5)
+
+
+@settings(max_examples=30)
+@given(specs())
+def test_generated_valid_specs_compile_and_build(spec):
+    net = netspec.loads(yaml.safe_dump(spec), "generated.yaml")
+    params = net.initialize(threads=1)
+    assert sum(v.size for v in params.values()) == net.num_params
+    assert all(v.dtype == np.dtype(spec.get("dtype", "float32")) for v in params.values())
+
+
+def _mutate(spec, rnd):
+    spec = json.loads(json.dumps(spec))
+    layer = rnd.choice(spec["layers"])
+    choice = rnd.randrange(6)
+    if choice == 0:
+        layer["units" if "units" in layer else "filters"] = rnd.choice([-1, 0, "ten", 2.5, None, [1]])
+    elif choice == 1:
+        key = rnd.choice(sorted(layer))
+        layer[key + "x"] = layer.pop(key)
+    elif choice == 2:
+        layer["type"] = layer["type"][:-1]
+    elif choice == 3:
+        layer["weights"] = rnd.choice(
+            [{"name": "normal", "std": -1}, "nope", {"name": "uniform", "low": 2, "high": 1}, 5]
+        )
+    elif choice == 4:
+        spec["input"] = rnd.choice([[], [0], "x", [1, 2, 3, 4, 5]])
+    else:
+        spec[rnd.choice(["netspec", "seed", "rng"])] = rnd.choice([2, -5, "fast", None])
+    return spec
+
+
+@settings(max_examples=60)
+@given(specs(), st.integers(0, 2**32))
+def test_mutated_specs_give_located_errors_never_exceptions(spec, seed):
+    text = yaml.safe_dump(_mutate(spec, random.Random(seed)))
+    try:
+        netspec.loads(text, "mutated.yaml")
+    except SpecError as exc:
+        assert exc.diagnostics and all(d.line >= 1 and d.column >= 1 for d in exc.diagnostics)
+        assert str(exc).startswith("mutated.yaml:")
