@@ -56,6 +56,16 @@ def test_same_spec_and_seed_give_the_same_bytes(tmp_path):
     assert a.read_bytes() != c.read_bytes()
 
 
+def test_sha256_does_not_depend_on_thread_count(tmp_path):
+    spec = ROOT / "specs" / "cifar-cnn.yaml"  # dense_5 has 401,408 weights: two blocks
+    digests = set()
+    for threads in (1, 2, 8):
+        r = netspec("build", spec, "-o", tmp_path / f"t{threads}.npz", "--threads", threads, "--json")
+        assert r.returncode == 0, r.stderr
+        digests.add(json.loads(r.stdout)["sha256"])
+    assert len(digests) == 1
+
+
 def test_safetensors_output_loads_with_the_safetensors_library(tmp_path):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     out = tmp_path / "w.safetensors"

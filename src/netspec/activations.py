@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.errors import InitializerError
 from netspec.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ACTIVATIONS: Registry[type[Activation]] = Registry("activation")
 
@@ -113,6 +114,8 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -125,6 +128,8 @@ class Tanh(Activation):
     name = "tanh"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.tanh(x)
 
 
@@ -137,6 +142,8 @@ class Relu(Activation):
     recommended = "he_normal"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.maximum(x, 0)
 
 
@@ -153,6 +160,8 @@ class LeakyRelu(Activation):
         _finite("alpha", self.alpha)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.where(x >= 0, x, x * x.dtype.type(self.alpha))
 
     def gain(self) -> float:
@@ -172,6 +181,8 @@ class Elu(Activation):
         _finite("alpha", self.alpha)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.where(x > 0, x, x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0)))
 
 
@@ -188,12 +199,11 @@ class Selu(Activation):
     recommended = "lecun_normal"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         t = x.dtype.type
         neg = t(SELU_ALPHA) * np.expm1(np.minimum(x, 0))
         return t(SELU_SCALE) * np.where(x > 0, x, neg)
-
-
-_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 @ACTIVATIONS.register
@@ -214,10 +224,13 @@ class Gelu(Activation):
             raise InitializerError(f"gelu approximate must be 'none' or 'tanh', got {self.approximate!r}")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         if self.approximate == "tanh":
             inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
             return (0.5 * x * (1.0 + np.tanh(inner))).astype(x.dtype)
-        return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+        return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(x.dtype)
 
 
 @ACTIVATIONS.register
@@ -242,6 +255,8 @@ class Softplus(Activation):
     recommended = "he_normal"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
@@ -253,6 +268,8 @@ class Softsign(Activation):
     name = "softsign"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return x / (1 + np.abs(x))
 
 
@@ -264,6 +281,8 @@ class Softmax(Activation):
     name = "softmax"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         e = np.exp(x - np.max(x, axis=-1, keepdims=True))
         return e / np.sum(e, axis=-1, keepdims=True)
 
@@ -279,6 +298,8 @@ class LogSoftmax(Activation):
     name = "log_softmax"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         shifted = x - np.max(x, axis=-1, keepdims=True)
         return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from netspec.errors import InitializerError
+
 SQRT2 = math.sqrt(2.0)
+
+MIN_ACCEPTANCE = 0.01
+"""Truncation intervals whose rejection sampler accepts less than this are refused."""
 
 
 def std_normal_pdf(x: float) -> float:
@@ -249,3 +254,27 @@ def central_moment4(dist: Distribution) -> float:
         central = m[4] - 4 * mu * m[3] + 6 * mu**2 * m[2] - 3 * mu**4
         return central * dist.scale**4
     return 0.0
+
+
+def truncation_acceptance(a: float, b: float) -> tuple[str, float]:
+    """The proposal used for [a, b] and its acceptance probability."""
+    mass = truncated_moments(a, b)[0]
+    if mass >= 0.25:
+        return "normal", mass
+    peak = std_normal_pdf(min(max(0.0, a), b))
+    uniform_rate = mass / ((b - a) * peak) if math.isfinite(b - a) else 0.0
+    if uniform_rate >= mass:
+        return "uniform", uniform_rate
+    return "normal", mass
+
+
+def check_truncation(a: float, b: float) -> None:
+    """Refuse intervals the samplers cannot serve in bounded time."""
+    if not (a < b):
+        raise InitializerError(f"truncation bounds need a < b, got a={a!r}, b={b!r}")
+    _, rate = truncation_acceptance(a, b)
+    if rate < MIN_ACCEPTANCE:
+        raise InitializerError(
+            f"truncation interval [{a:g}, {b:g}] (std units) holds too little probability "
+            f"(acceptance {rate:.2g} < {MIN_ACCEPTANCE}); move it closer to the mean"
+        )

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.activations import GAIN_NAMES, calculate_gain
 from netspec.distributions import (
@@ -40,12 +38,17 @@ from netspec.distributions import (
     Structured,
     TruncatedNormal,
     Uniform,
+    check_truncation,
     truncated_moments,
 )
 from netspec.errors import InitializerError
 from netspec.fans import MODES, Fans, compute_fans
 from netspec.registry import Registry
-from netspec.streams import Stream, check_dtype, check_truncation
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.streams import Stream
 
 INITIALIZERS: Registry[type[Initializer]] = Registry("initializer")
 
@@ -73,6 +76,10 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
 
 def sample(dist: Distribution, shape: tuple[int, ...], stream: Stream, dtype: np.dtype) -> np.ndarray:
     """Draw an array of ``shape`` that follows a declared distribution."""
+    import numpy as np
+
+    from netspec.streams import check_dtype
+
     if isinstance(dist, Constant):
         return np.full(shape, dist.value, dtype=check_dtype(dtype))
     if isinstance(dist, Uniform):
@@ -105,7 +112,7 @@ class Initializer:
         self,
         shape: tuple[int, ...],
         stream: Stream,
-        dtype: Any = np.float32,
+        dtype: Any = "float32",
         fans: Fans | None = None,
     ) -> np.ndarray:
         shape = tuple(shape)
@@ -564,7 +571,11 @@ class Orthogonal(Initializer):
         rows, cols = self.matrix_shape(shape)
         return Structured("orthogonal", float(self.gain), self.gain**2 / max(rows, cols))
 
-    def __call__(self, shape, stream, dtype=np.float32, fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from netspec.streams import check_dtype
+
         shape = tuple(shape)
         rows, cols = self.matrix_shape(shape)
         dt = check_dtype(dtype)
@@ -594,7 +605,11 @@ class Identity(Initializer):
             raise InitializerError(f"identity needs a 2-D tensor, got shape {shape}")
         return Structured("identity", float(self.gain))
 
-    def __call__(self, shape, stream, dtype=np.float32, fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from netspec.streams import check_dtype
+
         shape = tuple(shape)
         self.declared(shape, fans)
         return np.eye(shape[0], shape[1], dtype=check_dtype(dtype)) * check_dtype(dtype).type(self.gain)
@@ -621,7 +636,11 @@ class Dirac(Initializer):
             raise InitializerError(f"dirac needs a conv kernel (*kernel, in, out), got shape {shape}")
         return Structured("dirac", float(self.gain))
 
-    def __call__(self, shape, stream, dtype=np.float32, fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from netspec.streams import check_dtype
+
         shape = tuple(shape)
         self.declared(shape, fans)
         out = np.zeros(shape, dtype=check_dtype(dtype))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.activations import Activation, get_activation
 from netspec.fans import Fans, compute_fans
 from netspec.initializers import Initializer, get_initializer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Shape = tuple[int, ...]
 
@@ -147,6 +148,8 @@ def _window_output(size: int, window: int, stride: int, padding: str, what: str)
 
 
 def _pad_same(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...], value: float) -> np.ndarray:
+    import numpy as np
+
     pads = [(0, 0)]
     for size, k, s in zip(x.shape[1:-1], window, stride, strict=True):
         out = -(-size // s)
@@ -158,6 +161,8 @@ def _pad_same(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...], v
 
 def _windows(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...]) -> np.ndarray:
     """(batch, *out, channels, *window) strided view."""
+    import numpy as np
+
     axes = tuple(range(1, 1 + len(window)))
     view = np.lib.stride_tricks.sliding_window_view(x, window, axis=axes)
     return view[(slice(None), *(slice(None, None, s) for s in stride))]
@@ -197,6 +202,8 @@ class Conv(WeightedLayer):
         return (*spatial, self.options["filters"])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
         kernel, stride, padding = self.geometry()
         if padding == "same":
             x = _pad_same(x, kernel, stride, 0.0)
@@ -248,6 +255,8 @@ class Pool(Layer):
         return (*spatial, shape[-1])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
         pool, stride, padding = self.geometry()
         if padding == "same":
             x = _pad_same(x, pool, stride, -np.inf if self.reduce == "max" else np.nan)
@@ -315,6 +324,8 @@ class BatchNorm(Norm):
         ]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
         scale = params["gamma"] / np.sqrt(params["moving_variance"] + x.dtype.type(self.epsilon))
         return (x - params["moving_mean"]) * scale + params["beta"]
 
@@ -324,6 +335,8 @@ class LayerNorm(Norm):
     description = "Layer normalization over the last axis with gamma and beta."
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
         mean = x.mean(axis=-1, keepdims=True)
         var = x.var(axis=-1, keepdims=True)
         return (x - mean) / np.sqrt(var + x.dtype.type(self.epsilon)) * params["gamma"] + params["beta"]
@@ -353,6 +366,8 @@ class Embedding(Layer):
         return [ParamSpec("weights", table, self.weights_init, compute_fans(table))]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
         ids = np.asarray(x)
         if not np.all(np.equal(np.mod(ids, 1), 0)) or ids.min() < 0 or ids.max() >= self.options["vocab"]:
             raise ShapeError(f"{self.name}: token ids must be integers in [0, {self.options['vocab']})")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from netspec.layers import Layer, ParamSpec, Shape
-from netspec.streams import BlockStream, LegacyStream, Stream
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from netspec.streams import Stream
 
 
 @dataclass
@@ -61,7 +64,8 @@ class Network:
 
     @property
     def nbytes(self) -> int:
-        return self.num_params * np.dtype(self.dtype).itemsize
+
+        return self.num_params * {"float32": 4, "float64": 8}[self.dtype]
 
     @property
     def output_shape(self) -> Shape:
@@ -74,6 +78,8 @@ class Network:
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
         """Every parameter, drawn from its stream (see :mod:`netspec.streams`)."""
+        from netspec.streams import BlockStream, LegacyStream
+
         seed = self.seed if seed is None else seed
         out: dict[str, np.ndarray] = {}
         with _pool(threads if self.rng == "block" else 1) as pool:
@@ -87,6 +93,8 @@ class Network:
 
     def forward(self, x: Any, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Evaluation-mode forward pass of a batch ``(batch, *input_shape)`` (or one sample)."""
+        import numpy as np
+
         params = self.initialize() if params is None else params
         x = np.asarray(x, dtype=np.dtype(self.dtype))
         single = x.shape == tuple(self.input_shape)
@@ -102,6 +110,8 @@ class Network:
 
 @contextmanager
 def _pool(threads: int | None) -> Iterator[ThreadPoolExecutor | None]:
+    from concurrent.futures import ThreadPoolExecutor
+
     n = default_threads() if threads is None else max(1, int(threads))
     if n == 1:
         yield None

@@ -8,7 +8,9 @@ Two modes.
     tensor unchanged. The flattened tensor (C order) is cut into blocks of
     :data:`BLOCK` elements; block ``i`` is filled from
     ``PCG64(SeedSequence(key, spawn_key=(i,)))``. Blocks are independent, so they
-    can be filled on any number of threads with identical bytes.
+    can be filled on any number of threads with identical bytes. Within a
+    block, tiles of :data:`TILE` elements are filled in order from the block's
+    bit generator.
 
     Values are made from the raw 64-bit PCG64 output by netspec's own
     transforms (NumPy's ``Generator`` distributions carry no cross-version
@@ -16,11 +18,12 @@ Two modes.
 
     * uniform: each 32-bit half ``k`` gives ``v = (2*(k >> 8) + 1 - 2^24) / 2^24``,
       an exact float32 in (-1, 1), symmetric; ``x = mid + half_width * v``, then
-      clipped to the float32 bounds so the support holds exactly.
-    * normal: Box-Muller on the two halves ``k1, k2`` of a 64-bit word,
-      ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))``, ``theta = 2 pi k2 / 2^32``; the first
-      half of a block gets ``r cos theta``, the second ``r sin theta``. The
-      largest |z| is about 6.7 (float32) — a 1e-11 tail.
+      clipped to the float32 bounds so the support holds exactly (exact arithmetic
+      only; see :func:`fill_symmetric_unit`).
+    * normal: Box-Muller, ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))``,
+      ``theta = 2 pi k2 / 2^32``; the first half of each tile gets ``r cos theta``,
+      the second ``r sin theta`` (:func:`fill_standard_normal`). The largest |z|
+      is about 6.7 (float32) — a 1e-11 tail.
     * truncated normal in [a, b] (std units): draw, then redraw the rejected
       values in order from the same block stream until none is left (normal
       proposals, or uniform proposals with acceptance phi(x)/max phi when the
@@ -47,14 +50,20 @@ from typing import Protocol
 
 import numpy as np
 
-from netspec.distributions import std_normal_pdf, truncated_moments
+from netspec.distributions import (
+    MIN_ACCEPTANCE,
+    check_truncation,
+    truncated_moments,
+    truncation_acceptance,
+)
 from netspec.errors import InitializerError
 
 BLOCK = 1 << 18
 """Elements per block in ``block`` mode (part of the byte contract)."""
 
-MIN_ACCEPTANCE = 0.01
-"""Truncation intervals whose rejection sampler accepts less than this are refused."""
+TILE = 1 << 17
+"""Elements per tile: a block is filled tile after tile from its one bit generator, so the
+transforms work in cache (part of the byte contract)."""
 
 DTYPES = ("float32", "float64")
 
@@ -102,47 +111,54 @@ def float_bounds(low: float, high: float, dtype: np.dtype) -> tuple[np.floating,
 # ---------------------------------------------------------------- transforms on raw bits
 
 
-def fill_symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray) -> None:
-    """Fill ``out`` with i.i.d. values uniform on a symmetric grid in (-1, 1).
+def fill_symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray, scale: float = 1.0) -> None:
+    """Fill ``out`` with ``scale * v``, v i.i.d. uniform on a symmetric grid in (-1, 1).
 
-    float32: ``(2*(k >> 8) + 1 - 2^24) / 2^24`` for 32-bit ``k``;
-    float64: ``(2*(k >> 11) + 1 - 2^53) / 2^53`` for 64-bit ``k``. Exact.
+    float32: ``v = ((int32(k) >> 7) | 1) / 2^24`` for each 32-bit word ``k`` —
+    an odd integer in (-2^24, 2^24), exact in float32, so ``|scale * v| <= scale``.
+    float64: ``v = ((int64(k) >> 10) | 1) / 2^53`` for each 64-bit word.
     """
     n = out.size
     if out.dtype == np.float32:
-        words = bitgen.random_raw((n + 1) // 2).view(np.uint32)[:n]
-        np.right_shift(words, 8, out=words)
-        np.copyto(out, words, casting="unsafe")
-        step, offset = 2.0**-23, 1.0 - 2.0**-24
+        words = bitgen.random_raw((n + 1) // 2).view(np.int32)[:n]
+        np.right_shift(words, 7, out=words)
+        unit = 2.0**-24
     else:
-        words = bitgen.random_raw(n)
-        np.right_shift(words, 11, out=words)
-        np.copyto(out, words, casting="unsafe")
-        step, offset = 2.0**-52, 1.0 - 2.0**-53
-    out *= out.dtype.type(step)
-    out -= out.dtype.type(offset)
+        words = bitgen.random_raw(n).view(np.int64)
+        np.right_shift(words, 10, out=words)
+        unit = 2.0**-53
+    np.bitwise_or(words, 1, out=words)
+    np.copyto(out, words, casting="unsafe")
+    out *= out.dtype.type(scale * unit)
 
 
-def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray) -> None:
-    """Fill ``out`` with N(0, 1) values by Box-Muller (see the module doc)."""
+def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray, scale: float = 1.0) -> None:
+    """Fill ``out`` with N(0, scale^2) values by Box-Muller (see the module doc).
+
+    With h = ceil(n / 2) words of 64 bits viewed as 2h 32-bit halves ``k``:
+    ``r = scale * sqrt(-2 ln((k[i] + 1/2) / 2^32))``, ``theta = 2 pi k[h + i] / 2^32``;
+    ``out[i] = r cos theta`` and ``out[h + i] = r sin theta``. (float64: 53-bit
+    fractions from h pairs of 64-bit words.)
+    """
     n = out.size
     half = (n + 1) // 2
     dt = out.dtype.type
     if out.dtype == np.float32:
         words = bitgen.random_raw(half).view(np.uint32)
-        k1, k2, unit = words[0::2], words[1::2], 2.0**-32
+        unit = 2.0**-32
     else:
-        raw = bitgen.random_raw(2 * half)
-        k1, k2, unit = raw[0::2] >> np.uint64(11), raw[1::2], 2.0**-53
-        k2 = k2 >> np.uint64(11)
+        words = bitgen.random_raw(2 * half)
+        np.right_shift(words, 11, out=words)
+        unit = 2.0**-53
+    k1, k2 = words[:half], words[half : 2 * half]
     radius = np.empty(half, out.dtype)
-    angle = np.empty(half, out.dtype)
     np.copyto(radius, k1, casting="unsafe")
     radius *= dt(unit)
     radius += dt(unit / 2)
     np.log(radius, out=radius)
-    radius *= dt(-2.0)
+    radius *= dt(-2.0 * scale * scale)
     np.sqrt(radius, out=radius)
+    angle = np.empty(half, out.dtype)
     np.copyto(angle, k2, casting="unsafe")
     angle *= dt(2.0 * math.pi * unit)
     first, second = out[:half], out[half:]
@@ -168,30 +184,6 @@ Proposer = Callable[[np.random.PCG64, np.ndarray], None]
 Acceptor = Callable[[np.random.PCG64, np.ndarray], np.ndarray]
 
 
-def truncation_acceptance(a: float, b: float) -> tuple[str, float]:
-    """The proposal used for [a, b] and its acceptance probability."""
-    mass = truncated_moments(a, b)[0]
-    if mass >= 0.25:
-        return "normal", mass
-    peak = std_normal_pdf(min(max(0.0, a), b))
-    uniform_rate = mass / ((b - a) * peak) if math.isfinite(b - a) else 0.0
-    if uniform_rate >= mass:
-        return "uniform", uniform_rate
-    return "normal", mass
-
-
-def check_truncation(a: float, b: float) -> None:
-    """Refuse intervals the samplers cannot serve in bounded time."""
-    if not (a < b):
-        raise InitializerError(f"truncation bounds need a < b, got a={a!r}, b={b!r}")
-    _, rate = truncation_acceptance(a, b)
-    if rate < MIN_ACCEPTANCE:
-        raise InitializerError(
-            f"truncation interval [{a:g}, {b:g}] (std units) holds too little probability "
-            f"(acceptance {rate:.2g} < {MIN_ACCEPTANCE}); move it closer to the mean"
-        )
-
-
 def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, Acceptor]:
     method, _ = truncation_acceptance(a, b)
     lo, hi = dtype.type(a), dtype.type(b)
@@ -202,16 +194,14 @@ def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, 
     peak = min(max(0.0, a), b)
 
     def propose(bitgen: np.random.PCG64, z: np.ndarray) -> None:
-        fill_symmetric_unit(bitgen, z)
-        z *= half
+        fill_symmetric_unit(bitgen, z, float(half))
         z += mid
         np.clip(z, lo, hi, out=z)
 
     def accept(bitgen: np.random.PCG64, z: np.ndarray) -> np.ndarray:
         u = np.empty(z.size, dtype)
-        fill_symmetric_unit(bitgen, u)
-        u += dtype.type(1)
-        u *= dtype.type(0.5)
+        fill_symmetric_unit(bitgen, u, 0.5)
+        u += dtype.type(0.5)
         ratio = np.exp(dtype.type(0.5) * (dtype.type(peak) ** 2 - z.astype(dtype) ** 2))
         return u < ratio
 
@@ -234,7 +224,9 @@ class BlockStream:
         starts = range(0, flat.size, BLOCK)
 
         def one(start: int) -> None:
-            fill(block_bitgen(self.key, start // BLOCK), flat[start : start + BLOCK])
+            bitgen = block_bitgen(self.key, start // BLOCK)
+            for tile in range(start, min(start + BLOCK, flat.size), TILE):
+                fill(bitgen, flat[tile : min(tile + TILE, start + BLOCK)])
 
         if self.executor is None or len(starts) < 2:
             for start in starts:
@@ -250,8 +242,7 @@ class BlockStream:
         symmetric = mid == 0.0
 
         def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
-            fill_symmetric_unit(bitgen, chunk)
-            chunk *= hi if symmetric else dtype.type(half)
+            fill_symmetric_unit(bitgen, chunk, float(hi) if symmetric else half)
             if not symmetric:
                 chunk += dtype.type(mid)
                 np.clip(chunk, lo, hi, out=chunk)
@@ -264,8 +255,7 @@ class BlockStream:
         out = np.empty(shape, dtype)
 
         def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
-            fill_standard_normal(bitgen, chunk)
-            chunk *= dtype.type(scale)
+            fill_standard_normal(bitgen, chunk, scale)
             if loc:
                 chunk += dtype.type(loc)
 

@@ -19,9 +19,11 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 FORMATS = (".npz", ".safetensors")
 ST_DTYPES = {"float32": "F32", "float64": "F64"}
@@ -64,6 +66,8 @@ def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | No
 
 
 def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
+    import numpy as np
+
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, array in params.items():
             with zf.open(name + ".npy", "w", force_zip64=True) as member:
@@ -71,6 +75,8 @@ def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str,
 
 
 def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
+    import numpy as np
+
     header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
     for name, array in params.items():
@@ -101,11 +107,15 @@ def load(path: str) -> dict[str, np.ndarray]:
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
+    import numpy as np
+
     with np.load(path, allow_pickle=False) as data:
         return {name: data[name] for name in data.files}
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+    import numpy as np
+
     with open(path, "rb") as fh:
         (n,) = struct.unpack("<Q", fh.read(8))
         if n > ST_HEADER_LIMIT:
