@@ -161,7 +161,7 @@ def main() -> None:
               f"netspec threads {default_threads()}; baseline RSS {baseline / 2**20:.0f} MiB")  # fmt: skip
         print()
         print(
-            "| case | params | netspec s | torch s | ratio (torch/netspec) | netspec M/s | peak RSS - baseline / param bytes |"
+            "| case | params | netspec s | torch s | ratio (torch/netspec) | netspec M/s | (RSS - baseline) / bytes |"
         )
         print("|---|---:|---:|---:|---:|---:|---:|")
         for label, text in cases:

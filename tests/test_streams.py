@@ -44,7 +44,7 @@ def test_bytes_do_not_depend_on_thread_count(config, threads):
     shape = (3 * BLOCK + 123,)
     serial = init(shape, BlockStream(7, "big.weights"), fans=None)
     with ThreadPoolExecutor(threads) as pool:
-        parallel = init(shape, BlockStream(7, "big.weights", threads, pool))
+        parallel = init(shape, BlockStream(7, "big.weights", pool))
     assert serial.tobytes() == parallel.tobytes()
 
 

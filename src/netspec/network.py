@@ -85,7 +85,7 @@ class Network:
         with _pool(threads if self.rng == "block" else 1) as pool:
             legacy = LegacyStream(seed) if self.rng == "legacy" else None
             for path, p in self.parameters():
-                stream: Stream = legacy or BlockStream(seed, path, pool._max_workers if pool else 1, pool)
+                stream: Stream = legacy or BlockStream(seed, path, pool)
                 out[path] = p.initializer(p.shape, stream, self.dtype, fans=p.fans)
                 if progress:
                     progress(p.size)

@@ -214,9 +214,8 @@ def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, 
 class BlockStream:
     """The stream of one tensor in ``block`` mode (see the module doc)."""
 
-    def __init__(self, seed: int, path: str, threads: int = 1, executor: ThreadPoolExecutor | None = None):
+    def __init__(self, seed: int, path: str, executor: ThreadPoolExecutor | None = None):
         self.key = tensor_key(seed, path)
-        self.threads = max(1, int(threads))
         self.executor = executor
 
     def _fill_blocks(self, out: np.ndarray, fill: Callable[[np.random.PCG64, np.ndarray], None]) -> None:
