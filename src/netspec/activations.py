@@ -11,11 +11,11 @@ sigmoid and softmax; He for the ReLU family; LeCun for SELU.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.errors import InitializerError
-from netspec.registry import Registry
+from netspec.registry import Configurable, Registry, check_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,13 +55,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 @dataclass(frozen=True)
-class Activation:
+class Activation(Configurable):
     """Base class: an elementwise (or last-axis) function with a config."""
 
-    name: ClassVar[str] = ""
-    aliases: ClassVar[tuple[str, ...]] = ()
     recommended: ClassVar[str] = "glorot_uniform"
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -69,29 +66,6 @@ class Activation:
     def gain(self) -> float:
         """PyTorch's gain for this activation; an error where PyTorch defines none."""
         return calculate_gain(self.name)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Activation:
-        params = {k: v for k, v in config.items() if k != "name"}
-        return cls(**params)
-
-    @classmethod
-    def parameters(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def parameter_defaults(cls) -> dict[str, Any]:
-        return {f.name: f.default for f in fields(cls)}
-
-
-def _finite(name: str, value: float, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InitializerError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise InitializerError(f"{name} must be > 0, got {value!r}")
 
 
 @ACTIVATIONS.register
@@ -157,7 +131,7 @@ class LeakyRelu(Activation):
     recommended = "he_normal"
 
     def __post_init__(self) -> None:
-        _finite("alpha", self.alpha)
+        check_number("alpha", self.alpha)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -178,7 +152,7 @@ class Elu(Activation):
     recommended = "he_normal"
 
     def __post_init__(self) -> None:
-        _finite("alpha", self.alpha)
+        check_number("alpha", self.alpha)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import numpy as np

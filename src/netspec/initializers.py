@@ -27,7 +27,7 @@ Where frameworks disagree, each variant has its own name:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.activations import GAIN_NAMES, calculate_gain
@@ -43,7 +43,7 @@ from netspec.distributions import (
 )
 from netspec.errors import InitializerError
 from netspec.fans import MODES, Fans, compute_fans
-from netspec.registry import Registry
+from netspec.registry import Configurable, Registry, check_choice, check_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,23 +55,6 @@ INITIALIZERS: Registry[type[Initializer]] = Registry("initializer")
 VS_DISTRIBUTIONS = ("uniform", "normal", "truncated_normal")
 VS_TRUNCATION = (-2.0, 2.0)
 """Truncation bounds (std units) of the variance-scaling ``truncated_normal``."""
-
-
-def _number(name: str, value: Any, *, positive: bool = False, non_negative: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InitializerError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise InitializerError(f"{name} must be > 0, got {value!r}")
-    if non_negative and value < 0:
-        raise InitializerError(f"{name} must be >= 0, got {value!r}")
-
-
-def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
-    if value not in options:
-        from netspec.registry import did_you_mean
-
-        hint = did_you_mean(str(value), options)
-        raise InitializerError(f"{name} must be one of {', '.join(options)}, got {value!r}{hint}")
 
 
 def sample(dist: Distribution, shape: tuple[int, ...], stream: Stream, dtype: np.dtype) -> np.ndarray:
@@ -92,13 +75,8 @@ def sample(dist: Distribution, shape: tuple[int, ...], stream: Stream, dtype: np
 
 
 @dataclass(frozen=True)
-class Initializer:
+class Initializer(Configurable):
     """Base class. Subclasses set ``name`` and implement :meth:`distribution`."""
-
-    name: ClassVar[str] = ""
-    aliases: ClassVar[tuple[str, ...]] = ()
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
-    """Allowed values of string parameters (published in the JSON Schema)."""
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         raise NotImplementedError
@@ -117,21 +95,6 @@ class Initializer:
     ) -> np.ndarray:
         shape = tuple(shape)
         return sample(self.declared(shape, fans), shape, stream, dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self)}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Initializer:
-        return cls(**{k: v for k, v in config.items() if k != "name"})
-
-    @classmethod
-    def parameters(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def parameter_defaults(cls) -> dict[str, Any]:
-        return {f.name: f.default for f in fields(cls)}
 
 
 # ------------------------------------------------------------------ constants
@@ -168,7 +131,7 @@ class ConstantInit(Initializer):
     name = "constant"
 
     def __post_init__(self) -> None:
-        _number("value", self.value)
+        check_number("value", self.value)
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         return Constant(float(self.value))
@@ -188,8 +151,8 @@ class RandomUniform(Initializer):
     aliases = ("random_uniform",)
 
     def __post_init__(self) -> None:
-        _number("low", self.low)
-        _number("high", self.high)
+        check_number("low", self.low)
+        check_number("high", self.high)
         if not self.low < self.high:
             raise InitializerError(f"uniform needs low < high, got low={self.low!r}, high={self.high!r}")
 
@@ -208,8 +171,8 @@ class RandomNormal(Initializer):
     aliases = ("random_normal",)
 
     def __post_init__(self) -> None:
-        _number("mean", self.mean)
-        _number("std", self.std, positive=True)
+        check_number("mean", self.mean)
+        check_number("std", self.std, positive=True)
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         return Normal(float(self.mean), float(self.std))
@@ -233,10 +196,10 @@ class TruncatedNormalInit(Initializer):
     name = "truncated_normal"
 
     def __post_init__(self) -> None:
-        _number("mean", self.mean)
-        _number("std", self.std, positive=True)
-        _number("lower", self.lower)
-        _number("upper", self.upper)
+        check_number("mean", self.mean)
+        check_number("std", self.std, positive=True)
+        check_number("lower", self.lower)
+        check_number("upper", self.upper)
         check_truncation(self.lower, self.upper)
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
@@ -261,8 +224,8 @@ class TruncatedNormalAbs(Initializer):
 
     def __post_init__(self) -> None:
         for key in ("mean", "a", "b"):
-            _number(key, getattr(self, key))
-        _number("std", self.std, positive=True)
+            check_number(key, getattr(self, key))
+        check_number("std", self.std, positive=True)
         if not self.a < self.b:
             raise InitializerError(f"truncated_normal_abs needs a < b, got a={self.a!r}, b={self.b!r}")
         check_truncation(*self._std_units())
@@ -301,9 +264,9 @@ class VarianceScaling(Initializer):
     choices = {"mode": MODES, "distribution": VS_DISTRIBUTIONS}
 
     def __post_init__(self) -> None:
-        _number("scale", self.scale, positive=True)
-        _choice("mode", self.mode, MODES)
-        _choice("distribution", self.distribution_name, VS_DISTRIBUTIONS)
+        check_number("scale", self.scale, positive=True)
+        check_choice("mode", self.mode, MODES)
+        check_choice("distribution", self.distribution_name, VS_DISTRIBUTIONS)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "scale": self.scale, "mode": self.mode, "distribution": self.distribution_name}
@@ -365,7 +328,7 @@ class GlorotUniform(Preset):
     aliases = ("xavier_uniform",)
 
     def __post_init__(self) -> None:
-        _number("gain", self.gain, positive=True)
+        check_number("gain", self.gain, positive=True)
 
     def core(self) -> VarianceScaling:
         return VarianceScaling(self.gain**2, "fan_avg", "uniform")
@@ -382,7 +345,7 @@ class GlorotNormal(Preset):
     aliases = ("xavier_normal",)
 
     def __post_init__(self) -> None:
-        _number("gain", self.gain, positive=True)
+        check_number("gain", self.gain, positive=True)
         _normal_kind(self.truncated)
 
     def core(self) -> VarianceScaling:
@@ -475,7 +438,7 @@ class CaffeXavier(Preset):
     choices = {"variance_norm": tuple(CAFFE_NORMS)}
 
     def __post_init__(self) -> None:
-        _choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
+        check_choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
 
     def core(self) -> VarianceScaling:
         return VarianceScaling(1.0, CAFFE_NORMS[self.variance_norm], "uniform")
@@ -491,7 +454,7 @@ class CaffeMsra(Preset):
     choices = {"variance_norm": tuple(CAFFE_NORMS)}
 
     def __post_init__(self) -> None:
-        _choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
+        check_choice("variance_norm", self.variance_norm, tuple(CAFFE_NORMS))
 
     def core(self) -> VarianceScaling:
         return VarianceScaling(2.0, CAFFE_NORMS[self.variance_norm], "normal")
@@ -511,8 +474,8 @@ class TorchKaiming(Preset):
     choices = {"mode": TORCH_MODES, "nonlinearity": GAIN_NAMES}
 
     def __post_init__(self) -> None:
-        _number("a", self.a)
-        _choice("mode", self.mode, TORCH_MODES)
+        check_number("a", self.a)
+        check_choice("mode", self.mode, TORCH_MODES)
         self.gain()
 
     def gain(self) -> float:
@@ -559,7 +522,7 @@ class Orthogonal(Initializer):
     name = "orthogonal"
 
     def __post_init__(self) -> None:
-        _number("gain", self.gain, positive=True)
+        check_number("gain", self.gain, positive=True)
 
     @staticmethod
     def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -598,7 +561,7 @@ class Identity(Initializer):
     aliases = ("eye",)
 
     def __post_init__(self) -> None:
-        _number("gain", self.gain)
+        check_number("gain", self.gain)
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         if len(shape) != 2:
@@ -629,7 +592,7 @@ class Dirac(Initializer):
     aliases = ("delta",)
 
     def __post_init__(self) -> None:
-        _number("gain", self.gain)
+        check_number("gain", self.gain)
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         if len(shape) < 3:

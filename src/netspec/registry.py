@@ -1,15 +1,19 @@
-"""Name -> class registries for initializers and activations.
+"""Configurable named objects (initializers, activations) and their name -> class registries.
 
-A registry maps canonical names and aliases to classes that have a ``name``,
-``aliases``, ``parameters()`` and ``from_config``. Lookups of unknown names
-raise :class:`InitializerError` with a 'did you mean'.
+:class:`Configurable` is the shared base: a frozen dataclass whose fields are
+its parameters, with Keras-style ``get_config`` / ``from_config``. A
+:class:`Registry` maps canonical names and aliases to such classes; lookups
+of unknown names or parameters raise :class:`InitializerError` with a
+'did you mean'.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, Generic, TypeVar
 
 from netspec.errors import InitializerError
 
@@ -20,6 +24,46 @@ def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
     """``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
     match = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def check_number(name: str, value: Any, *, positive: bool = False) -> None:
+    """Raise unless ``value`` is a finite real number (and > 0 when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InitializerError(f"{name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise InitializerError(f"{name} must be > 0, got {value!r}")
+
+
+def check_choice(name: str, value: Any, options: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``options`` (with a 'did you mean')."""
+    if value not in options:
+        hint = did_you_mean(str(value), options)
+        raise InitializerError(f"{name} must be one of {', '.join(options)}, got {value!r}{hint}")
+
+
+@dataclass(frozen=True)
+class Configurable:
+    """Base of initializers and activations: parameters are the dataclass fields."""
+
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Allowed values of string parameters (published in the JSON Schema)."""
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, **asdict(self)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        return cls(**{k: v for k, v in config.items() if k != "name"})
+
+    @classmethod
+    def parameters(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls)}
 
 
 class Registry(Generic[T]):
