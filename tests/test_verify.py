@@ -139,5 +139,5 @@ def test_check_initializer_rejects_a_wrong_custom_initializer():
 
 
 def test_check_initializer_accepts_correct_ones():
-    for config in ["glorot_uniform", {"name": "he_normal", "truncated": True}, "xavier_simple"]:
+    for config in ["glorot_uniform", {"name": "he_normal", "truncated": True}, "xavier_simple", "orthogonal"]:
         check_initializer(netspec.initializers.get_initializer(config), max_examples=5)

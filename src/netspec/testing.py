@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netspec.checks import Z_CRIT, check_values
-from netspec.distributions import Distribution
+from netspec.distributions import Distribution, Structured
 from netspec.fans import Fans
 from netspec.initializers import INITIALIZERS, Initializer
 from netspec.streams import BlockStream
@@ -173,6 +173,9 @@ def check_initializer(init: Initializer, max_examples: int = 25, max_fan: int = 
     )
     @given(fans(max_fan), st.integers(0, 2**32 - 1))
     def battery(f: Fans, seed: int) -> None:
+        if isinstance(init.declared((f.fan_in, f.fan_out)), Structured):
+            structured_checks(init, (min(f.fan_in, 256), min(f.fan_out, 256)), seed)
+            return
         values = sample_values(init, f, SAMPLE, seed)
         dist = init.declared((SAMPLE,), f)
         if dist.is_random:
@@ -185,6 +188,14 @@ def check_initializer(init: Initializer, max_examples: int = 25, max_fan: int = 
             raise NotFollowing("the same seed gave different bytes")
 
     battery()
+
+
+def structured_checks(init: Initializer, shape: tuple[int, int], seed: int) -> None:
+    """Exact checks of a structured initializer on a real shape, plus reproducibility."""
+    values = init(shape, BlockStream(seed, "testing.values"))
+    assert_follows(values, init, shape)
+    if values.tobytes() != init(shape, BlockStream(seed, "testing.values")).tobytes():
+        raise NotFollowing("the same seed gave different bytes")
 
 
 def _dense_layer(activations: list[str]) -> st.SearchStrategy[dict[str, Any]]:
