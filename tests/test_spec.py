@@ -65,6 +65,19 @@ def test_strict_objects_everywhere():
         assert defs[f"layer.{t}"]["additionalProperties"] is False
 
 
+def test_alias_bomb_is_refused_by_counting_not_by_expanding():
+    """Ten levels of nine aliases: 9^10 nodes if expanded; the memoized count stops at 100,000."""
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 11)]
+    with pytest.raises(SpecError, match="expands to more than 100000 nodes"):
+        load_text("\n".join(lines) + "\n", "bomb.yaml")
+
+
+def test_shared_aliases_within_the_budget_load():
+    text = "a: &a [1, 2, 3]\nb: [*a, *a, *a]\n"
+    assert load_text(text).data == {"a": [1, 2, 3], "b": [[1, 2, 3]] * 3}
+
+
 def test_yaml_1_1_quirks_are_read_as_yaml_1_2_core():
     data = load_text("a: 1e-3\nb: no\nc: 2001-12-14\nd: 0o17\ne: ~\n").data
     assert data == {"a": 0.001, "b": "no", "c": "2001-12-14", "d": 15, "e": None}

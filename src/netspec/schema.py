@@ -44,7 +44,8 @@ def _param_schema(cls: Any, param: str, default: Any) -> dict[str, Any]:
 
 def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
     """Schema for a name or a {name, ...params} mapping of one registry."""
-    names = sorted({*registry.names(), *extra_names})
+    names = sorted(registry.names())
+    string_names = sorted({*names, *extra_names})
     branches = []
     for canonical in registry:
         cls = registry[canonical]
@@ -63,7 +64,7 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
     return {
         "description": f"An {kind}: a name, or a mapping with 'name' and its parameters.",
         "if": {"type": "string"},
-        "then": {"enum": names},
+        "then": {"enum": string_names},
         "else": {
             "type": "object",
             "required": ["name"],
