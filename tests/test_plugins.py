@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,3 +91,42 @@ def test_registration_refuses_non_initializers_and_clashes():
     with pytest.raises(InitializerError, match="already registered"):
         register_initializer(Clash)
     assert INITIALIZERS["glorot_uniform"].__name__ == "GlorotUniform"
+
+
+PLUGIN = '''
+import math
+from dataclasses import dataclass
+
+from netspec.distributions import Uniform
+from netspec.initializers import Initializer
+
+
+@dataclass(frozen=True)
+class HalfLecun(Initializer):
+    """w ~ U(±sqrt(1.5 / fan_in))."""
+
+    name = "plugin_half_lecun"
+
+    def distribution(self, shape, fans):
+        limit = math.sqrt(1.5 / fans.fan_in)
+        return Uniform(-limit, limit)
+'''
+
+
+def test_entry_point_plugins_are_loaded_by_the_cli(tmp_path):
+    (tmp_path / "netspec_demo_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "netspec_demo_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: netspec-demo-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[netspec.initializers]\nhalf_lecun = netspec_demo_plugin:HalfLecun\n")
+    spec = tmp_path / "uses-plugin.yaml"
+    spec.write_text("netspec: 1\ninput: [64]\nlayers:\n  - {type: dense, units: 8, weights: plugin_half_lecun}\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "netspec.cli", *args], capture_output=True, text=True, env=env)
+
+    assert "plugin_half_lecun" in cli("schema").stdout
+    r = cli("verify", str(spec))
+    assert r.returncode == 0, r.stderr
+    assert "U(±0.1531)" in r.stdout  # sqrt(1.5 / 64)

@@ -7,12 +7,11 @@ imports anything:
   (a frozen dataclass subclassing :class:`~netspec.initializers.Initializer`
   or :class:`~netspec.activations.Activation`) from your own code;
 * publish it in an installed package under the entry-point groups
-  ``netspec.initializers`` / ``netspec.activations``; the CLI loads them.
+  ``netspec.initializers`` / ``netspec.activations``; they are loaded the
+  first time a name is not found (and by ``netspec schema``).
 """
 
 from __future__ import annotations
-
-from importlib.metadata import entry_points
 
 from netspec.activations import ACTIVATIONS, Activation
 from netspec.errors import InitializerError
@@ -35,15 +34,26 @@ def register_activation(cls: type[Activation]) -> type[Activation]:
     return ACTIVATIONS.register(cls)
 
 
-def load_plugins() -> None:
-    """Register every installed entry point of the two groups (once)."""
+def load_plugins() -> bool:
+    """Register every installed entry point of the two groups, once; True if any was new.
+
+    Called lazily — by ``netspec schema``, and when a spec or a lookup names
+    something the built-in registries do not know — so start-up stays fast.
+    """
     global _loaded
     if _loaded:
-        return
+        return False
     _loaded = True
+    from importlib.metadata import entry_points
+
+    before = len(INITIALIZERS.names()) + len(ACTIVATIONS.names())
     for group, register in (
         ("netspec.initializers", register_initializer),
         ("netspec.activations", register_activation),
     ):
         for ep in entry_points(group=group):
-            register(ep.load())
+            try:
+                register(ep.load())
+            except Exception as exc:  # a broken plugin is reported by name, not as a traceback
+                raise InitializerError(f"plugin {ep.name!r} ({ep.value}) in {group} failed to load: {exc}") from None
+    return len(INITIALIZERS.names()) + len(ACTIVATIONS.names()) > before

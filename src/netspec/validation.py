@@ -32,7 +32,20 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def validate(doc: Document) -> list[Diagnostic]:
-    """Every schema error of ``doc``, located and worded for people."""
+    """Every schema error of ``doc``, located and worded for people.
+
+    If there are errors, installed plugins are loaded (once) and the document
+    is validated again: a name may belong to a plugin.
+    """
+    from netspec.plugins import load_plugins
+
+    diags = _validate(doc)
+    if diags and load_plugins():
+        diags = _validate(doc)
+    return diags
+
+
+def _validate(doc: Document) -> list[Diagnostic]:
     out: dict[tuple[Any, ...], Diagnostic] = {}
     for error in validator().iter_errors(doc.data):
         for d in _translate(error, doc):
