@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dry-run", action="store_true", help="validate and summarize; allocate and write nothing")
     b.add_argument("--max-params", type=_positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
-    b.add_argument("--threads", type=_positive_int, metavar="N", help="initialization threads (default: all cores)")
+    b.add_argument("--threads", type=_int_in(1, 1024, "threads"), metavar="N",
+                   help="initialization threads, 1..1024 (default: all cores)")  # fmt: skip
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 

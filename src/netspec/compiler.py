@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from netspec.errors import Diagnostic, InitializerError, SpecError
-from netspec.layers import LAYER_TYPES, Layer, ShapeError
+from netspec.layers import LAYER_TYPES, ShapeError
 from netspec.loader import Document, Path, format_path, load_file, load_text
 from netspec.network import CompiledLayer, Network
 from netspec.validation import validate
@@ -133,6 +133,3 @@ def _locate_init_error(
     line, col = doc.mark(path)
     return Diagnostic(str(exc), line, col, format_path(path))
 
-
-def layer_types() -> dict[str, type[Layer]]:
-    return dict(LAYER_TYPES)
