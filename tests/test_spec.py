@@ -134,6 +134,13 @@ def test_all_errors_are_reported_at_once_sorted():
     assert lines == sorted(lines) and {4, 5, 6} <= set(lines)
 
 
+def test_summary_lists_layers_shapes_params_and_initializers():
+    text = netspec.load(str(ROOT / "specs" / "cifar-cnn.yaml")).summary()
+    assert "conv2d_2 (conv2d)" in text and "(None, 14, 14, 64)" in text and "18,496" in text
+    assert "variance_scaling U(±0.2085)" in text  # sqrt(6 / (128 + 10))
+    assert "Total params: 422,218" in text
+
+
 def test_forward_matches_hand_written_numpy():
     net = netspec.load(str(ROOT / "specs" / "glorot-demo-4-5-3.yaml"))
     p = net.initialize()

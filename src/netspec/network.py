@@ -91,6 +91,12 @@ class Network:
                     progress(p.size)
         return out
 
+    def summary(self) -> str:
+        """The Keras-style summary table that ``netspec build`` prints."""
+        from netspec.summary import table
+
+        return table(self)
+
     def forward(self, x: Any, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Evaluation-mode forward pass of a batch ``(batch, *input_shape)`` (or one sample)."""
         import numpy as np
