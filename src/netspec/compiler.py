@@ -132,4 +132,3 @@ def _locate_init_error(
             return Diagnostic(str(exc), line, col, format_path(where))
     line, col = doc.mark(path)
     return Diagnostic(str(exc), line, col, format_path(path))
-

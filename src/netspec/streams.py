@@ -50,6 +50,7 @@ from typing import Protocol
 
 import numpy as np
 
+from netspec import portable_math
 from netspec.distributions import (
     MIN_ACCEPTANCE,
     check_truncation,
@@ -57,15 +58,17 @@ from netspec.distributions import (
     truncation_acceptance,
 )
 from netspec.errors import InitializerError
+from netspec.portable_math import scratch
 
 BLOCK = 1 << 18
 """Elements per block in ``block`` mode (part of the byte contract)."""
 
-TILE = 1 << 17
+TILE = 131072
 """Elements per tile: a block is filled tile after tile from its one bit generator, so the
 transforms work in cache (part of the byte contract)."""
 
 DTYPES = ("float32", "float64")
+SIGN_BIT = np.uint32(1 << 31)
 
 
 class Stream(Protocol):
@@ -136,36 +139,79 @@ def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray, scale: float 
     """Fill ``out`` with N(0, scale^2) values by Box-Muller (see the module doc).
 
     With h = ceil(n / 2) words of 64 bits viewed as 2h 32-bit halves ``k``:
-    ``r = scale * sqrt(-2 ln((k[i] + 1/2) / 2^32))``, ``theta = 2 pi k[h + i] / 2^32``;
-    ``out[i] = r cos theta`` and ``out[h + i] = r sin theta``. (float64: 53-bit
-    fractions from h pairs of 64-bit words.)
+    radius ``r = scale * sqrt(-2 ln((k[i] + 1/2) / 2^32))`` and an angle from
+    ``k[h + i]``: its low 29 bits give phi in [0, pi/4), its top 3 bits one of
+    the 8 symmetries of the square (swap cos and sin; the signs), so the point
+    is uniform on the circle. ``out[i] = r x`` and ``out[h + i] = r y``.
+    float32 uses :mod:`netspec.portable_math` (same bits on every machine);
+    float64 uses NumPy's float64 ``log``/``cos``/``sin``.
     """
+    if out.dtype != np.float32:
+        _fill_standard_normal_f64(bitgen, out, scale)
+        return
     n = out.size
     half = (n + 1) // 2
-    dt = out.dtype.type
-    if out.dtype == np.float32:
-        words = bitgen.random_raw(half).view(np.uint32)
-        unit = 2.0**-32
-    else:
-        words = bitgen.random_raw(2 * half)
-        np.right_shift(words, 11, out=words)
-        unit = 2.0**-53
+    words = bitgen.random_raw(half).view(np.uint32)
     k1, k2 = words[:half], words[half : 2 * half]
-    radius = np.empty(half, out.dtype)
-    np.copyto(radius, k1, casting="unsafe")
-    radius *= dt(unit)
-    radius += dt(unit / 2)
-    np.log(radius, out=radius)
-    radius *= dt(-2.0 * scale * scale)
+    u = scratch("bm.u", half)
+    np.copyto(u, k1, casting="unsafe")
+    u *= np.float32(2.0**-32)
+    u += np.float32(2.0**-33)
+    radius = scratch("bm.r", half)
+    portable_math.log(u, radius)
+    radius *= np.float32(-2.0 * scale * scale)
     np.sqrt(radius, out=radius)
-    angle = np.empty(half, out.dtype)
+    bits = scratch("bm.bits", half, np.uint32)
+    np.bitwise_and(k2, np.uint32((1 << 29) - 1), out=bits)
+    phi = u
+    np.copyto(phi, bits, casting="unsafe")
+    phi *= np.float32(math.pi / 4 * 2.0**-29)
+    x, y = scratch("bm.x", half), scratch("bm.y", half)
+    portable_math.cos_sin(phi, x, y)
+    _octant(k2, x.view(np.uint32), y.view(np.uint32), bits)
+    np.multiply(x, radius, out=out[:half])
+    np.multiply(y[: n - half], radius[: n - half], out=out[half:])
+
+
+def _octant(k: np.ndarray, xb: np.ndarray, yb: np.ndarray, tmp: np.ndarray) -> None:
+    """Map (cos phi, sin phi) by the top 3 bits of ``k``: bit 29 swaps x and y,
+    bit 31 negates x, bit 30 negates y (exact bit operations)."""
+    mask = tmp.view(np.int32)
+    np.left_shift(k.view(np.int32), 2, out=mask)
+    np.right_shift(mask, 31, out=mask)  # arithmetic: all ones where bit 29 is set
+    diff = scratch("bm.diff", k.size, np.uint32)
+    np.bitwise_xor(xb, yb, out=diff)
+    diff &= tmp
+    xb ^= diff
+    yb ^= diff
+    np.bitwise_and(k, SIGN_BIT, out=tmp)
+    xb ^= tmp
+    np.left_shift(k, np.uint32(1), out=tmp)
+    tmp &= SIGN_BIT
+    yb ^= tmp
+
+
+def _fill_standard_normal_f64(bitgen: np.random.PCG64, out: np.ndarray, scale: float) -> None:
+    """float64 Box-Muller with NumPy's float64 transcendentals (53-bit fractions)."""
+    n = out.size
+    half = (n + 1) // 2
+    words = bitgen.random_raw(2 * half)
+    np.right_shift(words, 11, out=words)
+    k1, k2 = words[:half], words[half : 2 * half]
+    radius = np.empty(half)
+    np.copyto(radius, k1, casting="unsafe")
+    radius *= 2.0**-53
+    radius += 2.0**-54
+    np.log(radius, out=radius)
+    radius *= -2.0 * scale * scale
+    np.sqrt(radius, out=radius)
+    angle = np.empty(half)
     np.copyto(angle, k2, casting="unsafe")
-    angle *= dt(2.0 * math.pi * unit)
-    first, second = out[:half], out[half:]
-    np.cos(angle, out=first)
-    first *= radius
-    np.sin(angle[: n - half], out=second)
-    second *= radius[: n - half]
+    angle *= 2.0 * math.pi * 2.0**-53
+    np.cos(angle, out=out[:half])
+    out[:half] *= radius
+    np.sin(angle[: n - half], out=out[half:])
+    out[half:] *= radius[: n - half]
 
 
 def fill_truncated_standard(bitgen: np.random.PCG64, out: np.ndarray, a: float, b: float) -> None:
@@ -199,11 +245,13 @@ def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, 
         np.clip(z, lo, hi, out=z)
 
     def accept(bitgen: np.random.PCG64, z: np.ndarray) -> np.ndarray:
+        """u < phi(z) / phi(peak)  <=>  ln u < (peak^2 - z^2) / 2, u uniform in (0, 1)."""
         u = np.empty(z.size, dtype)
         fill_symmetric_unit(bitgen, u, 0.5)
         u += dtype.type(0.5)
-        ratio = np.exp(dtype.type(0.5) * (dtype.type(peak) ** 2 - z.astype(dtype) ** 2))
-        return u < ratio
+        log_u = portable_math.log(u, np.empty_like(u)) if dtype == np.float32 else np.log(u)
+        bound = dtype.type(0.5) * (dtype.type(peak) * dtype.type(peak) - z * z)
+        return log_u < bound
 
     return propose, accept
 
