@@ -1,9 +1,9 @@
 """Golden digests: the bytes netspec produces are pinned; changing them must be deliberate.
 
-Uniform-family bytes depend only on exact IEEE arithmetic. Normal-family bytes
-also depend on NumPy's float32 log/sin/cos and orthogonal on LAPACK's QR; a
-digest change there on a new platform is reported, not silently accepted
-(see README, "Reproducibility").
+float32 uniform and normal families use only integer and IEEE basic arithmetic,
+so these digests hold on every machine; the orthogonal case also depends on
+LAPACK's QR, so a change there on a new platform is reported, not silently
+accepted (see README, "Reproducibility").
 """
 
 import hashlib

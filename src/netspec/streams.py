@@ -16,22 +16,25 @@ Two modes.
     transforms (NumPy's ``Generator`` distributions carry no cross-version
     guarantee; BitGenerator raw streams do):
 
-    * uniform: each 32-bit half ``k`` gives ``v = (2*(k >> 8) + 1 - 2^24) / 2^24``,
-      an exact float32 in (-1, 1), symmetric; ``x = mid + half_width * v``, then
-      clipped to the float32 bounds so the support holds exactly (exact arithmetic
-      only; see :func:`fill_symmetric_unit`).
-    * normal: Box-Muller, ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))``,
-      ``theta = 2 pi k2 / 2^32``; the first half of each tile gets ``r cos theta``,
-      the second ``r sin theta`` (:func:`fill_standard_normal`). The largest |z|
-      is about 6.7 (float32) — a 1e-11 tail.
+    * uniform: each 32-bit word ``k`` gives an odd integer
+      ``(int32(k) >> 7) | 1`` in (-2^24, 2^24), exact in float32, times
+      ``half_width / 2^24``, plus the midpoint, clipped to the float32 bounds so
+      the support holds exactly (:func:`fill_symmetric_unit`).
+    * normal: Box-Muller, ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))`` and a point on
+      the unit circle from ``k2``; the first half of each tile gets the x values,
+      the second the y values (:func:`fill_standard_normal`). The largest |z| is
+      about 6.8 (float32) — a 1e-11 tail.
     * truncated normal in [a, b] (std units): draw, then redraw the rejected
       values in order from the same block stream until none is left (normal
       proposals, or uniform proposals with acceptance phi(x)/max phi when the
       interval holds little mass).
 
-    Uniform bytes depend only on exact IEEE arithmetic. Normal bytes also
-    depend on NumPy's float32 ``log``/``sin``/``cos``, which may differ in the
-    last bit between CPU families or NumPy releases.
+    float32 values of every family use only integer operations and IEEE basic
+    arithmetic (``log``, ``sin`` and ``cos`` come from
+    :mod:`netspec.portable_math`, not NumPy's CPU-dispatched SIMD kernels), so
+    the bytes are the same on every machine and NumPy version. float64 normal
+    values use NumPy's float64 ``log``/``cos``/``sin``; orthogonal matrices
+    depend on LAPACK's QR.
 
 ``legacy``
     One ``np.random.RandomState(seed)`` for the whole network, consumed layer
