@@ -190,7 +190,7 @@ class TruncatedNormal(Distribution):
 
     def describe(self) -> str:
         low, high = self.support
-        return f"TN({_g(self.loc)}, std {_g(self.std)}, [{_g(low)}, {_g(high)}])"
+        return f"TN(mean {_g(self.mean)}, std {_g(self.std)}, [{_g(low)}, {_g(high)}])"
 
 
 @dataclass(frozen=True)
