@@ -17,6 +17,8 @@ from netspec.network import CompiledLayer, Network
 from netspec.validation import validate
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
+MAX_LAYERS = 10_000
+"""Layers after ``repeat`` expansion; counted before anything is expanded."""
 
 
 def compile_file(path: str, **options: Any) -> Network:
@@ -32,6 +34,7 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
     if diags:
         raise SpecError(doc.source, diags, doc.text)
     data = doc.data
+    _check_expansion(doc, data["layers"], ("layers",))
     defaults = data.get("defaults", {})
     diags = _check_defaults(doc, defaults)
     layers: list[CompiledLayer] = []
@@ -82,6 +85,27 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
         source=doc.source,
         spec=data,
     )
+
+
+def _expanded_count(items: list[dict[str, Any]]) -> int:
+    """Layers after expansion, saturating just above MAX_LAYERS (no big numbers, no expansion)."""
+    total = 0
+    for item in items:
+        total += item["repeat"] * _expanded_count(item["layers"]) if "repeat" in item else 1
+        if total > MAX_LAYERS:
+            return MAX_LAYERS + 1
+    return total
+
+
+def _check_expansion(doc: Document, items: list[dict[str, Any]], path: Path) -> None:
+    """Refuse specs whose ``repeat`` blocks expand to more than MAX_LAYERS layers."""
+    total = 0
+    for i, item in enumerate(items):
+        total += _expanded_count([item])
+        if total > MAX_LAYERS:
+            line, col = doc.mark((*path, i))
+            msg = f"the layers expand to more than {MAX_LAYERS:,} (repeat blocks multiply); refusing to expand them"
+            raise SpecError(doc.source, [Diagnostic(msg, line, col, format_path((*path, i)))], doc.text)
 
 
 def _expand(items: list[dict[str, Any]], path: Path, suffix: str) -> list[tuple[dict[str, Any], Path, str]]:
