@@ -192,3 +192,10 @@ def test_schema_command_prints_the_published_schema():
     r = netspec("schema")
     assert r.returncode == 0
     assert json.loads(r.stdout) == json.loads((ROOT / "schemas" / "netspec-v1.schema.json").read_text())
+
+
+def test_oversized_npz_is_refused_before_decompressing(tmp_path):
+    big = tmp_path / "big.npz"
+    np.savez_compressed(big, **{"dense_1.weights": np.zeros((4000, 4000), np.float32)})  # 64 MB, compresses to KBs
+    r = netspec("verify", DEMO, "--weights", big)
+    assert r.returncode == 1 and "not loading it" in r.stderr and "Traceback" not in r.stderr

@@ -245,7 +245,7 @@ def _weights_for(net: Any, path: str | None) -> dict[str, Any]:
 
     if path is None:
         return net.initialize()
-    params = weights_io.load(_existing(path))
+    params = weights_io.load(_existing(path), max_bytes=net.nbytes + (1 << 20) * (1 + len(net.layers)))
     expected = {name: p.shape for name, p in net.parameters()}
     problems = weights_io.check_against(params, expected, net.dtype)
     if problems:

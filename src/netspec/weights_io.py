@@ -95,15 +95,32 @@ def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes], metadata: d
         fh.write(memoryview(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))).cast("B"))
 
 
-def load(path: str) -> dict[str, np.ndarray]:
-    """Read a weights file written by netspec (or any plain npz/safetensors file)."""
+def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Read a weights file written by netspec (or any plain npz/safetensors file).
+
+    ``max_bytes`` bounds what an ``.npz`` may expand to (its members' declared
+    sizes are checked before anything is decompressed); safetensors tensors are
+    memory-mapped after their offsets are checked against the file size.
+    """
     ext = file_format(path)
     try:
-        return _read_npz(path) if ext == ".npz" else _read_safetensors(path)
+        if ext == ".npz":
+            _check_npz_size(path, max_bytes)
+            return _read_npz(path)
+        return _read_safetensors(path)
     except WeightsError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, struct.error) as exc:
         raise WeightsError(f"{path}: cannot read weights: {exc}") from None
+
+
+def _check_npz_size(path: str, max_bytes: int | None) -> None:
+    if max_bytes is None:
+        return
+    with zipfile.ZipFile(path) as zf:
+        declared = sum(info.file_size for info in zf.infolist())
+    if declared > max_bytes:
+        raise WeightsError(f"{path}: expands to {declared:,} bytes, more than the spec's {max_bytes:,}; not loading it")
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
