@@ -199,3 +199,27 @@ def test_oversized_npz_is_refused_before_decompressing(tmp_path):
     np.savez_compressed(big, **{"dense_1.weights": np.zeros((4000, 4000), np.float32)})  # 64 MB, compresses to KBs
     r = netspec("verify", DEMO, "--weights", big)
     assert r.returncode == 1 and "not loading it" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verify_json_report(tmp_path):
+    out = tmp_path / "w.npz"
+    assert netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "-o", out).returncode == 0
+    r = netspec("verify", ROOT / "specs" / "cifar-cnn.yaml", "--weights", out, "--json", "--alpha", "0.01")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["passed"] is True and report["alpha"] == 0.01
+    dense = next(t for t in report["tensors"] if t["name"] == "dense_5.weights")
+    assert dense["n"] == 401_408 and dense["reproduces"] is True and dense["bounds_ok"] is True
+    low, high = dense["variance_interval"]
+    assert low < dense["variance_ratio"] < high and dense["fit_p"] > report["per_test_alpha"]
+
+
+def test_verify_fails_a_tampered_file(tmp_path):
+    out = tmp_path / "w.npz"
+    assert netspec("build", DEMO, "-o", out).returncode == 0
+    with np.load(out) as w:
+        params = {k: w[k] for k in w.files}
+    params["dense_1.weights"] = params["dense_1.weights"] * np.float32(1.5)
+    np.savez(tmp_path / "t.npz", **params)
+    r = netspec("verify", DEMO, "--weights", tmp_path / "t.npz")
+    assert r.returncode == 1 and "dense_1.weights" in r.stdout and "FAIL" in r.stdout
