@@ -172,6 +172,8 @@ def test_generated_valid_specs_compile_and_build(spec):
     params = net.initialize(threads=1)
     assert sum(v.size for v in params.values()) == net.num_params
     assert all(v.dtype == np.dtype(spec.get("dtype", "float32")) for v in params.values())
+    x = np.zeros((2, *net.input_shape))
+    assert net.forward(x, params).shape == (2, *net.output_shape)  # static shapes match the forward pass
 
 
 def _mutate(spec, rnd):

@@ -211,7 +211,8 @@ def _dense_layer(activations: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
-    """Whole valid spec documents (dense stacks over a vector, or conv stacks over an image)."""
+    """Whole valid spec documents: dense stacks over a vector, conv stacks over an image, or
+    embedding -> conv1d -> pooling/normalization -> dense over token ids."""
     from netspec.activations import ACTIVATIONS
 
     acts = sorted(ACTIVATIONS.names())
@@ -247,4 +248,21 @@ def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
         },
         optional={"seed": st.integers(0, 1000)},
     )
-    return st.one_of(mlp, cnn)
+    seq = st.fixed_dictionaries(
+        {
+            "netspec": st.just(1),
+            "input": st.integers(4, 32).map(lambda n: [n]),
+            "layers": st.tuples(
+                st.fixed_dictionaries({"type": st.just("embedding"), "vocab": st.integers(2, 500),
+                                       "dim": st.integers(1, 16)}),
+                st.fixed_dictionaries({"type": st.just("conv1d"), "filters": st.integers(1, 8),
+                                       "kernel": st.integers(1, 3), "padding": st.just("same")},
+                                      optional={"activation": st.sampled_from(acts)}),
+                st.sampled_from([{"type": "max_pool1d", "pool": 2}, {"type": "avg_pool1d", "pool": 2},
+                                 {"type": "layer_norm"}, {"type": "batch_norm"}]),
+            ).map(lambda ls: [*ls, {"type": "flatten"}, {"type": "dropout", "rate": 0.1},
+                              {"type": "dense", "units": 2, "activation": "softmax"}]),
+        },
+        optional={"seed": st.integers(0, 1000), "rng": st.sampled_from(["block", "legacy"])},
+    )  # fmt: skip
+    return st.one_of(mlp, cnn, seq)
