@@ -182,7 +182,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_help_and_version():
-    for cmd in ([], ["build"], ["validate"], ["schema"], ["eval"], ["verify"]):
+    for cmd in ([], ["build"], ["validate"], ["schema"], ["eval"], ["verify"], ["explain"]):
         r = netspec(*cmd, "--help")
         assert r.returncode == 0 and "usage: netspec" in r.stdout
     assert netspec("--version").stdout.startswith("netspec ")
@@ -223,3 +223,16 @@ def test_verify_fails_a_tampered_file(tmp_path):
     np.savez(tmp_path / "t.npz", **params)
     r = netspec("verify", DEMO, "--weights", tmp_path / "t.npz")
     assert r.returncode == 1 and "dense_1.weights" in r.stdout and "FAIL" in r.stdout
+
+
+def test_explain_says_where_each_initializer_came_from():
+    r = netspec("explain", ROOT / "specs" / "cifar-cnn.yaml", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["parameter"]: row for row in json.loads(r.stdout)}
+    assert rows["conv2d_1.weights"]["origin"] == "defaults.weights; auto: relu -> he_normal (seed 004's table)"
+    assert rows["conv2d_1.weights"]["fan_in"] == 27 and rows["conv2d_1.weights"]["receptive_field"] == 9
+    assert rows["dense_5.weights"]["origin"] == "layer key 'weights'"
+    assert rows["dense_7.weights"]["initializer"]["mode"] == "fan_avg"
+    assert rows["dense_7.bias"]["origin"].startswith("defaults.bias")
+    text = netspec("explain", DEMO).stdout
+    assert "glorot_uniform(gain=1.0)  from defaults.weights" in text and "U(±0.8165)" in text

@@ -97,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=_seed, help="override the spec's seed")
     e.add_argument("--json", action="store_true", help="print the output as JSON")
 
+    x = sub.add_parser("explain", help="say, per parameter, which initializer applies, why, and its formula",
+                       description="For every parameter: shape, fans, the initializer and where it came from "
+                       "(layer, defaults, auto from the activation), its formula and declared "
+                       "distribution.")  # fmt: skip
+    x.add_argument("spec", metavar="SPEC")
+    x.add_argument("--json", action="store_true", help="print the explanation as JSON")
+
     r = sub.add_parser("verify", help="check weights against the distributions their initializers declare",
                        description="For every parameter tensor: exact bounds, mean and variance z-tests and a "
                        "Kolmogorov-Smirnov fit, with a family-wise false-alarm rate of --alpha.")  # fmt: skip
@@ -278,7 +285,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_INVALID
 
 
-COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schema": cmd_schema, "eval": cmd_eval, "verify": cmd_verify}
+def cmd_explain(args: argparse.Namespace) -> int:
+    from netspec import summary
+
+    net = _compile(args.spec)
+    print(json.dumps(summary.explain(net), indent=2) if args.json else summary.explain_text(net))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "build": cmd_build,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "eval": cmd_eval,
+    "verify": cmd_verify,
+    "explain": cmd_explain,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

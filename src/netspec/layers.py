@@ -34,6 +34,7 @@ class ParamSpec:
     shape: Shape
     initializer: Initializer
     fans: Fans
+    origin: str = "fixed by the layer type"
 
     @property
     def size(self) -> int:
@@ -81,6 +82,18 @@ class Layer:
             return get_initializer(self.activation.recommended)
         return get_initializer(spec)
 
+    def choose(self, key: str, options: dict[str, Any], defaults: dict[str, Any], fallback: str) -> tuple[Any, str]:
+        """The initializer spec for ``key`` and where it came from (layer, defaults, built-in default)."""
+        if key in options:
+            spec, origin = options[key], f"layer key '{key}'"
+        elif key in defaults:
+            spec, origin = defaults[key], f"defaults.{key}"
+        else:
+            spec, origin = fallback, f"built-in default ({fallback})"
+        if spec == "auto":
+            origin += f"; auto: {self.activation.name} -> {self.activation.recommended} (seed 004's table)"
+        return spec, origin
+
 
 class WeightedLayer(Layer):
     """Kernel ``weights`` plus optional ``bias`` with initializers (defaults apply)."""
@@ -89,9 +102,11 @@ class WeightedLayer(Layer):
 
     def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
         super().__init__(name, options, defaults)
-        self.weights_init = self.resolve(options.get("weights", defaults.get("weights", "auto")))
+        spec, self.weights_origin = self.choose("weights", options, defaults, "auto")
+        self.weights_init = self.resolve(spec)
         self.use_bias = options.get("use_bias", True)
-        self.bias_init = self.resolve(options.get("bias", defaults.get("bias", "zeros")))
+        spec, self.bias_origin = self.choose("bias", options, defaults, "zeros")
+        self.bias_init = self.resolve(spec)
 
     def kernel_shape(self, shape: Shape) -> Shape:
         raise NotImplementedError
@@ -99,9 +114,9 @@ class WeightedLayer(Layer):
     def params(self, shape: Shape) -> list[ParamSpec]:
         kernel = self.kernel_shape(shape)
         fans = compute_fans(kernel)
-        specs = [ParamSpec("weights", kernel, self.weights_init, fans)]
+        specs = [ParamSpec("weights", kernel, self.weights_init, fans, self.weights_origin)]
         if self.use_bias:
-            specs.append(ParamSpec("bias", (kernel[-1],), self.bias_init, fans))
+            specs.append(ParamSpec("bias", (kernel[-1],), self.bias_init, fans, self.bias_origin + " (kernel fans)"))
         return specs
 
 
@@ -357,13 +372,14 @@ class Embedding(Layer):
         super().__init__(name, options, {})
         spec = options.get("weights", "auto")
         self.weights_init = get_initializer({"name": "normal", "std": 1.0}) if spec == "auto" else self.resolve(spec)
+        self.weights_origin = "layer key 'weights'" if "weights" in options else "auto: embedding -> normal(0, 1)"
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape, self.options["dim"])
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         table = (self.options["vocab"], self.options["dim"])
-        return [ParamSpec("weights", table, self.weights_init, compute_fans(table))]
+        return [ParamSpec("weights", table, self.weights_init, compute_fans(table), self.weights_origin)]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np

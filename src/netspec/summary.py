@@ -82,3 +82,43 @@ def as_json(net: Network) -> dict[str, Any]:
         "total_bytes": net.nbytes,
         "layers": rows(net),
     }
+
+
+def explain(net: Network) -> list[dict[str, Any]]:
+    """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution."""
+    out = []
+    for path, p in net.parameters():
+        dist = p.initializer.declared(p.shape, p.fans)
+        low, high = dist.support
+        formula = (type(p.initializer).__doc__ or "").strip().splitlines()[0]
+        out.append(
+            {
+                "parameter": path,
+                "shape": list(p.shape),
+                "fan_in": p.fans.fan_in,
+                "fan_out": p.fans.fan_out,
+                "receptive_field": p.fans.receptive_field,
+                "initializer": p.initializer.get_config(),
+                "origin": p.origin,
+                "formula": formula,
+                "declared": dist.describe(),
+                "mean": dist.mean,
+                "std": dist.std,
+                "support": [low, high],
+            }
+        )
+    return out
+
+
+def explain_text(net: Network) -> str:
+    blocks = []
+    for e in explain(net):
+        config = ", ".join(f"{k}={v}" for k, v in e["initializer"].items() if k != "name")
+        blocks.append(
+            f"{e['parameter']}  shape {tuple(e['shape'])}  fan_in {e['fan_in']}  fan_out {e['fan_out']}"
+            f"  receptive field {e['receptive_field']}\n"
+            f"  initializer  {e['initializer']['name']}({config})  from {e['origin']}\n"
+            f"  formula      {e['formula']}\n"
+            f"  declared     {e['declared']}  (mean {e['mean']:.6g}, std {e['std']:.6g})"
+        )
+    return "\n".join(blocks)
