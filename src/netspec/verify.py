@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from netspec.checks import check_structured, mean_z, variance_z
-from netspec.distributions import Constant, Distribution, Structured, central_moment4
+from netspec.checks import check_bounds, check_structured, moments, ratio_standard_error
+from netspec.distributions import Constant, Distribution, Structured
 from netspec.network import Network
 
 KS_MAX = 1 << 20
@@ -84,8 +84,7 @@ class Report:
 
 def detectable_ratio(dist: Distribution, n: int, z_crit: float) -> float:
     """Smallest variance ratio detected with probability POWER at n values (inf if none)."""
-    kurt = central_moment4(dist) / dist.variance**2
-    k = math.sqrt((kurt - 1.0) / n)
+    k = ratio_standard_error(dist, n)
     z_power = NormalDist().inv_cdf(POWER)
     return math.inf if z_power * k >= 1 else (1 + z_crit * k) / (1 - z_power * k)
 
@@ -105,19 +104,17 @@ def _fit_pvalue(values: np.ndarray, dist: Distribution) -> float | None:
 
 
 def _random_report(rep: TensorReport, values: np.ndarray, dist: Distribution, z_crit: float, a: float) -> None:
-    low, high = dist.support
-    vmin, vmax = float(values.min()), float(values.max())
-    rep.bounds_ok = low <= vmin and vmax <= high
-    if not rep.bounds_ok:
-        rep.problems.append(f"values in [{vmin:.6g}, {vmax:.6g}] leave the support [{low:.6g}, {high:.6g}]")
-    rep.mean_z = mean_z(values, dist)
-    if abs(rep.mean_z) > z_crit:
-        rep.problems.append(f"mean z = {rep.mean_z:+.2f} beyond ±{z_crit:.2f}")
-    z, rep.variance_ratio = variance_z(values, dist)
-    k = math.sqrt((central_moment4(dist) / dist.variance**2 - 1.0) / values.size)
-    rep.variance_interval = (1 - z_crit * k, 1 + z_crit * k)
-    if abs(z) > z_crit:
-        rep.problems.append(f"variance ratio {rep.variance_ratio:.4f} outside [{rep.variance_interval[0]:.4f}, "
+    bounds = check_bounds(values, dist)
+    rep.bounds_ok = bounds.ok
+    if not bounds.ok:
+        rep.problems.append(f"values {bounds.detail.replace(' within ', ' leave the support ')}")
+    m = moments(values, dist)
+    rep.mean_z, rep.variance_ratio = m.mean_z, m.variance_ratio
+    if abs(m.mean_z) > z_crit:
+        rep.problems.append(f"mean z = {m.mean_z:+.2f} beyond ±{z_crit:.2f}")
+    rep.variance_interval = (1 - z_crit * m.ratio_se, 1 + z_crit * m.ratio_se)
+    if abs(m.variance_z) > z_crit:
+        rep.problems.append(f"variance ratio {m.variance_ratio:.4f} outside [{rep.variance_interval[0]:.4f}, "
                             f"{rep.variance_interval[1]:.4f}]")  # fmt: skip
     rep.fit_p = _fit_pvalue(values, dist)
     if rep.fit_p is not None and rep.fit_p < a:
