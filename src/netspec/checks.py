@@ -151,14 +151,10 @@ def check_structured(values: np.ndarray, dist: Structured) -> CheckResult:
         eps = float(np.finfo(values.dtype).eps)
         tol = 50.0 * eps * math.sqrt(max(rows, values.shape[-1])) * dist.gain**2
         return CheckResult("orthogonal", err <= tol, err, f"max|Q^T Q - g^2 I| = {err:.3g} (<= {tol:.3g})")
-    expected = np.zeros(values.shape, values.dtype)
-    if dist.kind == "identity":
-        expected = np.eye(*values.shape, dtype=values.dtype)
-    else:  # dirac
-        center = tuple(k // 2 for k in values.shape[:-2])
-        d = np.arange(min(values.shape[-2:]))
-        expected[(*center, d, d)] = 1
-    expected *= values.dtype.type(dist.gain)
+    from netspec.initializers import INITIALIZERS
+
+    # identity and dirac are deterministic: the initializer that defines them builds the expected tensor
+    expected = INITIALIZERS[dist.kind](gain=dist.gain)(values.shape, stream=None, dtype=values.dtype)
     bad = int(np.count_nonzero(values != expected))
     return CheckResult(dist.kind, bad == 0, float(bad), f"{bad} values differ from {dist.kind} x {dist.gain:g}")
 
