@@ -46,7 +46,7 @@ def load_plugins() -> bool:
     _loaded = True
     from importlib.metadata import entry_points
 
-    before = len(INITIALIZERS.names()) + len(ACTIVATIONS.names())
+    before = (INITIALIZERS.version, ACTIVATIONS.version)
     for group, register in (
         ("netspec.initializers", register_initializer),
         ("netspec.activations", register_activation),
@@ -56,4 +56,4 @@ def load_plugins() -> bool:
                 register(ep.load())
             except Exception as exc:  # a broken plugin is reported by name, not as a traceback
                 raise InitializerError(f"plugin {ep.name!r} ({ep.value}) in {group} failed to load: {exc}") from None
-    return len(INITIALIZERS.names()) + len(ACTIVATIONS.names()) > before
+    return (INITIALIZERS.version, ACTIVATIONS.version) != before

@@ -73,6 +73,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._classes: dict[str, Any] = {}
         self._aliases: dict[str, str] = {}
+        self.version = 0
+        """Bumped by every registration: caches built from the registry key on it."""
 
     def register(self, cls: T) -> T:
         """Register ``cls`` under ``cls.name`` and ``cls.aliases`` (a decorator)."""
@@ -83,6 +85,7 @@ class Registry(Generic[T]):
                 raise InitializerError(f"{self.kind} name {key!r} is already registered")
             self._aliases[key] = name
         self._classes[name] = cls
+        self.version += 1
         return cls
 
     def canonical(self, name: str) -> str:
