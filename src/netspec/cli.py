@@ -170,7 +170,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     net = _compile(args.spec, seed=args.seed, max_params=args.max_params)
     report: dict[str, Any] = summary.as_json(net)
     if not args.json:
-        print(summary.table(net))
+        print(summary.table(net, report["layers"]))
     if args.dry_run:
         report["output"] = None
         _finish(args, report, "dry run: nothing allocated, nothing written")

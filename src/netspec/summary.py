@@ -41,9 +41,9 @@ def _init_cell(row: dict[str, Any]) -> str:
     return f"{w['config']['name']} {w['declared']}"
 
 
-def table(net: Network) -> str:
-    """The summary table printed by ``netspec build``."""
-    data = rows(net)
+def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:
+    """The summary table printed by ``netspec build`` (from ``rows(net)``, computed if not given)."""
+    data = rows(net) if data is None else data
     header = ("Layer (type)", "Output Shape", "Param #", "Weights init", "Activation")
     body = [
         (
