@@ -575,7 +575,10 @@ class Identity(Initializer):
 
         shape = tuple(shape)
         self.declared(shape, fans)
-        return np.eye(shape[0], shape[1], dtype=check_dtype(dtype)) * check_dtype(dtype).type(self.gain)
+        dt = check_dtype(dtype)
+        out = np.eye(shape[0], shape[1], dtype=dt)
+        out *= dt.type(self.gain)
+        return out
 
 
 @INITIALIZERS.register
