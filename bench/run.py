@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import netspec
-from netspec.network import default_threads
+from netspec.nn.network import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "specs" / "glorot-demo-4-5-3.yaml"

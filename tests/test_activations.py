@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from netspec.activations import ACTIVATIONS, calculate_gain, get_activation
 from netspec.errors import InitializerError
+from netspec.nn.activations import ACTIVATIONS, calculate_gain, get_activation
 
 X = np.array([[-30.0, -2.0, -0.5, 0.0, 0.5, 2.0, 30.0]])
 

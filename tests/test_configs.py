@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 
 from netspec.errors import InitializerError
-from netspec.initializers import INITIALIZERS, get_initializer
+from netspec.init.initializers import INITIALIZERS, get_initializer
 from netspec.testing import initializer_configs
 
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 
 from netspec.errors import InitializerError
-from netspec.fans import Fans, compute_fans, torch_layout
+from netspec.init.fans import Fans, compute_fans, torch_layout
 from netspec.testing import conv_shapes, dense_shapes
 
 

@@ -4,7 +4,7 @@ The expected distributions below are typed from the seed articles and the
 framework sources, so a wrong formula in the library (a variance off by 2, a
 limit off by sqrt 2, swapped fans, the wrong family, a missing truncation
 correction) fails these tests; ``test_mutations.py`` shows that it does.
-Statistics: see ``netspec.checks`` (z-tests at |z| <= 5 with the estimator's
+Statistics: see ``netspec.check.checks`` (z-tests at |z| <= 5 with the estimator's
 exact standard error, and a KS fit at p >= 1e-6), n = 20,000 values per case.
 """
 
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netspec.distributions import Normal, TruncatedNormal, Uniform
-from netspec.initializers import get_initializer
-from netspec.streams import BlockStream
+from netspec.init.distributions import Normal, TruncatedNormal, Uniform
+from netspec.init.initializers import get_initializer
+from netspec.init.streams import BlockStream
 from netspec.testing import assert_follows, conv_shapes, fans, sample_values
 
 KERAS_TRUNC_STD = 0.87962566103423978  # std of N(0,1) truncated to (-2, 2), from Keras/JAX sources

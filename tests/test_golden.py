@@ -10,8 +10,8 @@ import hashlib
 
 import pytest
 
-from netspec.initializers import get_initializer
-from netspec.streams import BlockStream, LegacyStream
+from netspec.init.initializers import get_initializer
+from netspec.init.streams import BlockStream, LegacyStream
 
 GOLDEN = [
     ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block", "551ec069700a278b081a37b3d18a5fa1d36cb556aa503e2f7bfdca19ae1813cd"),  # noqa: E501
@@ -35,8 +35,8 @@ def test_golden_digest(config, shape, seed, path, mode, digest):
 PROBE = """
 import hashlib, sys
 import numpy as np
-from netspec.initializers import get_initializer
-from netspec.streams import BlockStream
+from netspec.init.initializers import get_initializer
+from netspec.init.streams import BlockStream
 digests = []
 configs = ["he_normal", {"name": "he_normal", "truncated": True}]
 configs.append({"name": "truncated_normal", "lower": 2.0, "upper": 3.0})

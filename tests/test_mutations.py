@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from netspec.distributions import Normal, TruncatedNormal, Uniform
-from netspec.fans import Fans
-from netspec.initializers import RandomNormal, VarianceScaling, get_initializer
+from netspec.init.distributions import Normal, TruncatedNormal, Uniform
+from netspec.init.fans import Fans
+from netspec.init.initializers import RandomNormal, VarianceScaling, get_initializer
 from netspec.testing import NotFollowing, assert_follows, sample_values
 
 FI, FO = 300, 100

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import netspec
-from netspec.activations import Activation
-from netspec.distributions import Normal
 from netspec.errors import InitializerError, SpecError
-from netspec.initializers import INITIALIZERS, Initializer
+from netspec.init.distributions import Normal
+from netspec.init.initializers import INITIALIZERS, Initializer
+from netspec.nn.activations import Activation
 from netspec.plugins import register_activation, register_initializer
-from netspec.schema import build_schema
+from netspec.spec.schema import build_schema
 from netspec.testing import check_initializer
 
 
@@ -97,8 +97,8 @@ PLUGIN = '''
 import math
 from dataclasses import dataclass
 
-from netspec.distributions import Uniform
-from netspec.initializers import Initializer
+from netspec.init.distributions import Uniform
+from netspec.init.initializers import Initializer
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def test_entry_point_plugins_are_loaded_by_the_cli(tmp_path):
     info = tmp_path / "netspec_demo_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: netspec-demo-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[netspec.initializers]\nhalf_lecun = netspec_demo_plugin:HalfLecun\n")
+    (info / "entry_points.txt").write_text("[netspec.init.initializers]\nhalf_lecun = netspec_demo_plugin:HalfLecun\n")
     spec = tmp_path / "uses-plugin.yaml"
     spec.write_text("netspec: 1\ninput: [64]\nlayers:\n  - {type: dense, units: 8, weights: plugin_half_lecun}\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}

@@ -1,6 +1,6 @@
 import io
 
-from netspec.progress import Progress
+from netspec.report.progress import Progress
 
 
 class Terminal(io.StringIO):

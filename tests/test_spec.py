@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import netspec
-from netspec.activations import ACTIVATIONS
 from netspec.errors import SpecError
-from netspec.initializers import INITIALIZERS
-from netspec.layers import LAYER_TYPES
-from netspec.loader import load_text
-from netspec.schema import build_schema
+from netspec.init.initializers import INITIALIZERS
+from netspec.nn.activations import ACTIVATIONS
+from netspec.nn.layers import LAYER_TYPES
+from netspec.spec.loader import load_text
+from netspec.spec.schema import build_schema
 from netspec.testing import specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_committed_schema_is_the_generated_one():
     # a fresh interpreter: other tests register custom names in this one
-    code = "import sys; from netspec.schema import schema_json; sys.stdout.write(schema_json())"
+    code = "import sys; from netspec.spec.schema import schema_json; sys.stdout.write(schema_json())"
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert (ROOT / "schemas" / "netspec-v1.schema.json").read_text() == fresh
 

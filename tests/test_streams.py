@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netspec.initializers import get_initializer
-from netspec.streams import BLOCK, BlockStream, LegacyStream, tensor_key
+from netspec.init.initializers import get_initializer
+from netspec.init.streams import BLOCK, BlockStream, LegacyStream, tensor_key
 
 CONFIGS = ["glorot_uniform", "he_normal", {"name": "lecun_normal", "truncated": True}, "orthogonal"]
 

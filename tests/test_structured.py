@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netspec.checks import orthogonality_error
+from netspec.check.checks import orthogonality_error
 from netspec.errors import InitializerError
-from netspec.initializers import get_initializer
-from netspec.streams import BlockStream, LegacyStream
+from netspec.init.initializers import get_initializer
+from netspec.init.streams import BlockStream, LegacyStream
 
 
 @given(rows=st.integers(1, 64), cols=st.integers(1, 64), gain=st.floats(0.1, 3.0), seed=st.integers(0, 2**32))

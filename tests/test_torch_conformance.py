@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netspec.activations import calculate_gain
-from netspec.distributions import Normal, Uniform
-from netspec.fans import compute_fans, torch_layout
-from netspec.initializers import get_initializer
+from netspec.init.distributions import Normal, Uniform
+from netspec.init.fans import compute_fans, torch_layout
+from netspec.init.initializers import get_initializer
+from netspec.nn.activations import calculate_gain
 from netspec.testing import assert_follows, conv_shapes, dense_shapes
 
 torch = pytest.importorskip("torch")
@@ -124,7 +124,7 @@ def test_truncated_normal_abs_has_torch_bounds():
 
 def test_orthogonal_has_torch_gram():
     q = get_initializer({"name": "orthogonal", "gain": 2.0})(
-        (30, 20), __import__("netspec.streams").streams.BlockStream(0, "q")
+        (30, 20), __import__("netspec.init.streams").init.streams.BlockStream(0, "q")
     )
     t = init.orthogonal_(torch.empty(20, 30), gain=2.0).numpy()
     assert np.allclose(t @ t.T, 4 * np.eye(20), atol=1e-4)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import netspec
-from netspec.initializers import Initializer, RandomNormal, VarianceScaling
-from netspec.streams import BlockStream
+from netspec.check.verify import verify_network
+from netspec.init.initializers import Initializer, RandomNormal, VarianceScaling
+from netspec.init.streams import BlockStream
 from netspec.testing import NotFollowing, check_initializer
-from netspec.verify import verify_network
 
 SPEC = """
 netspec: 1
@@ -122,7 +122,7 @@ class HalfGlorot(Initializer):
     name = "half_glorot"
 
     def distribution(self, shape, fans):
-        from netspec.distributions import Uniform
+        from netspec.init.distributions import Uniform
 
         limit = math.sqrt(6 / (fans.fan_in + fans.fan_out))
         return Uniform(-limit, limit)
@@ -140,4 +140,4 @@ def test_check_initializer_rejects_a_wrong_custom_initializer():
 
 def test_check_initializer_accepts_correct_ones():
     for config in ["glorot_uniform", {"name": "he_normal", "truncated": True}, "xavier_simple", "orthogonal"]:
-        check_initializer(netspec.initializers.get_initializer(config), max_examples=5)
+        check_initializer(netspec.init.initializers.get_initializer(config), max_examples=5)

@@ -16,28 +16,28 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from netspec.network import Network
+    from netspec.nn.network import Network
 
 __all__ = ["Network", "__version__", "load", "loads"]
 
 
 def load(path: str, **overrides: Any) -> Network:
-    """Load, validate and compile a spec file into a :class:`~netspec.network.Network`."""
-    from netspec.compiler import compile_file
+    """Load, validate and compile a spec file into a :class:`~netspec.nn.network.Network`."""
+    from netspec.spec.compiler import compile_file
 
     return compile_file(path, **overrides)
 
 
 def loads(text: str, source: str = "<string>", **overrides: Any) -> Network:
     """Like :func:`load`, from spec text."""
-    from netspec.compiler import compile_text
+    from netspec.spec.compiler import compile_text
 
     return compile_text(text, source, **overrides)
 
 
 def __getattr__(name: str) -> Any:
     if name == "Network":
-        from netspec.network import Network
+        from netspec.nn.network import Network
 
         return Network
     raise AttributeError(name)

@@ -54,7 +54,7 @@ def _alpha(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    from netspec.compiler import DEFAULT_MAX_PARAMS
+    from netspec.spec.compiler import DEFAULT_MAX_PARAMS
 
     p = argparse.ArgumentParser(
         prog="netspec",
@@ -119,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from netspec.errors import NetspecError, SpecError
-    from netspec.weights_io import WeightsError
+    from netspec.io.weights import WeightsError
 
     args = parser().parse_args(argv)
     try:
@@ -151,13 +151,14 @@ def _existing(path: str) -> str:
 
 
 def _compile(path: str, **options: Any):  # type: ignore[no-untyped-def]
-    from netspec.compiler import compile_file
+    from netspec.spec.compiler import compile_file
 
     return compile_file(_existing(path), **options)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from netspec import summary, weights_io
+    from netspec.io import weights as weights_io
+    from netspec.report import summary
 
     out = args.output or os.path.splitext(os.path.basename(args.spec))[0] + ".npz"
     if not args.dry_run:
@@ -175,7 +176,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         report["output"] = None
         _finish(args, report, "dry run: nothing allocated, nothing written")
         return EXIT_OK
-    from netspec.progress import Progress
+    from netspec.report.progress import Progress
 
     with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar:
         params = net.initialize(threads=args.threads, progress=bar.advance)
@@ -195,8 +196,8 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], text: str) -> None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from netspec.compiler import compile_file
     from netspec.errors import SpecError
+    from netspec.spec.compiler import compile_file
 
     failed = 0
     for path in args.specs:
@@ -219,7 +220,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from netspec.plugins import load_plugins
-    from netspec.schema import schema_json
+    from netspec.spec.schema import schema_json
 
     load_plugins()
     sys.stdout.write(schema_json())
@@ -248,7 +249,7 @@ def _read_input(text: str, shape: tuple[int, ...], dtype: str):  # type: ignore[
 
 
 def _weights_for(net: Any, path: str | None) -> dict[str, Any]:
-    from netspec import weights_io
+    from netspec.io import weights as weights_io
 
     if path is None:
         return net.initialize()
@@ -274,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from netspec.verify import render, verify_network
+    from netspec.check.verify import render, verify_network
 
     net = _compile(args.spec, seed=args.seed)
     params = _weights_for(net, args.weights)
@@ -286,7 +287,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from netspec import summary
+    from netspec.report import summary
 
     net = _compile(args.spec)
     print(json.dumps(summary.explain(net), indent=2) if args.json else summary.explain_text(net))

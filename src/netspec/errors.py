@@ -55,6 +55,6 @@ class SpecError(NetspecError):
         Exception.__init__(self, self.__str__())
 
     def __str__(self) -> str:
-        from netspec.diagnostics import render
+        from netspec.spec.diagnostics import render
 
         return render(self)

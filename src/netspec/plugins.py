@@ -4,18 +4,18 @@ Two ways, both explicit; a spec can only *name* what is registered, it never
 imports anything:
 
 * call :func:`register_initializer` / :func:`register_activation` on a class
-  (a frozen dataclass subclassing :class:`~netspec.initializers.Initializer`
-  or :class:`~netspec.activations.Activation`) from your own code;
+  (a frozen dataclass subclassing :class:`~netspec.init.initializers.Initializer`
+  or :class:`~netspec.nn.activations.Activation`) from your own code;
 * publish it in an installed package under the entry-point groups
-  ``netspec.initializers`` / ``netspec.activations``; they are loaded the
+  ``netspec.init.initializers`` / ``netspec.nn.activations``; they are loaded the
   first time a name is not found (and by ``netspec schema``).
 """
 
 from __future__ import annotations
 
-from netspec.activations import ACTIVATIONS, Activation
 from netspec.errors import InitializerError
-from netspec.initializers import INITIALIZERS, Initializer
+from netspec.init.initializers import INITIALIZERS, Initializer
+from netspec.nn.activations import ACTIVATIONS, Activation
 
 _loaded = False
 
@@ -48,8 +48,8 @@ def load_plugins() -> bool:
 
     before = (INITIALIZERS.version, ACTIVATIONS.version)
     for group, register in (
-        ("netspec.initializers", register_initializer),
-        ("netspec.activations", register_activation),
+        ("netspec.init.initializers", register_initializer),
+        ("netspec.nn.activations", register_activation),
     ):
         for ep in entry_points(group=group):
             try:

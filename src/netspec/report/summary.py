@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec.network import Network, human_bytes
+from netspec.nn.network import Network, human_bytes
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -31,7 +31,7 @@ Two modes.
 
     float32 values of every family use only integer operations and IEEE basic
     arithmetic (``log``, ``sin`` and ``cos`` come from
-    :mod:`netspec.portable_math`, not NumPy's CPU-dispatched SIMD kernels), so
+    :mod:`netspec.init.portable_math`, not NumPy's CPU-dispatched SIMD kernels), so
     the bytes are the same on every machine and NumPy version. float64 normal
     values use NumPy's float64 ``log``/``cos``/``sin``; orthogonal matrices
     depend on LAPACK's QR.
@@ -53,15 +53,15 @@ from typing import Protocol
 
 import numpy as np
 
-from netspec import portable_math
-from netspec.distributions import (
+from netspec.errors import InitializerError
+from netspec.init import portable_math
+from netspec.init.distributions import (
     MIN_ACCEPTANCE,
     check_truncation,
     truncated_moments,
     truncation_acceptance,
 )
-from netspec.errors import InitializerError
-from netspec.portable_math import scratch
+from netspec.init.portable_math import scratch
 
 BLOCK = 1 << 18
 """Elements per block in ``block`` mode (part of the byte contract)."""
@@ -146,7 +146,7 @@ def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray, scale: float 
     ``k[h + i]``: its low 29 bits give phi in [0, pi/4), its top 3 bits one of
     the 8 symmetries of the square (swap cos and sin; the signs), so the point
     is uniform on the circle. ``out[i] = r x`` and ``out[h + i] = r y``.
-    float32 uses :mod:`netspec.portable_math` (same bits on every machine);
+    float32 uses :mod:`netspec.init.portable_math` (same bits on every machine);
     float64 uses NumPy's float64 ``log``/``cos``/``sin``.
     """
     if out.dtype != np.float32:

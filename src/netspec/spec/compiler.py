@@ -1,4 +1,4 @@
-"""Validated document -> :class:`~netspec.network.Network`, with every semantic error located.
+"""Validated document -> :class:`~netspec.nn.network.Network`, with every semantic error located.
 
 Expands ``repeat`` blocks, names layers (``<type>_<position>``, 1-based),
 resolves initializers and activations, infers shapes and counts parameters
@@ -11,10 +11,10 @@ import os
 from typing import Any
 
 from netspec.errors import Diagnostic, InitializerError, SpecError
-from netspec.layers import LAYER_TYPES, ShapeError
-from netspec.loader import Document, Path, format_path, load_file, load_text
-from netspec.network import CompiledLayer, Network
-from netspec.validation import validate
+from netspec.nn.layers import LAYER_TYPES, ShapeError
+from netspec.nn.network import CompiledLayer, Network
+from netspec.spec.loader import Document, Path, format_path, load_file, load_text
+from netspec.spec.validation import validate
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
 MAX_LAYERS = 10_000
@@ -121,8 +121,8 @@ def _expand(items: list[dict[str, Any]], path: Path, suffix: str) -> list[tuple[
 
 
 def _check_defaults(doc: Document, defaults: dict[str, Any]) -> list[Diagnostic]:
-    from netspec.activations import get_activation
-    from netspec.initializers import get_initializer
+    from netspec.init.initializers import get_initializer
+    from netspec.nn.activations import get_activation
 
     diags = []
     for key in ("weights", "bias", "activation"):
@@ -140,8 +140,8 @@ def _locate_init_error(
     doc: Document, exc: InitializerError, options: dict[str, Any], defaults: dict[str, Any], path: Path
 ) -> Diagnostic:
     """Point at the layer key (or the default) whose initializer or activation is invalid."""
-    from netspec.activations import get_activation
-    from netspec.initializers import get_initializer
+    from netspec.init.initializers import get_initializer
+    from netspec.nn.activations import get_activation
 
     for key in ("activation", "weights", "bias"):
         spec, where = (options[key], (*path, key)) if key in options else (defaults.get(key), ("defaults", key))

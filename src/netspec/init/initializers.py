@@ -4,7 +4,7 @@ Every initializer is a frozen dataclass whose fields are its parameters.
 ``get_config()`` returns ``{"name": ..., **fields}`` and ``from_config`` takes it
 back (Keras style). ``distribution(shape, fans)`` declares what the values
 follow; ``__call__(shape, stream, dtype, fans)`` draws them from a
-:mod:`netspec.streams` stream. Shapes are input-major (see :mod:`netspec.fans`).
+:mod:`netspec.init.streams` stream. Shapes are input-major (see :mod:`netspec.init.fans`).
 
 Where frameworks disagree, each variant has its own name:
 
@@ -30,8 +30,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from netspec.activations import GAIN_NAMES, calculate_gain
-from netspec.distributions import (
+from netspec.errors import InitializerError
+from netspec.init.distributions import (
     Constant,
     Distribution,
     Normal,
@@ -41,14 +41,14 @@ from netspec.distributions import (
     check_truncation,
     truncated_moments,
 )
-from netspec.errors import InitializerError
-from netspec.fans import MODES, Fans, compute_fans
+from netspec.init.fans import MODES, Fans, compute_fans
+from netspec.nn.activations import GAIN_NAMES, calculate_gain
 from netspec.registry import Configurable, Registry, check_choice, check_number
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from netspec.streams import Stream
+    from netspec.init.streams import Stream
 
 INITIALIZERS: Registry[type[Initializer]] = Registry("initializer")
 
@@ -61,7 +61,7 @@ def sample(dist: Distribution, shape: tuple[int, ...], stream: Stream, dtype: np
     """Draw an array of ``shape`` that follows a declared distribution."""
     import numpy as np
 
-    from netspec.streams import check_dtype
+    from netspec.init.streams import check_dtype
 
     if isinstance(dist, Constant):
         return np.full(shape, dist.value, dtype=check_dtype(dtype))
@@ -537,7 +537,7 @@ class Orthogonal(Initializer):
     def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
         import numpy as np
 
-        from netspec.streams import check_dtype
+        from netspec.init.streams import check_dtype
 
         shape = tuple(shape)
         rows, cols = self.matrix_shape(shape)
@@ -571,7 +571,7 @@ class Identity(Initializer):
     def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
         import numpy as np
 
-        from netspec.streams import check_dtype
+        from netspec.init.streams import check_dtype
 
         shape = tuple(shape)
         self.declared(shape, fans)
@@ -605,7 +605,7 @@ class Dirac(Initializer):
     def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
         import numpy as np
 
-        from netspec.streams import check_dtype
+        from netspec.init.streams import check_dtype
 
         shape = tuple(shape)
         self.declared(shape, fans)

@@ -1,8 +1,8 @@
 """The published JSON Schema (draft 2020-12) of spec format v1, generated from the registries.
 
 Layer types, initializer names and parameters, and activation names come
-from :data:`~netspec.layers.LAYER_TYPES`, :data:`~netspec.initializers.INITIALIZERS`
-and :data:`~netspec.activations.ACTIVATIONS`, so registered custom names
+from :data:`~netspec.nn.layers.LAYER_TYPES`, :data:`~netspec.init.initializers.INITIALIZERS`
+and :data:`~netspec.nn.activations.ACTIVATIONS`, so registered custom names
 appear automatically. ``schemas/netspec-v1.schema.json`` is this output for
 the built-in registries (a test keeps them equal). Branches are selected with
 ``if``/``then`` on ``type`` and ``name`` so an error reports only the branch
@@ -15,9 +15,9 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from netspec.activations import ACTIVATIONS
-from netspec.initializers import INITIALIZERS
-from netspec.layers import LAYER_TYPES
+from netspec.init.initializers import INITIALIZERS
+from netspec.nn.activations import ACTIVATIONS
+from netspec.nn.layers import LAYER_TYPES
 from netspec.registry import Registry
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec-v1.schema.json"

@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netspec.layers import Layer, ParamSpec, Shape
+from netspec.nn.layers import Layer, ParamSpec, Shape
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
-    from netspec.streams import Stream
+    from netspec.init.streams import Stream
 
 
 @dataclass
@@ -77,8 +77,8 @@ class Network:
         threads: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Every parameter, drawn from its stream (see :mod:`netspec.streams`)."""
-        from netspec.streams import BlockStream, LegacyStream
+        """Every parameter, drawn from its stream (see :mod:`netspec.init.streams`)."""
+        from netspec.init.streams import BlockStream, LegacyStream
 
         seed = self.seed if seed is None else seed
         out: dict[str, np.ndarray] = {}
@@ -93,7 +93,7 @@ class Network:
 
     def summary(self) -> str:
         """The Keras-style summary table that ``netspec build`` prints."""
-        from netspec.summary import table
+        from netspec.report.summary import table
 
         return table(self)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netspec.distributions import (
+from netspec.init.distributions import (
     Constant,
     Distribution,
     Normal,
@@ -151,7 +151,7 @@ def check_structured(values: np.ndarray, dist: Structured) -> CheckResult:
         eps = float(np.finfo(values.dtype).eps)
         tol = 50.0 * eps * math.sqrt(max(rows, values.shape[-1])) * dist.gain**2
         return CheckResult("orthogonal", err <= tol, err, f"max|Q^T Q - g^2 I| = {err:.3g} (<= {tol:.3g})")
-    from netspec.initializers import INITIALIZERS
+    from netspec.init.initializers import INITIALIZERS
 
     # identity and dirac are deterministic: the initializer that defines them builds the expected tensor
     expected = INITIALIZERS[dist.kind](gain=dist.gain)(values.shape, stream=None, dtype=values.dtype)

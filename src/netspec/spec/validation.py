@@ -14,9 +14,9 @@ from typing import Any
 import jsonschema
 
 from netspec.errors import Diagnostic
-from netspec.loader import Document, Path, format_path
 from netspec.registry import did_you_mean
-from netspec.schema import build_schema
+from netspec.spec.loader import Document, Path, format_path
+from netspec.spec.schema import build_schema
 
 
 @lru_cache(maxsize=1)
@@ -25,8 +25,8 @@ def _validator_for(versions: tuple[int, int]) -> jsonschema.Draft202012Validator
 
 
 def validator() -> jsonschema.Draft202012Validator:
-    from netspec.activations import ACTIVATIONS
-    from netspec.initializers import INITIALIZERS
+    from netspec.init.initializers import INITIALIZERS
+    from netspec.nn.activations import ACTIVATIONS
 
     return _validator_for((INITIALIZERS.version, ACTIVATIONS.version))
 

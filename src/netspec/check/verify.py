@@ -1,14 +1,14 @@
 """``netspec verify``: do the weights follow what their spec declares?
 
 For every parameter tensor, against the distribution its initializer declares
-(:mod:`netspec.distributions`):
+(:mod:`netspec.init.distributions`):
 
 * **reproduction** (exact): the tensor equals the one the spec and its seed
   produce, byte for byte (skipped with ``--statistical-only``);
 * **bounds** (exact): every value lies in the declared support;
 * **mean**: ``z = (xbar - mu) / sqrt(sigma^2 / n)``, N(0, 1) under the null;
 * **variance**: ``z = (v - sigma^2) / sqrt((mu4 - sigma^4) / n)`` with
-  ``v = mean((x - mu)^2)``, N(0, 1) under the null (see :mod:`netspec.checks`);
+  ``v = mean((x - mu)^2)``, N(0, 1) under the null (see :mod:`netspec.check.checks`);
 * **fit**: Kolmogorov-Smirnov against the declared CDF (SciPy; at most
   :data:`KS_MAX` values, a systematic subsample of larger tensors);
 * constant, identity, dirac: exact values; orthogonal: ``Q^T Q = gain^2 I``.
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from netspec.checks import check_bounds, check_structured, moments, ratio_standard_error
-from netspec.distributions import Constant, Distribution, Structured
-from netspec.network import Network
+from netspec.check.checks import check_bounds, check_structured, moments, ratio_standard_error
+from netspec.init.distributions import Constant, Distribution, Structured
+from netspec.nn.network import Network
 
 KS_MAX = 1 << 20
 POWER = 0.8
@@ -91,7 +91,7 @@ def detectable_ratio(dist: Distribution, n: int, z_crit: float) -> float:
 
 def _fit_pvalue(values: np.ndarray, dist: Distribution) -> float | None:
     try:
-        from netspec.checks import ks_pvalue
+        from netspec.check.checks import ks_pvalue
     except ImportError:  # pragma: no cover
         return None
     flat = values.reshape(-1)

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from netspec.activations import Activation, get_activation
-from netspec.fans import Fans, compute_fans
-from netspec.initializers import Initializer, get_initializer
+from netspec.init.fans import Fans, compute_fans
+from netspec.init.initializers import Initializer, get_initializer
+from netspec.nn.activations import Activation, get_activation
 
 if TYPE_CHECKING:
     import numpy as np
