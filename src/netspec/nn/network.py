@@ -78,18 +78,31 @@ class Network:
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, np.ndarray]:
         """Every parameter, drawn from its stream (see :mod:`netspec.init.streams`)."""
+        return dict(self.generate(seed, threads, progress))
+
+    def generate(
+        self,
+        seed: int | None = None,
+        threads: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """``(path, array)`` one parameter at a time, in initialization order.
+
+        Yields the same bytes as :meth:`initialize`; a caller that checks or
+        writes each tensor and drops it holds one tensor at a time. With
+        ``rng: legacy`` the single generator is consumed in order, so every
+        tensor must be drawn, even those the caller skips.
+        """
         from netspec.init.streams import BlockStream, LegacyStream
 
         seed = self.seed if seed is None else seed
-        out: dict[str, np.ndarray] = {}
         with _pool(threads if self.rng == "block" else 1) as pool:
             legacy = LegacyStream(seed) if self.rng == "legacy" else None
             for path, p in self.parameters():
                 stream: Stream = legacy or BlockStream(seed, path, pool)
-                out[path] = p.initializer(p.shape, stream, self.dtype, fans=p.fans)
+                yield path, p.initializer(p.shape, stream, self.dtype, fans=p.fans)
                 if progress:
                     progress(p.size)
-        return out
 
     def summary(self) -> str:
         """The Keras-style summary table that ``netspec build`` prints."""
