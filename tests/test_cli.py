@@ -229,7 +229,7 @@ def test_explain_says_where_each_initializer_came_from():
     r = netspec("explain", ROOT / "specs" / "cifar-cnn.yaml", "--json")
     assert r.returncode == 0, r.stderr
     rows = {row["parameter"]: row for row in json.loads(r.stdout)}
-    assert rows["conv2d_1.weights"]["origin"] == "defaults.weights; auto: relu -> he_normal (seed 004's table)"
+    assert rows["conv2d_1.weights"]["origin"] == "defaults.weights; auto: relu -> he_normal (the activation's recommended initializer)"
     assert rows["conv2d_1.weights"]["fan_in"] == 27 and rows["conv2d_1.weights"]["receptive_field"] == 9
     assert rows["dense_5.weights"]["origin"] == "layer key 'weights'"
     assert rows["dense_7.weights"]["initializer"]["mode"] == "fan_avg"

@@ -9,9 +9,10 @@ published schema is generated from.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from netspec.errors import NetspecError
 from netspec.init.fans import Fans, compute_fans
 from netspec.init.initializers import Initializer, get_initializer
 from netspec.nn.activations import Activation, get_activation
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 
-class ShapeError(ValueError):
+class ShapeError(NetspecError, ValueError):
     """A layer cannot take its input shape (the compiler locates it)."""
 
 
@@ -34,11 +35,23 @@ class ParamSpec:
     shape: Shape
     initializer: Initializer
     fans: Fans
-    origin: str = "fixed by the layer type"
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What the compiler resolved for one layer before constructing it.
+
+    ``activation`` is the layer's activation (linear for layers without one);
+    ``initializers`` maps each key of the layer's :attr:`Layer.INIT_KEYS`
+    (``weights``, ``bias``) to its initializer, ``auto`` already resolved.
+    """
+
+    activation: Activation = field(default_factory=lambda: get_activation("linear"))
+    initializers: dict[str, Initializer] = field(default_factory=dict)
 
 
 POS_INT = {"type": "integer", "minimum": 1, "maximum": 1 << 31}
@@ -54,18 +67,37 @@ def _opt(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 class Layer:
-    """Base class: ``type`` names it, ``OPTIONS`` declares its spec keys."""
+    """Base class: ``type`` names it, ``OPTIONS`` declares its spec keys.
+
+    ``INIT_KEYS`` maps each initializer key the layer takes to its built-in
+    default; ``USES_DEFAULTS`` says whether the spec's ``defaults`` apply;
+    ``AUTO`` is what ``auto`` means for this layer type (None: the
+    initializer recommended for the layer's activation).
+    """
 
     type: ClassVar[str] = ""
     description: ClassVar[str] = ""
     OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {}
     REQUIRED: ClassVar[tuple[str, ...]] = ()
-    has_weights: ClassVar[bool] = False
+    INIT_KEYS: ClassVar[dict[str, str]] = {}
+    USES_DEFAULTS: ClassVar[bool] = True
+    AUTO: ClassVar[dict[str, Any] | None] = None
 
-    def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
+    def __init__(self, name: str, options: dict[str, Any], resolved: Resolved | None = None):
         self.name = name
         self.options = options
-        self.activation: Activation = get_activation(options.get("activation", defaults.get("activation")))
+        resolved = resolved or Resolved()
+        self.activation: Activation = resolved.activation
+        self.initializers = resolved.initializers
+
+    @classmethod
+    def has_activation(cls) -> bool:
+        return "activation" in cls.OPTIONS
+
+    @classmethod
+    def has_parameters(cls) -> bool:
+        """Whether the layer owns parameter tensors whose names come from the layer name."""
+        return bool(cls.INIT_KEYS) or cls.params is not Layer.params
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
@@ -76,37 +108,15 @@ class Layer:
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         return x
 
-    def resolve(self, spec: Any) -> Initializer:
-        """An initializer spec, with ``auto`` resolved from this layer's activation."""
-        if spec == "auto":
-            return get_initializer(self.activation.recommended)
-        return get_initializer(spec)
-
-    def choose(self, key: str, options: dict[str, Any], defaults: dict[str, Any], fallback: str) -> tuple[Any, str]:
-        """The initializer spec for ``key`` and where it came from (layer, defaults, built-in default)."""
-        if key in options:
-            spec, origin = options[key], f"layer key '{key}'"
-        elif key in defaults:
-            spec, origin = defaults[key], f"defaults.{key}"
-        else:
-            spec, origin = fallback, f"built-in default ({fallback})"
-        if spec == "auto":
-            origin += f"; auto: {self.activation.name} -> {self.activation.recommended} (seed 004's table)"
-        return spec, origin
-
 
 class WeightedLayer(Layer):
-    """Kernel ``weights`` plus optional ``bias`` with initializers (defaults apply)."""
+    """Kernel ``weights`` plus optional ``bias`` (both get the kernel's fans)."""
 
-    has_weights = True
+    INIT_KEYS = {"weights": "auto", "bias": "zeros"}
 
-    def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
-        super().__init__(name, options, defaults)
-        spec, self.weights_origin = self.choose("weights", options, defaults, "auto")
-        self.weights_init = self.resolve(spec)
-        self.use_bias = options.get("use_bias", True)
-        spec, self.bias_origin = self.choose("bias", options, defaults, "zeros")
-        self.bias_init = self.resolve(spec)
+    @property
+    def use_bias(self) -> bool:
+        return bool(self.options.get("use_bias", True))
 
     def kernel_shape(self, shape: Shape) -> Shape:
         raise NotImplementedError
@@ -114,9 +124,9 @@ class WeightedLayer(Layer):
     def params(self, shape: Shape) -> list[ParamSpec]:
         kernel = self.kernel_shape(shape)
         fans = compute_fans(kernel)
-        specs = [ParamSpec("weights", kernel, self.weights_init, fans, self.weights_origin)]
+        specs = [ParamSpec("weights", kernel, self.initializers["weights"], fans)]
         if self.use_bias:
-            specs.append(ParamSpec("bias", (kernel[-1],), self.bias_init, fans, self.bias_origin + " (kernel fans)"))
+            specs.append(ParamSpec("bias", (kernel[-1],), self.initializers["bias"], fans))
         return specs
 
 
@@ -366,20 +376,16 @@ class Embedding(Layer):
         "weights": _opt(INIT_REF, "Table initializer; 'auto' is normal(0, 1) (PyTorch's nn.Embedding)."),
     }
     REQUIRED = ("vocab", "dim")
-    has_weights = True
-
-    def __init__(self, name: str, options: dict[str, Any], defaults: dict[str, Any]):
-        super().__init__(name, options, {})
-        spec = options.get("weights", "auto")
-        self.weights_init = get_initializer({"name": "normal", "std": 1.0}) if spec == "auto" else self.resolve(spec)
-        self.weights_origin = "layer key 'weights'" if "weights" in options else "auto: embedding -> normal(0, 1)"
+    INIT_KEYS = {"weights": "auto"}
+    USES_DEFAULTS = False
+    AUTO = {"name": "normal", "std": 1.0}
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape, self.options["dim"])
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         table = (self.options["vocab"], self.options["dim"])
-        return [ParamSpec("weights", table, self.weights_init, compute_fans(table), self.weights_origin)]
+        return [ParamSpec("weights", table, self.initializers["weights"], compute_fans(table))]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np

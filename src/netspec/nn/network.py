@@ -16,12 +16,34 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from netspec.errors import Diagnostic
     from netspec.init.streams import Stream
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one of a layer's initializers came from (rendered by :mod:`netspec.report.summary`).
+
+    ``source`` is ``layer`` (the layer's own key), ``defaults`` (the spec's
+    ``defaults``), ``built-in`` (the layer type's default) or ``fixed`` (not
+    configurable, e.g. batch-norm statistics); ``written`` is the value as
+    written (a name or a mapping); ``auto_from`` names the activation that
+    ``auto`` followed, or the layer type whose own rule it used.
+    """
+
+    key: str
+    source: str
+    written: Any = None
+    auto_from: str | None = None
+    auto_rule: str = "activation"
+
+
+FIXED = Provenance("", "fixed")
 
 
 @dataclass
 class CompiledLayer:
-    """A layer with its place in the spec and its static shapes."""
+    """A layer with its place in the spec, its static shapes and its initializers' provenance."""
 
     layer: Layer
     input_shape: Shape
@@ -29,6 +51,11 @@ class CompiledLayer:
     params: list[ParamSpec]
     spec_path: str = ""
     line: int = 0
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+
+    def origin(self, param: str) -> Provenance:
+        """The provenance of parameter ``param`` (bias follows the ``bias`` key)."""
+        return self.provenance.get(param, FIXED)
 
     @property
     def name(self) -> str:
@@ -51,6 +78,8 @@ class Network:
     dtype: str = "float32"
     source: str = ""
     spec: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    """Located warnings from compilation (e.g. parameter names that depend on layer positions)."""
 
     def parameters(self) -> Iterator[tuple[str, ParamSpec]]:
         """``("layer.param", spec)`` in initialization order: layer by layer, weights then bias."""

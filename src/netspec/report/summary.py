@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec.nn.network import Network, human_bytes
+from netspec.nn.activations import get_activation
+from netspec.nn.network import Network, Provenance, human_bytes
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -27,7 +28,7 @@ def rows(net: Network) -> list[dict[str, Any]]:
                 "output_shape": list(cl.output_shape),
                 "params": cl.num_params,
                 "parameters": inits,
-                "activation": cl.layer.activation.name if "activation" in cl.layer.OPTIONS else None,
+                "activation": cl.layer.activation.name if cl.layer.has_activation() else None,
                 "line": cl.line,
             }
         )
@@ -84,9 +85,26 @@ def as_json(net: Network) -> dict[str, Any]:
     }
 
 
+def origin_text(prov: Provenance, param: str) -> str:
+    """Where an initializer came from, in words: ``defaults.weights; auto: relu -> he_normal (...)``."""
+    if prov.source == "fixed":
+        return "fixed by the layer type"
+    key = prov.key
+    text = {"layer": f"layer key '{key}'", "defaults": f"defaults.{key}"}.get(
+        prov.source, f"built-in default ({prov.written})"
+    )
+    if prov.written == "auto" and prov.auto_rule == "layer":
+        text += f"; auto: {prov.auto_from} -> normal(0, 1) (PyTorch's nn.Embedding)"
+    elif prov.written == "auto":
+        recommended = get_activation(prov.auto_from).recommended
+        text += f"; auto: {prov.auto_from} -> {recommended} (the activation's recommended initializer)"
+    return text + (" (kernel fans)" if param == "bias" else "")
+
+
 def explain(net: Network) -> list[dict[str, Any]]:
     """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution."""
     out = []
+    origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p.name), p.name) for cl in net.layers for p in cl.params}
     for path, p in net.parameters():
         dist = p.initializer.declared(p.shape, p.fans)
         low, high = dist.support
@@ -99,7 +117,7 @@ def explain(net: Network) -> list[dict[str, Any]]:
                 "fan_out": p.fans.fan_out,
                 "receptive_field": p.fans.receptive_field,
                 "initializer": p.initializer.get_config(),
-                "origin": p.origin,
+                "origin": origins[path],
                 "formula": formula,
                 "declared": dist.describe(),
                 "mean": dist.mean,

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from netspec.errors import Diagnostic, InitializerError, SpecError
-from netspec.nn.layers import LAYER_TYPES, ShapeError
-from netspec.nn.network import CompiledLayer, Network
+from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
+from netspec.nn.layers import LAYER_TYPES, Layer, ParamSpec, Resolved, Shape, ShapeError
+from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text
 from netspec.spec.validation import validate
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
+LEGACY_SEED_LIMIT = 2**32
+"""np.random.RandomState takes seeds below 2^32."""
 MAX_LAYERS = 10_000
 """Layers after ``repeat`` expansion; counted before anything is expanded."""
 
@@ -30,50 +32,28 @@ def compile_text(text: str, source: str = "<string>", **options: Any) -> Network
 
 
 def compile_document(doc: Document, seed: int | None = None, max_params: int = DEFAULT_MAX_PARAMS) -> Network:
+    """Compile a loaded document (see the module doc).
+
+    Args:
+        doc: the loaded spec.
+        seed: overrides the spec's ``seed``.
+        max_params: refuse networks with more parameters, before anything is allocated.
+
+    Raises:
+        SpecError: every located problem of the spec (schema, names, shapes, initializers).
+        NetspecError: ``seed`` is out of range for the spec's ``rng``.
+    """
     diags = validate(doc)
     if diags:
         raise SpecError(doc.source, diags, doc.text)
     data = doc.data
     _check_expansion(doc, data["layers"], ("layers",))
-    defaults = data.get("defaults", {})
-    diags = _check_defaults(doc, defaults)
-    layers: list[CompiledLayer] = []
-    shape = tuple(data["input"])
-    total = 0
-    names: dict[str, Path] = {}
-    for position, (options, path, suffix) in enumerate(_expand(data["layers"], ("layers",), ""), start=1):
-        name = options["name"] + suffix if "name" in options else f"{options['type']}_{position}"
-        line, col = doc.mark(path)
-        if name in names:
-            first = doc.mark(names[name])[0]
-            diags.append(
-                Diagnostic(f"duplicate layer name {name!r} (first used on line {first})", line, col, format_path(path))
-            )
-            continue
-        names[name] = path
-        try:
-            layer = LAYER_TYPES[options["type"]](name, options, defaults)
-        except InitializerError as exc:
-            diags.append(_locate_init_error(doc, exc, options, defaults, path))
-            continue
-        if shape is None:
-            continue
-        try:
-            params = layer.params(shape)
-            out_shape = layer.output_shape(shape)
-        except (ShapeError, InitializerError) as exc:
-            diags.append(Diagnostic(f"{name} ({options['type']}): {exc}", line, col, format_path(path)))
-            shape = None
-            continue
-        count = sum(p.size for p in params)
-        if total <= max_params < total + count:
-            msg = f"{name} brings the parameter count to {total + count:,}, over the limit of {max_params:,}"
-            diags.append(Diagnostic(msg, line, col, format_path(path), hint="raise --max-params if this is intended"))
-        total += count
-        layers.append(CompiledLayer(layer, shape, out_shape, params, format_path(path), line))
-        shape = out_shape
+    diags = _check_seed(doc, data, seed)
+    resolver = Resolver(doc, data.get("defaults", {}))
+    layers, count_diags = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
+    diags += resolver.diagnostics + count_diags
     if diags:
-        raise SpecError(doc.source, diags, doc.text)
+        raise SpecError(doc.source, _unique(diags), doc.text)
     stem = os.path.splitext(os.path.basename(doc.source))[0]
     return Network(
         name=data.get("name", stem),
@@ -84,7 +64,178 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
         dtype=data.get("dtype", "float32"),
         source=doc.source,
         spec=data,
+        warnings=_positional_name_warnings(doc, layers, data.get("names", "positional")),
     )
+
+
+def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per (position, message): a shared mistake is reported once."""
+    return list({(d.line, d.column, d.message): d for d in diags}.values())
+
+
+def _check_seed(doc: Document, data: dict[str, Any], override: int | None) -> list[Diagnostic]:
+    """``rng: legacy`` seeds one np.random.RandomState, which takes seeds below 2^32."""
+    if data.get("rng", "block") != "legacy":
+        return []
+    if override is not None and override >= LEGACY_SEED_LIMIT:
+        raise NetspecError(f"seed {override} is too large for rng: legacy (one np.random.RandomState takes "
+                           f"seeds below 2^32); use rng: block or a smaller seed")  # fmt: skip
+    if override is None and data.get("seed", 0) >= LEGACY_SEED_LIMIT:
+        line, col = doc.mark(("seed",))
+        msg = (f"seed {data['seed']} is too large for rng: legacy: one np.random.RandomState takes seeds below "
+               f"2^32 (it would reuse seed {data['seed'] % LEGACY_SEED_LIMIT}'s weights)")  # fmt: skip
+        return [Diagnostic(msg, line, col, "seed", hint="use rng: block, or a seed below 4294967296")]
+    return []
+
+
+def _compile_layers(
+    doc: Document, resolver: Resolver, max_params: int, names_rule: str
+) -> tuple[list[CompiledLayer], list[Diagnostic]]:
+    layers: list[CompiledLayer] = []
+    diags: list[Diagnostic] = []
+    shape: Shape | None = tuple(doc.data["input"])
+    total = 0
+    names: dict[str, Path] = {}
+    for position, (options, path, suffix) in enumerate(_expand(doc.data["layers"], ("layers",), ""), start=1):
+        cls = LAYER_TYPES[options["type"]]
+        name = options["name"] + suffix if "name" in options else f"{options['type']}_{position}"
+        line, col = doc.mark(path)
+        where = format_path(path)
+        if name in names:
+            first = doc.mark(names[name])[0]
+            diags.append(Diagnostic(f"duplicate layer name {name!r} (first used on line {first})", line, col, where))
+            continue
+        names[name] = path
+        if names_rule == "explicit" and "name" not in options and cls.has_parameters():
+            msg = f"this {options['type']} layer has parameters but no name ('names: explicit' requires one)"
+            diags.append(Diagnostic(msg, line, col, where, hint=f"add name: to it (its positional name is {name})"))
+        resolved = resolver.layer(cls, options, path)
+        if resolved is None or shape is None:
+            continue
+        layer = cls(name, options, resolved[0])
+        try:
+            params = layer.params(shape)
+            out_shape = layer.output_shape(shape)
+        except (ShapeError, InitializerError) as exc:
+            diags.append(Diagnostic(f"{name} ({options['type']}): {exc}", line, col, where))
+            shape = None
+            continue
+        diags += resolver.check_shapes(name, params, resolved[1], path)
+        count = sum(p.size for p in params)
+        if total <= max_params < total + count:
+            msg = f"{name} brings the parameter count to {total + count:,}, over the limit of {max_params:,}"
+            diags.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
+        total += count
+        layers.append(CompiledLayer(layer, shape, out_shape, params, where, line, resolved[1]))
+        shape = out_shape
+    return layers, diags
+
+
+def _positional_name_warnings(doc: Document, layers: list[CompiledLayer], names_rule: str) -> list[Diagnostic]:
+    """One warning listing parameterized layers whose names (and so weights) depend on their position."""
+    if names_rule == "explicit":
+        return []
+    positional = [cl for cl in layers if cl.params and "name" not in cl.layer.options]
+    if not positional:
+        return []
+    shown = ", ".join(cl.name for cl in positional[:4]) + (", ..." if len(positional) > 4 else "")
+    msg = (f"{len(positional)} layer(s) with parameters rely on positional names ({shown}): inserting a layer "
+           "before them renames them and changes their weights")  # fmt: skip
+    first = positional[0]
+    line, col = doc.mark(_parse_path(first.spec_path))
+    hint = "give them a name:, or set 'names: explicit' to require one"
+    return [Diagnostic(msg, line, col, first.spec_path, hint=hint, severity="warning")]
+
+
+def _parse_path(text: str) -> Path:
+    """``layers[2].layers[0]`` -> ``("layers", 2, "layers", 0)``."""
+    out: list[str | int] = []
+    for part in text.replace("]", "").replace("[", ".").split("."):
+        if part:
+            out.append(int(part) if part.isdigit() else part)
+    return tuple(out)
+
+
+class Resolver:
+    """Resolves and locates every activation and initializer once per spec key.
+
+    A value written once (a layer key, or ``defaults.weights`` used by many
+    layers) is built once; if it is invalid, it is reported once, at the line
+    where it is written.
+    """
+
+    def __init__(self, doc: Document, defaults: dict[str, Any]):
+        self.doc = doc
+        self.defaults = defaults
+        self.diagnostics: list[Diagnostic] = []
+        self._built: dict[Path, Any] = {}
+
+    def _build(self, where: Path, spec: Any, factory: Any) -> Any:
+        if where not in self._built:
+            try:
+                self._built[where] = factory(spec)
+            except InitializerError as exc:
+                self._built[where] = None
+                line, col = self.doc.mark(where)
+                self.diagnostics.append(Diagnostic(str(exc), line, col, format_path(where)))
+        return self._built[where]
+
+    def _written(self, cls: type[Layer], options: dict[str, Any], path: Path, key: str) -> tuple[Any, Path | None, str]:
+        """The value for ``key``, where it is written, and which source it came from."""
+        if key in options:
+            return options[key], (*path, key), "layer"
+        if cls.USES_DEFAULTS and key in self.defaults:
+            return self.defaults[key], ("defaults", key), "defaults"
+        return None, None, "built-in"
+
+    def layer(
+        self, cls: type[Layer], options: dict[str, Any], path: Path
+    ) -> tuple[Resolved, dict[str, Provenance]] | None:
+        """The layer's resolved activation and initializers with their provenance (None if any is invalid)."""
+        from netspec.init.initializers import get_initializer
+        from netspec.nn.activations import get_activation
+
+        activation = get_activation("linear")
+        if cls.has_activation():
+            spec, where, _ = self._written(cls, options, path, "activation")
+            activation = self._build(where, spec, get_activation) if where else activation
+            if activation is None:
+                return None
+        inits: dict[str, Any] = {}
+        provenance: dict[str, Provenance] = {}
+        for key, fallback in cls.INIT_KEYS.items():
+            spec, where, source = self._written(cls, options, path, key)
+            written = fallback if where is None else spec
+            if written == "auto":
+                rule = "layer" if cls.AUTO is not None else "activation"
+                target = cls.AUTO if cls.AUTO is not None else activation.recommended
+                inits[key] = get_initializer(target)
+                provenance[key] = Provenance(key, source, written, cls.type if cls.AUTO else activation.name, rule)
+            else:
+                inits[key] = self._build(where, spec, get_initializer) if where else get_initializer(written)
+                provenance[key] = Provenance(key, source, written)
+        if any(v is None for v in inits.values()):
+            return None
+        return Resolved(activation, inits), provenance
+
+    def check_shapes(
+        self, name: str, params: list[ParamSpec], provenance: dict[str, Provenance], path: Path
+    ) -> list[Diagnostic]:
+        """Every initializer accepts its tensor's shape (identity needs 2-D, dirac a conv kernel, ...)."""
+        diags = []
+        for p in params:
+            try:
+                p.initializer.declared(p.shape, p.fans)
+            except InitializerError as exc:
+                prov = provenance.get(p.name)
+                where: Path = path
+                if prov is not None and prov.source == "layer":
+                    where = (*path, p.name)
+                elif prov is not None and prov.source == "defaults":
+                    where = ("defaults", p.name)
+                line, col = self.doc.mark(where)
+                diags.append(Diagnostic(f"{name}.{p.name}: {exc}", line, col, format_path(where)))
+        return diags
 
 
 def _expanded_count(items: list[dict[str, Any]]) -> int:
@@ -118,41 +269,3 @@ def _expand(items: list[dict[str, Any]], path: Path, suffix: str) -> list[tuple[
         else:
             out.append((item, (*path, i), suffix))
     return out
-
-
-def _check_defaults(doc: Document, defaults: dict[str, Any]) -> list[Diagnostic]:
-    from netspec.init.initializers import get_initializer
-    from netspec.nn.activations import get_activation
-
-    diags = []
-    for key in ("weights", "bias", "activation"):
-        if key not in defaults or defaults[key] == "auto":
-            continue
-        try:
-            (get_activation if key == "activation" else get_initializer)(defaults[key])
-        except InitializerError as exc:
-            line, col = doc.mark(("defaults", key))
-            diags.append(Diagnostic(str(exc), line, col, f"defaults.{key}"))
-    return diags
-
-
-def _locate_init_error(
-    doc: Document, exc: InitializerError, options: dict[str, Any], defaults: dict[str, Any], path: Path
-) -> Diagnostic:
-    """Point at the layer key (or the default) whose initializer or activation is invalid."""
-    from netspec.init.initializers import get_initializer
-    from netspec.nn.activations import get_activation
-
-    for key in ("activation", "weights", "bias"):
-        spec, where = (options[key], (*path, key)) if key in options else (defaults.get(key), ("defaults", key))
-        if spec is None or spec == "auto":
-            continue
-        try:
-            (get_activation if key == "activation" else get_initializer)(spec)
-        except InitializerError:
-            if where[0] == "defaults":
-                break  # already reported once by _check_defaults
-            line, col = doc.mark(where)
-            return Diagnostic(str(exc), line, col, format_path(where))
-    line, col = doc.mark(path)
-    return Diagnostic(str(exc), line, col, format_path(path))
