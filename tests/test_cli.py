@@ -1,15 +1,21 @@
-"""End-to-end through subprocesses: the installed ``netspec`` console script."""
+"""The command line, mostly in-process (``main(argv)`` with captured output) so the suite stays fast;
+a few tests run the installed console script where a real process matters (signals, pipes, start-up)."""
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from netspec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -17,11 +23,28 @@ BAD = sorted((ROOT / "tests" / "bad").glob("*.yaml"))
 DEMO = ROOT / "specs" / "glorot-demo-4-5-3.yaml"
 
 
-def netspec(*args, cwd=None, timeout=120):
-    """Run the console script; ``timeout`` only guards against a hang (no timing assertions)."""
+def netspec(*args, cwd=None):
+    """Run ``main(argv)`` in this process; returns returncode, stdout and stderr like subprocess.run."""
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(old)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def console(*args, cwd=None, timeout=120, **kwargs):
+    """Run the installed console script; ``timeout`` only guards against a hang (no timing assertions)."""
     exe = shutil.which("netspec", path=os.path.dirname(sys.executable)) or shutil.which("netspec")
     cmd = [exe, *map(str, args)] if exe else [sys.executable, "-m", "netspec.cli", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout, **kwargs)
 
 
 def test_eval_prints_seed_001_demo_output():
@@ -41,7 +64,9 @@ def test_build_writes_default_npz_in_cwd_and_says_so(tmp_path):
     for needle in ("dense_1 (dense)", "(None, 5)", "25", "glorot_uniform U(±0.8165)", "tanh", "Total params: 43"):
         assert needle in r.stdout
     with np.load(out) as w:
-        assert sorted(w.files) == ["dense_1.bias", "dense_1.weights", "dense_2.bias", "dense_2.weights"]
+        assert sorted(w.files) == [
+            "dense_1.bias", "dense_1.weights", "dense_2.bias", "dense_2.weights", "netspec-metadata.json"
+        ]
         assert w["dense_1.weights"].shape == (4, 5) and w["dense_1.weights"].dtype == np.float32
 
 
@@ -76,7 +101,9 @@ def test_safetensors_output_loads_with_the_safetensors_library(tmp_path):
     npz = tmp_path / "w.npz"
     netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "-o", npz)
     with np.load(npz) as w:
-        for name in w.files:
+        names = [n for n in w.files if n != "netspec-metadata.json"]
+        assert sorted(names) == sorted(tensors)
+        for name in names:
             assert np.array_equal(w[name], tensors[name])
 
 
@@ -141,7 +168,7 @@ def test_validate_many_files_reports_each():
 
 @pytest.mark.parametrize("bad", BAD, ids=lambda p: p.name)
 def test_bad_inputs_fail_cleanly_and_located(bad):
-    r = netspec("build", bad, "--dry-run", timeout=30)
+    r = netspec("build", bad, "--dry-run")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     first = r.stderr.splitlines()[0]
@@ -171,14 +198,30 @@ def test_bad_input_messages(bad, needle):
 
 def test_usage_errors_exit_2(tmp_path):
     assert netspec("build").returncode == 2
-    assert netspec("build", tmp_path / "missing.yaml").returncode == 2
     r = netspec("build", DEMO, "-o", tmp_path / "w.txt")
     assert r.returncode == 2 and "use .npz or .safetensors" in r.stderr
+    r = netspec("build", DEMO, "-o", tmp_path / "missing" / "w.npz")
+    assert r.returncode == 2 and "folder does not exist" in r.stderr
     r = netspec("build", DEMO, "--threads", "0")
     assert r.returncode == 2 and "must be >= 1" in r.stderr
-    r = netspec("eval", DEMO, "--input", "1,2,3")
-    assert r.returncode == 2 and "takes [4]" in r.stderr
+    r = netspec("verify", DEMO, DEMO, "--weights", tmp_path / "w.npz")
+    assert r.returncode == 2 and "one SPEC" in r.stderr
     assert netspec("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize("command", ["build", "validate", "verify", "explain", "eval"])
+def test_a_missing_spec_file_exits_1_for_every_command(command, tmp_path):
+    extra = ["--input", "1,2,3,4"] if command == "eval" else []
+    r = netspec(command, tmp_path / "missing.yaml", *extra)
+    assert r.returncode == 1, (command, r.stderr)
+    assert "missing.yaml" in r.stderr and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_wrong_input_values_exit_1(tmp_path):
+    r = netspec("eval", DEMO, "--input", "1,2,3")
+    assert r.returncode == 1 and "takes [4]" in r.stderr
+    r = netspec("eval", DEMO, "--input", tmp_path / "nope.npy")
+    assert r.returncode == 1 and "no such file" in r.stderr
 
 
 def test_help_and_version():
@@ -186,10 +229,11 @@ def test_help_and_version():
         r = netspec(*cmd, "--help")
         assert r.returncode == 0 and "usage: netspec" in r.stdout
     assert netspec("--version").stdout.startswith("netspec ")
+    assert console("--version").stdout.startswith("netspec ")
 
 
 def test_schema_command_prints_the_published_schema():
-    r = netspec("schema")
+    r = console("schema")  # a fresh process: tests in this one register custom names
     assert r.returncode == 0
     assert json.loads(r.stdout) == json.loads((ROOT / "schemas" / "netspec-v1.schema.json").read_text())
 
@@ -229,7 +273,8 @@ def test_explain_says_where_each_initializer_came_from():
     r = netspec("explain", ROOT / "specs" / "cifar-cnn.yaml", "--json")
     assert r.returncode == 0, r.stderr
     rows = {row["parameter"]: row for row in json.loads(r.stdout)}
-    assert rows["conv2d_1.weights"]["origin"] == "defaults.weights; auto: relu -> he_normal (the activation's recommended initializer)"
+    expected = "defaults.weights; auto: relu -> he_normal (the activation's recommended initializer)"
+    assert rows["conv2d_1.weights"]["origin"] == expected
     assert rows["conv2d_1.weights"]["fan_in"] == 27 and rows["conv2d_1.weights"]["receptive_field"] == 9
     assert rows["dense_5.weights"]["origin"] == "layer key 'weights'"
     assert rows["dense_7.weights"]["initializer"]["mode"] == "fan_avg"

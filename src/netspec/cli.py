@@ -1,19 +1,31 @@
-"""The ``netspec`` command line: build, validate, verify, schema, eval.
+"""The ``netspec`` command line: build, validate, verify, explain, schema, eval.
 
-Exit codes: 0 ok; 1 the input is wrong or a check failed; 2 usage error
-(bad options, missing files). Bad input never produces a traceback.
+The CLI parses arguments and calls library functions; a reporter chosen once
+(``--json`` or text, :mod:`netspec.report.reporters`) prints the results.
+
+Exit codes: 0 ok; 1 an input (spec, weights or data file) is missing, unreadable
+or wrong, or a check failed; 2 the command line is wrong (unknown option, bad
+value, an output path in a missing folder or of an unknown format); 70 an
+internal error (a bug: one line, no traceback unless ``NETSPEC_DEBUG=1``);
+130/143 interrupted by SIGINT/SIGTERM (nothing half-written is left).
+A closed stdout (``| head``) is not an error.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
+from netspec.report.reporters import Validation, reporter
+
+if TYPE_CHECKING:
+    from netspec.nn.network import Network
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -59,7 +71,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netspec",
         description="Neural-network architectures and their weight initialization as checked YAML specs.",
-        epilog="Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error.",
+        epilog="Exit codes: 0 ok; 1 an input is missing or wrong, or a check failed; 2 the command line is wrong; "
+        "70 internal error (please report). NETSPEC_DEBUG=1 shows tracebacks of internal errors.",
     )
     p.add_argument("--version", action="version", version=f"netspec {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -80,10 +93,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
     v = sub.add_parser("validate", help="check spec files (for CI and pre-commit)",
-                       description="Validate and compile each SPEC without allocating anything.")  # fmt: skip
-    v.add_argument("specs", metavar="SPEC", nargs="+", help="YAML spec files")
-    v.add_argument("--max-params", type=_positive_int, default=DEFAULT_MAX_PARAMS, metavar="N")
-    v.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+                       description="Validate and compile each SPEC without allocating anything; a folder "
+                       "means every *.yaml / *.yml file in it (recursively). Warnings (e.g. parameter names "
+                       "that depend on layer positions) do not change the exit code.")  # fmt: skip
+    v.add_argument("specs", metavar="SPEC", nargs="+", help="YAML spec files or folders")
+    v.add_argument("--max-params", type=_positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
+                   help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
+    v.add_argument("-q", "--quiet", action="store_true", help="print errors only (no ok lines, no warnings)")
+    v.add_argument("--json", action="store_true", help="print the results (with every diagnostic) as JSON")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec format",
                    description="Print the JSON Schema (draft 2020-12), including registered custom names. Point "
@@ -92,7 +109,8 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="run a forward pass", description="Evaluation-mode forward pass of SPEC.")
     e.add_argument("spec", metavar="SPEC")
     e.add_argument("--input", required=True, metavar="X",
-                   help="comma-separated values for one sample (1,2,3,4) or a .npy file with a batch")  # fmt: skip
+                   help="comma-separated values for one sample (1,2,3,4; -1,2 works too) or a .npy file with a "
+                   "batch")  # fmt: skip
     e.add_argument("--weights", metavar="FILE", help="weights file (default: initialize from the spec's seed)")
     e.add_argument("--seed", type=_seed, help="override the spec's seed")
     e.add_argument("--json", action="store_true", help="print the output as JSON")
@@ -107,53 +125,154 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("verify", help="check weights against the distributions their initializers declare",
                        description="For every parameter tensor: exact bounds, mean and variance z-tests and a "
                        "Kolmogorov-Smirnov fit, with a family-wise false-alarm rate of --alpha.")  # fmt: skip
-    r.add_argument("spec", metavar="SPEC")
-    r.add_argument("--weights", metavar="FILE", help="weights file to check (default: build in memory)")
+    r.add_argument("specs", metavar="SPEC", nargs="+", help="spec files or folders (every one is checked)")
+    r.add_argument("--weights", metavar="FILE", help="weights file to check, for one SPEC (default: build in memory)")
     r.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm rate (default 0.001)")
     r.add_argument("--seed", type=_seed, help="override the spec's seed (when building in memory)")
     r.add_argument("--statistical-only", action="store_true",
                    help="skip the exact check that the weights are the bytes the spec's seed produces")  # fmt: skip
+    r.add_argument("--strict", action="store_true",
+                   help="fail on 'inconclusive' tensors (too small to judge) and on skipped tests too")  # fmt: skip
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from netspec.errors import NetspecError, SpecError
-    from netspec.io.weights import WeightsError
+EXIT_INTERNAL = 70
+"""An unexpected exception: a bug in netspec (sysexits' EX_SOFTWARE)."""
+EXIT_TERMINATED = 128 + 15
 
-    args = parser().parse_args(argv)
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, so partial files are removed."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module doc)."""
+    args = parser().parse_args(_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    with _sigterm_unwinds():
+        try:
+            return _run(args)
+        except BrokenPipeError:  # the reader went away (`netspec explain ... | head -1`): not an error
+            _silence_stdout()
+            return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from netspec.errors import NetspecError, SpecError
+
     try:
+        from netspec.plugins import load_plugins
+
+        load_plugins()
         return COMMANDS[args.command](args)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
-    except (WeightsError, NetspecError) as exc:
-        print(f"netspec: error: {exc}", file=sys.stderr)
+    except NetspecError as exc:
+        print(f"netspec {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except UsageError as exc:
         print(f"netspec {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"netspec: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"netspec {args.command}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)  # fmt: skip
         return EXIT_INVALID
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as exc:
         print("netspec: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, _Terminated) else 130
     except MemoryError:
         print("netspec: error: out of memory; lower the spec's size or --max-params", file=sys.stderr)
         return EXIT_INVALID
+    except Exception as exc:  # last resort: a bug, never a traceback for users
+        if os.environ.get("NETSPEC_DEBUG") == "1":
+            raise
+        print(f"netspec: internal error: {type(exc).__name__}: {exc} (please report it; NETSPEC_DEBUG=1 shows "
+              "the traceback)", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERNAL
 
 
-def _existing(path: str) -> str:
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM unwinds the stack (cleaning up partial files) like SIGINT."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (in-process use): nothing to flush
+        pass
+
+
+_NUMBER_START = re.compile(r"^-\.?[0-9]")
+
+
+def _negative_values(argv: list[str]) -> list[str]:
+    """``--input -1,2,3`` -> ``--input=-1,2,3`` (argparse would read ``-1,2,3`` as an option)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if i and argv[i - 1] == "--input" and _NUMBER_START.match(arg):
+            out[-1] = f"--input={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def _spec_files(paths: list[str]) -> list[str]:
+    """Spec paths, with folders expanded to the ``*.yaml``/``*.yml`` files in them (recursively, sorted)."""
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(path)
+                for name in names
+                if name.endswith((".yaml", ".yml"))
+            )
+            out.extend(found or [path])
+        else:
+            out.append(path)
+    return out
+
+
+def _missing(path: str) -> str:
+    """Why ``path`` cannot be read as a spec, or ''."""
+    if os.path.isdir(path):
+        return "is a folder with no .yaml or .yml files"
+    if not os.path.exists(path):
+        return "no such file"
     if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
-    return path
+        return "not a regular file"
+    return ""
 
 
-def _compile(path: str, **options: Any):  # type: ignore[no-untyped-def]
+def _compile(path: str, **options: Any) -> Network:
+    from netspec.errors import NetspecError
     from netspec.spec.compiler import compile_file
 
-    return compile_file(_existing(path), **options)
+    problem = _missing(path)
+    if problem:
+        raise NetspecError(f"{path}: {problem}")
+    return compile_file(path, **options)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -169,128 +288,88 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
             raise UsageError(f"{out}: the folder does not exist")
     net = _compile(args.spec, seed=args.seed, max_params=args.max_params)
+    rep = reporter(args.json)
     report: dict[str, Any] = summary.as_json(net)
-    if not args.json:
-        print(summary.table(net, report["layers"]))
+    rep.build_started(net, report)
     if args.dry_run:
         report["output"] = None
-        _finish(args, report, "dry run: nothing allocated, nothing written")
+        rep.build_done(report, "dry run: nothing allocated, nothing written")
         return EXIT_OK
     from netspec.report.progress import Progress
 
     with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar:
         params = net.initialize(threads=args.threads, progress=bar.advance)
-    weights_io.save(params, out, {"netspec_spec": net.name, "netspec_seed": str(net.seed)})
+    weights_io.save(params, out, weights_io.metadata_for(net))
     digest = weights_io.sha256_file(out)
     report.update(output=out, sha256=digest)
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
-    _finish(args, report, f"wrote {out}{note}\nsha256 {digest}")
+    rep.build_done(report, f"wrote {out}{note}\nsha256 {digest}")
     return EXIT_OK
-
-
-def _finish(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(text)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from netspec.errors import SpecError
     from netspec.spec.compiler import compile_file
 
-    failed = 0
-    for path in args.specs:
-        if not os.path.isfile(path):
-            print(f"{path}: error: no such file", file=sys.stderr)
-            failed += 1
+    results = []
+    for path in _spec_files(args.specs):
+        problem = _missing(path)
+        if problem:
+            results.append(Validation(path, problem=problem))
             continue
         try:
             net = compile_file(path, max_params=args.max_params)
         except SpecError as exc:
-            print(exc, file=sys.stderr)
-            failed += 1
+            results.append(Validation(path, error=exc))
             continue
-        if not args.quiet:
-            print(f"{path}: ok ({len(net.layers)} layers, {net.num_params:,} parameters)")
-    if len(args.specs) > 1 and not args.quiet:
-        print(f"{len(args.specs) - failed} valid, {failed} invalid")
-    return EXIT_INVALID if failed else EXIT_OK
+        results.append(Validation(path, net, warnings=net.warnings))
+    reporter(args.json, args.quiet).validated(results)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_INVALID
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from netspec.plugins import load_plugins
     from netspec.spec.schema import schema_json
 
-    load_plugins()
     sys.stdout.write(schema_json())
     return EXIT_OK
 
 
-def _read_input(text: str, shape: tuple[int, ...], dtype: str):  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    if text.endswith(".npy"):
-        try:
-            x = np.load(_existing(text), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{text}: cannot read: {exc}") from None
-    else:
-        try:
-            x = np.array([float(v) for v in text.split(",")])
-        except ValueError:
-            raise UsageError(f"--input {text!r}: expected comma-separated numbers or a .npy file") from None
-        if x.size != int(np.prod(shape)):
-            raise UsageError(f"--input has {x.size} values; the network takes {list(shape)} ({int(np.prod(shape))})")
-        x = x.reshape(shape)
-    if x.shape != shape and x.shape[1:] != shape:
-        raise UsageError(f"input shape {list(x.shape)} does not match the network's {list(shape)} (or a batch of it)")
-    return x.astype(dtype)
-
-
-def _weights_for(net: Any, path: str | None) -> dict[str, Any]:
-    from netspec.io import weights as weights_io
-
-    if path is None:
-        return net.initialize()
-    params = weights_io.load(_existing(path), max_bytes=net.nbytes + (1 << 20) * (1 + len(net.layers)))
-    expected = {name: p.shape for name, p in net.parameters()}
-    problems = weights_io.check_against(params, expected, net.dtype)
-    if problems:
-        raise weights_io.WeightsError(f"{path} does not match {net.source}: " + "; ".join(problems))
-    return params
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
+    from netspec.io.weights import load_for
+    from netspec.nn.inputs import read_input
 
     net = _compile(args.spec, seed=args.seed)
-    x = _read_input(args.input, tuple(net.input_shape), net.dtype)
-    y = net.forward(x, _weights_for(net, args.weights))
-    if args.json:
-        print(json.dumps({"output": y.tolist(), "shape": list(y.shape)}))
-    else:
-        print(np.array2string(y, precision=4, floatmode="fixed", suppress_small=False))
+    x = read_input(args.input, tuple(net.input_shape), net.dtype)
+    params = load_for(net, args.weights) if args.weights else None
+    reporter(args.json).evaluated(net.forward(x, params))
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from netspec.check.verify import render, verify_network
+    from netspec.check.verify import verify_network
+    from netspec.io.weights import load_for
 
-    net = _compile(args.spec, seed=args.seed)
-    params = _weights_for(net, args.weights)
-    # built in memory, the bytes are the seed's by construction: only the statistics say something
-    reproduce = args.weights is not None and not args.statistical_only
-    report = verify_network(net, params, alpha=args.alpha, reproduce=reproduce)
-    print(json.dumps(report.as_json(), indent=2) if args.json else render(report))
-    return EXIT_OK if report.passed else EXIT_INVALID
+    if args.weights and len(args.specs) > 1:
+        raise UsageError("--weights checks one spec's file; give one SPEC with it")
+    reports = []
+    for path in _spec_files(args.specs):
+        net = _compile(path, seed=args.seed)
+        params = load_for(net, args.weights) if args.weights else net.initialize()
+        # built in memory, the bytes are the seed's by construction: only the statistics say something
+        reproduce = args.weights is not None and not args.statistical_only
+        reports.append(verify_network(net, params, alpha=args.alpha, reproduce=reproduce))
+    reporter(args.json).verified(reports)
+    return EXIT_OK if all(_verify_ok(r, args.strict) for r in reports) else EXIT_INVALID
+
+
+def _verify_ok(report: Any, strict: bool) -> bool:
+    ok = getattr(report, "ok", None)
+    return bool(ok(strict)) if callable(ok) else bool(report.passed)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from netspec.report import summary
-
     net = _compile(args.spec)
-    print(json.dumps(summary.explain(net), indent=2) if args.json else summary.explain_text(net))
+    reporter(args.json).explained(net)
     return EXIT_OK
 
 

@@ -13,24 +13,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from netspec.errors import NetspecError
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from netspec.nn.network import Network
+
 
 FORMATS = (".npz", ".safetensors")
+NPZ_METADATA = "netspec-metadata.json"
+"""The .npz member holding the metadata (spec name, seed, ...) that safetensors keeps in its header."""
 ST_DTYPES = {"float32": "F32", "float64": "F64"}
 ST_HEADER_LIMIT = 100 * 1024 * 1024
 
 
-class WeightsError(ValueError):
+class WeightsError(NetspecError, ValueError):
     """A weights file cannot be read or does not match its spec."""
 
 
@@ -47,6 +54,7 @@ def atomic_write(path: str) -> Iterator[BinaryIO]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".netspec-", suffix=".partial", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file respects the umask like any other
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -56,6 +64,12 @@ def atomic_write(path: str) -> Iterator[BinaryIO]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | None = None) -> None:
@@ -69,6 +83,8 @@ def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str,
     import numpy as np
 
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        if metadata:
+            zf.writestr(NPZ_METADATA, json.dumps(metadata, sort_keys=True, indent=1))
         for name, array in params.items():
             with zf.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
@@ -127,30 +143,93 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     import numpy as np
 
     with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+        return {name: data[name] for name in data.files if name != NPZ_METADATA}
+
+
+def load_metadata(path: str) -> dict[str, str]:
+    """The metadata a weights file carries (spec name, seed, ...): safetensors' ``__metadata__``,
+    or the .npz member :data:`NPZ_METADATA`; empty if it has none.
+
+    Raises:
+        WeightsError: the file cannot be read or its metadata is not a mapping of strings.
+    """
+    ext = file_format(path)
+    try:
+        if ext == ".npz":
+            with zipfile.ZipFile(path) as zf:
+                if NPZ_METADATA not in zf.namelist():
+                    return {}
+                if zf.getinfo(NPZ_METADATA).file_size > ST_HEADER_LIMIT:
+                    raise WeightsError(f"{path}: metadata member is over the size limit")
+                meta = json.loads(zf.read(NPZ_METADATA))
+        else:
+            meta = _safetensors_header(path)[0].get("__metadata__", {})
+    except WeightsError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
+        raise WeightsError(f"{path}: cannot read metadata: {exc}") from None
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise WeightsError(f"{path}: metadata must be a mapping of strings to strings")
+    return meta
+
+
+def _safetensors_header(path: str) -> tuple[dict[str, Any], int]:
+    """The parsed, type-checked JSON header and the offset where the data starts."""
+    with open(path, "rb") as fh:
+        prefix = fh.read(8)
+        if len(prefix) != 8:
+            raise WeightsError(f"{path}: too short for a safetensors file")
+        (n,) = struct.unpack("<Q", prefix)
+        if n > ST_HEADER_LIMIT:
+            raise WeightsError(f"{path}: safetensors header of {n} bytes is over the limit")
+        header = json.loads(fh.read(n))
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: the safetensors header must be a JSON object, got {type(header).__name__}")
+    for name, info in header.items():
+        if name == "__metadata__":
+            if not isinstance(info, dict):
+                raise WeightsError(f"{path}: __metadata__ must be a JSON object")
+            continue
+        _check_entry(path, name, info)
+    return header, 8 + n
+
+
+def _check_entry(path: str, name: str, info: Any) -> None:
+    """One tensor entry: {"dtype": str, "shape": [int >= 0, ...], "data_offsets": [int, int]}."""
+
+    def ints(value: Any, count: int | None) -> bool:
+        return (
+            isinstance(value, list)
+            and (count is None or len(value) == count)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        )
+
+    if not isinstance(info, dict):
+        raise WeightsError(f"{path}: tensor {name!r}: entry must be a JSON object, got {json.dumps(info)[:40]}")
+    if not isinstance(info.get("dtype"), str):
+        raise WeightsError(f"{path}: tensor {name!r}: 'dtype' must be a string")
+    if not ints(info.get("shape"), None):
+        raise WeightsError(f"{path}: tensor {name!r}: 'shape' must be a list of non-negative integers")
+    if not ints(info.get("data_offsets"), 2):
+        raise WeightsError(f"{path}: tensor {name!r}: 'data_offsets' must be two non-negative integers")
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
     import numpy as np
 
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        if n > ST_HEADER_LIMIT:
-            raise WeightsError(f"{path}: safetensors header of {n} bytes is over the limit")
-        header = json.loads(fh.read(n))
-    start = 8 + n
+    header, start = _safetensors_header(path)
     size = os.path.getsize(path) - start
     out = {}
     inverse = {v: k for k, v in ST_DTYPES.items()}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info.get("dtype") not in inverse:
-            raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
+        if info["dtype"] not in inverse:
+            raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']!r}")
         begin, end = info["data_offsets"]
         dtype = np.dtype(inverse[info["dtype"]]).newbyteorder("<")
         shape = tuple(info["shape"])
-        if not (0 <= begin <= end <= size) or end - begin != int(np.prod(shape)) * dtype.itemsize:
+        if not (0 <= begin <= end <= size) or end - begin != math.prod(shape) * dtype.itemsize:
             raise WeightsError(f"{path}: tensor {name!r} has inconsistent offsets")
         out[name] = np.memmap(path, dtype=dtype, mode="r", offset=start + begin, shape=shape)
     return out
@@ -176,3 +255,35 @@ def check_against(params: dict[str, np.ndarray], expected: dict[str, tuple[int, 
             problems.append(f"{name}: dtype {params[name].dtype.name}, the spec says {dtype}")
     problems += [f"unexpected tensor {name!r}" for name in params if name not in expected]
     return problems
+
+
+def metadata_for(net: Network) -> dict[str, str]:
+    """What a weights file records about where it came from (safetensors header or .npz member).
+
+    Only what determines the bytes (no version, no path), so the same spec and seed give the same file.
+    """
+    return {
+        "netspec_spec": net.name,
+        "netspec_seed": str(net.seed),
+        "netspec_rng": net.rng,
+        "netspec_dtype": net.dtype,
+    }
+
+
+def load_for(net: Network, path: str) -> dict[str, np.ndarray]:
+    """The weights in ``path``, checked against ``net``'s parameters (names, shapes, dtype).
+
+    The file may not expand past the spec's own size (plus 1 MiB per layer for
+    headers) before anything is decompressed.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, too large, or does not match the spec.
+    """
+    if not os.path.isfile(path):
+        raise WeightsError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
+    params = load(path, max_bytes=net.nbytes + (1 << 20) * (1 + len(net.layers)))
+    expected = {name: p.shape for name, p in net.parameters()}
+    problems = check_against(params, expected, net.dtype)
+    if problems:
+        raise WeightsError(f"{path} does not match {net.source}: " + "; ".join(problems))
+    return params

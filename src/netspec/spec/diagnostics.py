@@ -31,14 +31,19 @@ def code_frame(text: str, line: int, column: int) -> str:
     return f"{gutter}{src}\n{' ' * (len(gutter) - 2)}| {' ' * max(0, column - 1)}^"
 
 
-def render(error: SpecError) -> str:
+def render_diagnostics(source: str, diagnostics: list[Diagnostic], text: str = "") -> str:
+    """Located blocks, one per diagnostic: header, code frame (when the text is known), help."""
     blocks = []
-    for d in error.diagnostics:
-        block = header(error.source, d)
-        frame = code_frame(error.text, d.line, d.column) if error.text else ""
+    for d in diagnostics:
+        block = header(source, d)
+        frame = code_frame(text, d.line, d.column) if text else ""
         if frame:
             block += "\n" + frame
         if d.hint:
             block += f"\n      = help: {d.hint}"
         blocks.append(block)
     return "\n".join(blocks)
+
+
+def render(error: SpecError) -> str:
+    return render_diagnostics(error.source, error.diagnostics, error.text)

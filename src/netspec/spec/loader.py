@@ -216,7 +216,11 @@ def _convert(node: Node, path: Path, doc: Document, depth: int) -> Any:
     return _mapping(node, path, doc, depth)
 
 
-def _mapping(node: MappingNode, path: Path, doc: Document, depth: int) -> dict[str, Any]:
+def _mapping(
+    node: MappingNode, path: Path, doc: Document, depth: int, taken: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Convert a mapping; keys in ``taken`` (already set by the mapping that merges this one) are skipped,
+    so neither their values nor their positions replace the explicit ones."""
     out: dict[str, Any] = {}
     first: dict[str, tuple[int, int]] = {}
     merged: list[MappingNode] = []
@@ -235,11 +239,12 @@ def _mapping(node: MappingNode, path: Path, doc: Document, depth: int) -> dict[s
             line = first[key][0]
             raise _Fail(f"duplicate key {key!r} (first defined on line {line})", _mark(key_node), (*path, key))
         first[key] = _mark(key_node)
+        if key in taken:
+            continue
         doc.key_marks[(*path, key)] = _mark(key_node)
         out[key] = _convert(value_node, (*path, key), doc, depth + 1)
-    for source in merged:
-        for key, value in _mapping(source, path, doc, depth).items():
-            out.setdefault(key, value)
+    for source in merged:  # earlier sources win, and explicit keys win over all of them
+        out.update(_mapping(source, path, doc, depth, taken | frozenset(out)))
     return out
 
 

@@ -12,6 +12,8 @@ the user meant.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import fields
 from typing import Any
 
@@ -32,12 +34,29 @@ JSON_TYPES = {
 }
 
 
-def _param_schema(cls: Any, param: str, default: Any) -> dict[str, Any]:
-    types = {f.name: str(f.type) for f in fields(cls)}
-    kind = types.get(param, "str" if param in cls.choices else "float")
-    schema = dict(JSON_TYPES.get(kind, {}))
-    if param in cls.choices:
-        schema = {"enum": list(cls.choices[param])}
+def _param_types(cls: Any) -> dict[str, Any]:
+    """The evaluated type hints of a configurable's fields (strings resolved, with or without
+    ``from __future__ import annotations``)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an unresolvable annotation: fall back to the default value's type
+        hints = {}
+    return {f.name: hints.get(f.name, type(f.default)) for f in fields(cls) if f.name in hints}
+
+
+def _type_schema(hint: Any) -> dict[str, Any]:
+    """JSON Schema of a field type: float, int, bool, str, Literal[...] and unions of them."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return {"enum": list(typing.get_args(hint))}
+    if origin in (typing.Union, types.UnionType):
+        options = [_type_schema(a) for a in typing.get_args(hint) if a is not type(None)]
+        return options[0] if len(options) == 1 else {"anyOf": options}
+    return dict(JSON_TYPES.get(getattr(hint, "__name__", ""), {}))
+
+
+def _param_schema(cls: Any, param: str, default: Any, hint: Any) -> dict[str, Any]:
+    schema = {"enum": list(cls.choices[param])} if param in cls.choices else _type_schema(hint)
     schema["description"] = f"{param} of {cls.name} (default {json.dumps(default)})."
     return schema
 
@@ -52,8 +71,9 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
         props: dict[str, Any] = {
             "name": {"description": f"The {kind} name.", "enum": [canonical, *registry.aliases_of(canonical)]}
         }
+        hints = _param_types(cls)
         for param, default in cls.parameter_defaults().items():
-            props[param] = _param_schema(cls, param, default)
+            props[param] = _param_schema(cls, param, default, hints.get(param, type(default)))
         keys = props["name"]["enum"]
         branches.append(
             {
@@ -123,6 +143,7 @@ def build_schema() -> dict[str, Any]:
         "description": "A neural-network architecture with its weight initialization. See netspec's README.",
         "type": "object",
         "additionalProperties": False,
+        "patternProperties": {"^x-": {"description": "Ignored: a place for YAML anchors reused below."}},
         "required": ["netspec", "input", "layers"],
         "properties": {
             "netspec": {"const": 1, "description": "Spec format version; must be 1."},
@@ -139,6 +160,11 @@ def build_schema() -> dict[str, Any]:
                 "'legacy': one np.random.RandomState for the whole network, as textbook NumPy demos.",
             },
             "dtype": {"enum": ["float32", "float64"], "description": "Parameter dtype (default float32)."},
+            "names": {
+                "enum": ["positional", "explicit"],
+                "description": "'positional' (default): unnamed layers are <type>_<position>; 'explicit': every "
+                "layer with parameters must have a name, so inserting a layer never renames (and re-seeds) others.",
+            },
             "input": {
                 "type": "array",
                 "minItems": 1,

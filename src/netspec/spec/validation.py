@@ -121,12 +121,13 @@ def _translate(error: jsonschema.ValidationError, doc: Document) -> list[Diagnos
                 f"{_show(instance)} is not valid here: expected an integer or a list of integers", line, col, where
             )
         ]
-    if v in ("pattern", "maxLength"):
-        return [
-            Diagnostic(
-                f"{_show(instance)} is not a valid name (letters, digits, _ and -; at most 64)", line, col, where
-            )
-        ]
+    if v == "pattern":
+        msg = f"{_show(instance)} is not a valid name (a letter or _, then letters, digits, _ and -)"
+        return [Diagnostic(msg, line, col, where)]
+    if v in ("maxLength", "minLength"):
+        op = "at most" if v == "maxLength" else "at least"
+        msg = f"{_show(instance)} is {len(instance)} characters long; {op} {error.validator_value} allowed"
+        return [Diagnostic(msg, line, col, where)]
     return [Diagnostic(error.message, line, col, where)]
 
 

@@ -1,0 +1,64 @@
+"""Reading a network input from the command line: comma-separated values or a ``.npy`` batch."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING
+
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MAX_INPUT_BYTES = 1 << 30
+"""A ``.npy`` input larger than this is refused before it is read."""
+
+
+class InputError(NetspecError):
+    """An input for a forward pass cannot be read or does not fit the network."""
+
+
+def read_input(text: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """One sample from ``"1,2,-3.5"`` or a batch ``(n, *shape)`` (or one sample) from a ``.npy`` file.
+
+    Args:
+        text: comma-separated numbers, or the path of a ``.npy`` file.
+        shape: the network's input shape without the batch axis.
+        dtype: the network's dtype.
+
+    Raises:
+        InputError: the values cannot be read, or their shape fits neither ``shape`` nor a batch of it.
+    """
+    x = _read_npy(text) if text.endswith(".npy") else _parse_values(text, shape)
+    if tuple(x.shape) != shape and tuple(x.shape[1:]) != shape:
+        raise InputError(f"input shape {list(x.shape)} does not match the network's {list(shape)} (or a batch of it)")
+    if x.dtype.kind not in "biuf":
+        raise InputError(f"input has dtype {x.dtype}; expected numbers")
+    return x.astype(dtype)
+
+
+def _parse_values(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    import numpy as np
+
+    try:
+        x = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise InputError(f"--input {text!r}: expected comma-separated numbers or a .npy file") from None
+    size = math.prod(shape)
+    if x.size != size:
+        raise InputError(f"--input has {x.size} values; the network takes {list(shape)} ({size})")
+    return x.reshape(shape)
+
+
+def _read_npy(path: str) -> np.ndarray:
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
+    if os.path.getsize(path) > MAX_INPUT_BYTES:
+        raise InputError(f"{path}: larger than {MAX_INPUT_BYTES:,} bytes; not reading it")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
