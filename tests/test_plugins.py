@@ -118,7 +118,7 @@ def test_entry_point_plugins_are_loaded_by_the_cli(tmp_path):
     info = tmp_path / "netspec_demo_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: netspec-demo-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[netspec.init.initializers]\nhalf_lecun = netspec_demo_plugin:HalfLecun\n")
+    (info / "entry_points.txt").write_text("[netspec.initializers]\nhalf_lecun = netspec_demo_plugin:HalfLecun\n")
     spec = tmp_path / "uses-plugin.yaml"
     spec.write_text("netspec: 1\ninput: [64]\nlayers:\n  - {type: dense, units: 8, weights: plugin_half_lecun}\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}

@@ -22,16 +22,32 @@ __all__ = ["Network", "__version__", "load", "loads"]
 
 
 def load(path: str, **overrides: Any) -> Network:
-    """Load, validate and compile a spec file into a :class:`~netspec.nn.network.Network`."""
+    """Load, validate and compile a spec file into a :class:`~netspec.nn.network.Network`.
+
+    Installed plugins (entry-point groups ``netspec.initializers`` and
+    ``netspec.activations``) are discovered first, once per process.
+
+    Args:
+        path: the YAML spec file.
+        **overrides: ``seed`` (replaces the spec's), ``max_params`` (refuse larger networks).
+
+    Raises:
+        SpecError: the spec is invalid (every problem, located).
+        OSError: the file cannot be read.
+    """
+    from netspec.plugins import load_plugins
     from netspec.spec.compiler import compile_file
 
+    load_plugins()
     return compile_file(path, **overrides)
 
 
 def loads(text: str, source: str = "<string>", **overrides: Any) -> Network:
-    """Like :func:`load`, from spec text."""
+    """Like :func:`load`, from spec text (``source`` names it in error messages)."""
+    from netspec.plugins import load_plugins
     from netspec.spec.compiler import compile_text
 
+    load_plugins()
     return compile_text(text, source, **overrides)
 
 

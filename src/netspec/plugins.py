@@ -4,18 +4,36 @@ Two ways, both explicit; a spec can only *name* what is registered, it never
 imports anything:
 
 * call :func:`register_initializer` / :func:`register_activation` on a class
-  (a frozen dataclass subclassing :class:`~netspec.init.initializers.Initializer`
-  or :class:`~netspec.nn.activations.Activation`) from your own code;
+  (a frozen dataclass subclassing :class:`Initializer` or :class:`Activation`,
+  both importable from here with the declared distributions and :class:`Fans`)
+  from your own code;
 * publish it in an installed package under the entry-point groups
-  ``netspec.init.initializers`` / ``netspec.nn.activations``; they are loaded the
-  first time a name is not found (and by ``netspec schema``).
+  ``netspec.initializers`` / ``netspec.activations``; they are discovered
+  once, at the entry points: the ``netspec`` command, :func:`netspec.load`
+  / :func:`netspec.loads`, or an explicit :func:`load_plugins` call.
 """
 
 from __future__ import annotations
 
 from netspec.errors import InitializerError
+from netspec.init.distributions import Constant, Distribution, Normal, TruncatedNormal, Uniform
+from netspec.init.fans import Fans
 from netspec.init.initializers import INITIALIZERS, Initializer
 from netspec.nn.activations import ACTIVATIONS, Activation
+
+__all__ = [
+    "Activation",
+    "Constant",
+    "Distribution",
+    "Fans",
+    "Initializer",
+    "Normal",
+    "TruncatedNormal",
+    "Uniform",
+    "load_plugins",
+    "register_activation",
+    "register_initializer",
+]
 
 _loaded = False
 
@@ -35,10 +53,10 @@ def register_activation(cls: type[Activation]) -> type[Activation]:
 
 
 def load_plugins() -> bool:
-    """Register every installed entry point of the two groups, once; True if any was new.
+    """Register every installed entry point of the two groups, once per process; True if any was new.
 
-    Called lazily — by ``netspec schema``, and when a spec or a lookup names
-    something the built-in registries do not know — so start-up stays fast.
+    Raises:
+        InitializerError: a plugin failed to import or is not a valid class (named in the message).
     """
     global _loaded
     if _loaded:
@@ -48,8 +66,8 @@ def load_plugins() -> bool:
 
     before = (INITIALIZERS.version, ACTIVATIONS.version)
     for group, register in (
-        ("netspec.init.initializers", register_initializer),
-        ("netspec.nn.activations", register_activation),
+        ("netspec.initializers", register_initializer),
+        ("netspec.activations", register_activation),
     ):
         for ep in entry_points(group=group):
             try:

@@ -89,10 +89,6 @@ class Registry(Generic[T]):
         return cls
 
     def canonical(self, name: str) -> str:
-        if isinstance(name, str) and name not in self._aliases:
-            from netspec.plugins import load_plugins
-
-            load_plugins()
         if not isinstance(name, str) or name not in self._aliases:
             hint = did_you_mean(str(name), self.names())
             raise InitializerError(f"unknown {self.kind} {name!r}{hint}")

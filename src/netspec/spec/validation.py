@@ -34,15 +34,11 @@ def validator() -> jsonschema.Draft202012Validator:
 def validate(doc: Document) -> list[Diagnostic]:
     """Every schema error of ``doc``, located and worded for people.
 
-    If there are errors, installed plugins are loaded (once) and the document
-    is validated again: a name may belong to a plugin.
+    Names are checked against the registries as they are: installed plugins
+    are discovered at the entry points (the CLI, :func:`netspec.load`, or
+    :func:`netspec.plugins.load_plugins`), not here.
     """
-    from netspec.plugins import load_plugins
-
-    diags = _validate(doc)
-    if diags and load_plugins():
-        diags = _validate(doc)
-    return diags
+    return _validate(doc)
 
 
 def _validate(doc: Document) -> list[Diagnostic]:
