@@ -347,19 +347,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from netspec.check.verify import verify_network
+    from netspec.errors import NetspecError, SpecError
     from netspec.io.weights import load_for
 
-    if args.weights and len(args.specs) > 1:
+    paths = _spec_files(args.specs)
+    if args.weights and len(paths) > 1:
         raise UsageError("--weights checks one spec's file; give one SPEC with it")
-    reports = []
-    for path in _spec_files(args.specs):
-        net = _compile(path, seed=args.seed)
-        params = load_for(net, args.weights) if args.weights else net.initialize()
+    reports, failed = [], 0
+    for path in paths:  # every spec is checked and reported, then the exit code says if any failed
+        try:
+            net = _compile(path, seed=args.seed)
+            params = load_for(net, args.weights) if args.weights else net.initialize()
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        except NetspecError as exc:
+            print(f"netspec verify: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         # built in memory, the bytes are the seed's by construction: only the statistics say something
         reproduce = args.weights is not None and not args.statistical_only
         reports.append(verify_network(net, params, alpha=args.alpha, reproduce=reproduce))
-    reporter(args.json).verified(reports)
-    return EXIT_OK if all(_verify_ok(r, args.strict) for r in reports) else EXIT_INVALID
+    if reports:
+        reporter(args.json).verified(reports)
+    return EXIT_OK if not failed and all(_verify_ok(r, args.strict) for r in reports) else EXIT_INVALID
 
 
 def _verify_ok(report: Any, strict: bool) -> bool:

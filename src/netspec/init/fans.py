@@ -2,7 +2,7 @@
 
 netspec stores kernels input-major, like Keras and JAX:
 
-* dense kernel ``(fan_in, fan_out)`` — ``W`` in ``y = x @ W`` (seed 001's
+* dense kernel ``(fan_in, fan_out)`` — ``W`` in ``y = x @ W`` (McCaffrey's Glorot article:
   ``ih_weights[i, j]``);
 * convolution kernel ``(*kernel, in_channels, out_channels)`` of any rank:
   ``receptive_field = prod(kernel)``, ``fan_in = in_channels * receptive_field``,

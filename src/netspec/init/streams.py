@@ -40,7 +40,8 @@ Two modes.
     One ``np.random.RandomState(seed)`` for the whole network, consumed layer
     by layer, weights then bias, C order, float64 draws cast to the dtype
     (``uniform(low, high, size)``, ``normal(loc, std, size)``). This
-    reproduces textbook NumPy demos such as seed 001's 4-5-3 network.
+    reproduces textbook NumPy demos such as the 4-5-3 network of James McCaffrey's
+    "How to Do Neural Network Glorot Initialization Using Python".
 """
 
 from __future__ import annotations

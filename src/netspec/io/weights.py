@@ -108,7 +108,7 @@ def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes], metadata: d
     fh.write(struct.pack("<Q", len(blob)))
     fh.write(blob)
     for array in params.values():
-        fh.write(memoryview(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))).cast("B"))
+        fh.write(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False)).data.cast("B"))
 
 
 def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
@@ -219,7 +219,7 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
 
     header, start = _safetensors_header(path)
     size = os.path.getsize(path) - start
-    out = {}
+    out: dict[str, np.ndarray] = {}
     inverse = {v: k for k, v in ST_DTYPES.items()}
     for name, info in header.items():
         if name == "__metadata__":

@@ -4,8 +4,10 @@ Gains follow PyTorch's ``torch.nn.init.calculate_gain``: linear/identity,
 conv*, sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky_relu: sqrt(2 / (1 + alpha^2));
 selu: 3/4. PyTorch defines no gain for the others and neither does netspec.
 
-Recommended initializers follow seed 004's table: Glorot for none, tanh,
-sigmoid and softmax; He for the ReLU family; LeCun for SELU.
+Recommended initializers follow the table in the blog post "Weight Initialization
+Technique | Neural Network" the project grew from: Glorot for none, tanh, sigmoid
+and softmax (Glorot and Bengio 2010); He for the ReLU family (He et al. 2015);
+LeCun for SELU (Klambauer et al. 2017).
 """
 
 from __future__ import annotations

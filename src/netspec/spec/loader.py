@@ -127,9 +127,9 @@ def load_file(path: str) -> Document:
 class _Loader(yaml.SafeLoader):
     """Records on every scalar whether its tag was written in the file."""
 
-    def compose_scalar_node(self, anchor: str | None) -> ScalarNode:
+    def compose_scalar_node(self, anchor: str | None) -> ScalarNode:  # type: ignore[override]  # stubs say dict
         event = self.peek_event()
-        node = super().compose_scalar_node(anchor)
+        node = super().compose_scalar_node(anchor)  # type: ignore[arg-type]
         node.explicit = event.tag not in (None, "!")  # type: ignore[attr-defined]
         return node
 
@@ -168,7 +168,7 @@ def _check_depth(text: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 mark = event.start_mark
-                raise yaml.MarkedYAMLError(problem=f"nesting deeper than {MAX_DEPTH} levels", problem_mark=mark)
+                raise yaml.MarkedYAMLError(problem=f"nesting deeper than {MAX_DEPTH} levels", problem_mark=mark)  # type: ignore[arg-type]
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
@@ -213,6 +213,7 @@ def _convert(node: Node, path: Path, doc: Document, depth: int) -> Any:
         return _scalar(node, path)
     if isinstance(node, SequenceNode):
         return [_convert(child, (*path, i), doc, depth + 1) for i, child in enumerate(node.value)]
+    assert isinstance(node, MappingNode)
     return _mapping(node, path, doc, depth)
 
 

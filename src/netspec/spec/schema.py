@@ -56,7 +56,7 @@ def _type_schema(hint: Any) -> dict[str, Any]:
 
 
 def _param_schema(cls: Any, param: str, default: Any, hint: Any) -> dict[str, Any]:
-    schema = {"enum": list(cls.choices[param])} if param in cls.choices else _type_schema(hint)
+    schema: dict[str, Any] = {"enum": list(cls.choices[param])} if param in cls.choices else _type_schema(hint)
     schema["description"] = f"{param} of {cls.name} (default {json.dumps(default)})."
     return schema
 

@@ -70,7 +70,8 @@ def _expected_type(schema: dict[str, Any]) -> str:
             "array": "a list", "object": "a mapping"}.get(t, str(t))  # fmt: skip
 
 
-def _translate(error: jsonschema.ValidationError, doc: Document) -> list[Diagnostic]:
+def _translate(validation_error: jsonschema.ValidationError, doc: Document) -> list[Diagnostic]:
+    error: Any = validation_error  # its fields are typed "or Unset"; every one is set for iter_errors' errors
     path: Path = tuple(error.absolute_path)
     where = format_path(path)
     line, col = doc.mark(path)

@@ -1,0 +1,65 @@
+"""The README's recipes work as written: the CI job's lines run here, and the pre-commit hooks do
+what the README says (scoped to specs/, every file checked and reported)."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+HOOKS = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+
+
+def env_with_netspec() -> dict:
+    """PATH with this interpreter's scripts folder first, where `pip install` put the netspec command."""
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def ci_recipe() -> list[str]:
+    match = re.search(r"<!-- ci-recipe -->\n```sh\n(.*?)```", README, re.S)
+    assert match, "the README's CI recipe block is missing"
+    return match.group(1).splitlines()
+
+
+def test_ci_recipe_runs_as_written(tmp_path):
+    lines = ci_recipe()
+    assert lines[0].startswith("pip install "), "the first line installs netspec"
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    script = "set -euo pipefail\n" + "\n".join(lines[1:]) + "\n"  # everything after the install line, verbatim
+    r = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env_with_netspec(), capture_output=True,
+                       text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    built = sorted(p.stem for p in (tmp_path / "out").glob("*.npz"))
+    assert built == sorted(p.stem for p in (ROOT / "specs").glob("*.yaml"))
+
+
+def test_hooks_are_scoped_to_specs():
+    for hook in HOOKS:
+        files = re.compile(hook["files"])
+        assert files.search("specs/mnist-mlp.yaml") and files.search("specs/sub/model.yml")
+        assert not files.search(".github/workflows/ci.yml") and not files.search(".pre-commit-config.yaml")
+
+
+def test_hooks_check_every_file_and_report_all_failures(tmp_path):
+    good = ROOT / "specs" / "glorot-demo-4-5-3.yaml"
+    bad1 = tmp_path / "a.yaml"
+    bad1.write_text("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, units: 0}\n")
+    bad2 = tmp_path / "b.yaml"
+    bad2.write_text("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, unitz: 3}\n")
+    for hook in HOOKS:
+        cmd = [*shlex.split(hook["entry"]), str(bad1), str(good), str(bad2)]  # pre-commit appends the file names
+        r = subprocess.run(cmd, env=env_with_netspec(), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1, (hook["id"], r.stdout, r.stderr)
+        assert "a.yaml" in r.stderr and "b.yaml" in r.stderr, (hook["id"], r.stderr)
+
+
+def test_readme_does_not_call_the_articles_by_file_number():
+    assert not re.search(r"seed 00\d", README, re.I)
