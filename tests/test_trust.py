@@ -319,3 +319,15 @@ def test_npz_metadata_member_is_bounded(tmp_path):
         zf.writestr("netspec-metadata.json", json.dumps([1, 2]))
     with pytest.raises(weights_io.WeightsError, match="mapping of strings"):
         weights_io.load_metadata(str(path))
+
+
+def test_a_misspelled_required_key_is_one_message():
+    (d,) = diagnostics(MLP.replace("units: 3", "unitz: 3"))
+    assert "unknown key 'unitz'" in d.message and "did you mean 'units'" in d.message
+    missing, unknown = diagnostics(MLP.replace("units: 3", "width: 3"))  # not a misspelling: both are said
+    assert "missing required key 'units'" in missing.message and "unknown key 'width'" in unknown.message
+
+
+def test_a_misspelled_type_key_is_still_reported():
+    (d,) = diagnostics(MLP.replace("{type: dense, units: 3}", "{typex: dense, units: 3}"))
+    assert "missing required key 'type'" in d.message

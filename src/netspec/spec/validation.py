@@ -100,7 +100,7 @@ def _translate(validation_error: jsonschema.ValidationError, doc: Document) -> l
             return [Diagnostic(f"{instance!r} is not one of {shown}{hint}", line, col, where)]
         return [Diagnostic(f"unknown {what} {instance!r}{hint}", line, col, where, hint=f"expected one of: {shown}")]
     if v == "required":
-        missing = [k for k in error.validator_value if k not in instance]
+        missing = [k for k in error.validator_value if k not in instance and not _misspelled(k, instance, error.schema)]
         return [Diagnostic(f"missing required key {k!r}{_owner(doc, path)}", line, col, where) for k in missing]
     if v == "type":
         return [Diagnostic(f"expected {_expected_type(error.schema)}, got {_show(instance)}", line, col, where)]
@@ -126,6 +126,15 @@ def _translate(validation_error: jsonschema.ValidationError, doc: Document) -> l
         msg = f"{_show(instance)} is {len(instance)} characters long; {op} {error.validator_value} allowed"
         return [Diagnostic(msg, line, col, where)]
     return [Diagnostic(error.message, line, col, where)]
+
+
+def _misspelled(key: str, instance: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """True if an unknown key of ``instance`` is a close misspelling of the missing ``key``: the unknown-key
+    message already says 'did you mean {key}', so one mistake gets one message."""
+    if schema.get("additionalProperties") is not False:  # unknown keys are not reported here
+        return False
+    allowed = list(schema.get("properties", {}))
+    return any(did_you_mean(k, allowed) == did_you_mean(key, [key]) for k in instance if k not in allowed)
 
 
 def _owner(doc: Document, path: Path) -> str:
