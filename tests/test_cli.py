@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from netspec.cli import main
+from netspec.io import weights as weights_io
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -59,8 +60,10 @@ def test_build_writes_default_npz_in_cwd_and_says_so(tmp_path):
     out = tmp_path / "glorot-demo-4-5-3.npz"
     assert out.exists()
     assert "wrote glorot-demo-4-5-3.npz" in r.stdout and "default" in r.stdout
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    assert f"sha256 {digest}" in r.stdout
+    with np.load(out) as w:
+        arrays = {name: w[name] for name in ("dense_1.weights", "dense_1.bias", "dense_2.weights", "dense_2.bias")}
+    content = weights_io.content_digest(weights_io.tensor_digests(arrays), arrays)
+    assert f"content sha256 {content}" in r.stdout and "file sha256" not in r.stdout  # .npz: no free file digest
     for needle in ("dense_1 (dense)", "(None, 5)", "25", "glorot_uniform U(±0.8165)", "tanh", "Total params: 43"):
         assert needle in r.stdout
     with np.load(out) as w:
@@ -98,6 +101,8 @@ def test_safetensors_output_loads_with_the_safetensors_library(tmp_path):
     assert r.returncode == 0, r.stderr
     tensors = safetensors_numpy.load_file(str(out))
     assert tensors["conv2d_1.weights"].shape == (3, 3, 3, 32)
+    assert f"file sha256 {hashlib.sha256(out.read_bytes()).hexdigest()}" in r.stdout  # hashed while written
+    assert f"content sha256 {weights_io.content_digest(weights_io.tensor_digests(tensors), tensors)}" in r.stdout
     npz = tmp_path / "w.npz"
     netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "-o", npz)
     with np.load(npz) as w:

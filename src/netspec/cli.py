@@ -297,13 +297,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         return EXIT_OK
     from netspec.report.progress import Progress
 
+    digests: dict[str, str] = {}
     with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar:
-        params = net.initialize(threads=args.threads, progress=bar.advance)
-    weights_io.save(params, out, weights_io.metadata_for(net))
-    digest = weights_io.sha256_file(out)
-    report.update(output=out, sha256=digest)
+        params = net.initialize(threads=args.threads, progress=bar.advance, digests=digests)
+    file_digest = weights_io.save(params, out, weights_io.metadata_for(net))
+    content = weights_io.content_digest(digests, params)
+    report.update(output=out, sha256=content, file_sha256=file_digest, tensor_sha256=digests)
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
-    rep.build_done(report, f"wrote {out}{note}\nsha256 {digest}")
+    text = f"wrote {out}{note}\ncontent sha256 {content}"
+    rep.build_done(report, text + (f"\nfile sha256 {file_digest}" if file_digest else ""))
     return EXIT_OK
 
 

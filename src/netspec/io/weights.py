@@ -72,11 +72,57 @@ def _umask() -> int:
     return mask
 
 
-def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | None = None) -> None:
-    """Write ``params`` to ``path`` (format from the extension), atomically."""
+def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | None = None) -> str | None:
+    """Write ``params`` to ``path`` (format from the extension), atomically.
+
+    Returns:
+        The file's SHA-256 where it comes free with the writing (``.safetensors`` is written front to
+        back and hashed as it goes); None for ``.npz``, whose zip headers are rewritten after the data.
+
+    Raises:
+        WeightsError: unknown format. OSError: the file cannot be written (nothing is left behind).
+    """
     ext = file_format(path)
     with atomic_write(path) as fh:
-        (_write_npz if ext == ".npz" else _write_safetensors)(params, fh, metadata or {})
+        if ext == ".npz":
+            _write_npz(params, fh, metadata or {})
+            return None
+        hashing = _HashingWriter(fh)
+        _write_safetensors(params, hashing, metadata or {})
+        return hashing.digest.hexdigest()
+
+
+class _HashingWriter:
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, fh: IO[bytes]):
+        self.fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.digest.update(data)
+        return self.fh.write(data)
+
+
+def content_digest(digests: dict[str, str], params: dict[str, np.ndarray]) -> str:
+    """One SHA-256 for a set of tensors, from their own digests (no pass over the data).
+
+    ``SHA-256("netspec-content/1\n" + "<name>\t<dtype>\t<shape>\t<sha256 of the C-order bytes>\n" ...)``,
+    one line per tensor sorted by name, so the same tensors give the same digest in any file format
+    and order; :func:`tensor_digests` computes the per-tensor digests of loaded arrays.
+    """
+    lines = [
+        f"{name}\t{params[name].dtype.name}\t{json.dumps(list(params[name].shape))}\t{digests[name]}\n"
+        for name in sorted(params)
+    ]
+    return hashlib.sha256(("netspec-content/1\n" + "".join(lines)).encode()).hexdigest()
+
+
+def tensor_digests(params: dict[str, np.ndarray]) -> dict[str, str]:
+    """SHA-256 (hex) of each tensor's C-order bytes, as ``Network.initialize(digests=...)`` computes them."""
+    import numpy as np
+
+    return {name: hashlib.sha256(np.ascontiguousarray(a).data).hexdigest() for name, a in params.items()}
 
 
 def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
@@ -90,7 +136,7 @@ def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str,
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
+def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes] | _HashingWriter, metadata: dict[str, str]) -> None:
     import numpy as np
 
     header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
@@ -233,14 +279,6 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
             raise WeightsError(f"{path}: tensor {name!r} has inconsistent offsets")
         out[name] = np.memmap(path, dtype=dtype, mode="r", offset=start + begin, shape=shape)
     return out
-
-
-def sha256_file(path: str, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_against(params: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], dtype: str) -> list[str]:

@@ -105,31 +105,44 @@ class Network:
         seed: int | None = None,
         threads: int | None = None,
         progress: Callable[[int], None] | None = None,
+        digests: dict[str, str] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Every parameter, drawn from its stream (see :mod:`netspec.init.streams`)."""
-        return dict(self.generate(seed, threads, progress))
+        """Every parameter, drawn from its stream (see :mod:`netspec.init.streams`).
+
+        Args:
+            seed: overrides the spec's seed.
+            threads: generation threads (default: all cores; the bytes do not depend on it).
+            progress: called with the number of values after each tensor.
+            digests: if given, filled with each tensor's SHA-256 (hex, of its C-order bytes), computed on
+                a separate thread while the next tensor is generated (no second pass after the build).
+        """
+        return dict(self.generate(seed, threads, progress, digests))
 
     def generate(
         self,
         seed: int | None = None,
         threads: int | None = None,
         progress: Callable[[int], None] | None = None,
+        digests: dict[str, str] | None = None,
     ) -> Iterator[tuple[str, np.ndarray]]:
         """``(path, array)`` one parameter at a time, in initialization order.
 
-        Yields the same bytes as :meth:`initialize`; a caller that checks or
-        writes each tensor and drops it holds one tensor at a time. With
-        ``rng: legacy`` the single generator is consumed in order, so every
-        tensor must be drawn, even those the caller skips.
+        Yields the same bytes as :meth:`initialize` (arguments as there); a
+        caller that checks or writes each tensor and drops it holds one tensor
+        at a time. With ``rng: legacy`` the single generator is consumed in
+        order, so every tensor must be drawn, even those the caller skips.
+        ``digests`` is complete when the iteration ends.
         """
         from netspec.init.streams import BlockStream, LegacyStream
 
         seed = self.seed if seed is None else seed
-        with _pool(threads if self.rng == "block" else 1) as pool:
+        with _pool(threads if self.rng == "block" else 1) as pool, _hasher(digests) as hash_later:
             legacy = LegacyStream(seed) if self.rng == "legacy" else None
             for path, p in self.parameters():
                 stream: Stream = legacy or BlockStream(seed, path, pool)
-                yield path, p.initializer(p.shape, stream, self.dtype, fans=p.fans)
+                array = p.initializer(p.shape, stream, self.dtype, fans=p.fans)
+                hash_later(path, array)
+                yield path, array
                 if progress:
                     progress(p.size)
 
@@ -166,6 +179,26 @@ def _pool(threads: int | None) -> Iterator[ThreadPoolExecutor | None]:
         return
     with ThreadPoolExecutor(n, thread_name_prefix="netspec-init") as pool:
         yield pool
+
+
+@contextmanager
+def _hasher(digests: dict[str, str] | None) -> Iterator[Callable[[str, np.ndarray], None]]:
+    """``hash_later(path, array)``: SHA-256 of each array on one background thread (hashlib releases
+    the GIL), so hashing overlaps generation; ``digests`` is filled when the block exits."""
+    if digests is None:
+        yield lambda path, array: None
+        return
+    import hashlib
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: dict[str, Future[str]] = {}
+    with ThreadPoolExecutor(1, thread_name_prefix="netspec-sha256") as pool:
+
+        def hash_later(path: str, array: np.ndarray) -> None:
+            pending[path] = pool.submit(lambda: hashlib.sha256(array.data).hexdigest())
+
+        yield hash_later
+        digests.update({path: future.result() for path, future in pending.items()})
 
 
 def default_threads() -> int:
