@@ -64,6 +64,10 @@ from netspec.init.distributions import (
 )
 from netspec.init.portable_math import scratch
 
+STREAM_VERSION = 1
+"""Version of the ``block`` streams' transforms (raw bits -> values). It changes only when a
+transform changes the bytes it produces; lock files and weight files record it."""
+
 BLOCK = 1 << 18
 """Elements per block in ``block`` mode (part of the byte contract)."""
 

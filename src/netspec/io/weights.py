@@ -300,9 +300,12 @@ def metadata_for(net: Network) -> dict[str, str]:
 
     Only what determines the bytes (no version, no path), so the same spec and seed give the same file.
     """
+    from netspec.init.streams import STREAM_VERSION
+
     return {
         "netspec_spec": net.name,
         "netspec_seed": str(net.seed),
+        "netspec_stream": "legacy" if net.rng == "legacy" else f"block/{STREAM_VERSION}",
         "netspec_rng": net.rng,
         "netspec_dtype": net.dtype,
     }
