@@ -160,9 +160,14 @@ def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes] | _HashingWr
 def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read a weights file written by netspec (or any plain npz/safetensors file).
 
-    ``max_bytes`` bounds what an ``.npz`` may expand to (its members' declared
-    sizes are checked before anything is decompressed); safetensors tensors are
-    memory-mapped after their offsets are checked against the file size.
+    Args:
+        path: an ``.npz`` or ``.safetensors`` file.
+        max_bytes: bounds what an ``.npz`` may expand to (its members' declared sizes are checked
+            before anything is decompressed); safetensors tensors are memory-mapped after their
+            header is type-checked and their offsets checked against the file size.
+
+    Raises:
+        WeightsError: the file cannot be read, is malformed, or is larger than ``max_bytes``.
     """
     ext = file_format(path)
     try:

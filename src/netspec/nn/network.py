@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netspec.nn.layers import Layer, ParamSpec, Shape
+from netspec.nn.layers import Layer, ParamSpec, Shape, ShapeError
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -153,7 +153,15 @@ class Network:
         return table(self)
 
     def forward(self, x: Any, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """Evaluation-mode forward pass of a batch ``(batch, *input_shape)`` (or one sample)."""
+        """Evaluation-mode forward pass of a batch ``(batch, *input_shape)`` (or one sample).
+
+        Args:
+            x: the input, array-like.
+            params: the weights (default: :meth:`initialize`).
+
+        Raises:
+            ShapeError: the input does not fit the network (shape, or token ids outside the vocabulary).
+        """
         import numpy as np
 
         params = self.initialize() if params is None else params
@@ -162,7 +170,7 @@ class Network:
         if single:
             x = x[None]
         if x.shape[1:] != tuple(self.input_shape):
-            raise ValueError(f"input has shape {list(x.shape[1:])}, the network takes {list(self.input_shape)}")
+            raise ShapeError(f"input has shape {list(x.shape[1:])}, the network takes {list(self.input_shape)}")
         for cl in self.layers:
             own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
             x = cl.layer.forward(x, own)

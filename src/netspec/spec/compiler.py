@@ -24,10 +24,21 @@ MAX_LAYERS = 10_000
 
 
 def compile_file(path: str, **options: Any) -> Network:
+    """Load and compile a spec file (``options`` as :func:`compile_document`).
+
+    Raises:
+        SpecError: the file is not a valid spec (every problem, located).
+        OSError: the file cannot be read.
+    """
     return compile_document(load_file(path), **options)
 
 
 def compile_text(text: str, source: str = "<string>", **options: Any) -> Network:
+    """Compile spec text; ``source`` names it in messages (``options`` as :func:`compile_document`).
+
+    Raises:
+        SpecError: the text is not a valid spec (every problem, located).
+    """
     return compile_document(load_text(text, source), **options)
 
 
