@@ -61,7 +61,8 @@ def test_registered_names_appear_in_the_schema():
     defs = build_schema()["$defs"]
     assert "test_scaled_fan_in" in defs["initializer"]["then"]["enum"]
     assert "test_cube" in defs["activation"]["then"]["enum"]
-    assert "k" in json.dumps(defs["initializer"]["else"]["allOf"][-1])
+    (branch,) = [b for b in defs["initializer"]["else"]["allOf"] if "test_scaled_fan_in" in json.dumps(b["if"])]
+    assert "k" in branch["then"]["properties"]
 
 
 def test_registered_parameters_are_checked():

@@ -108,9 +108,9 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="run a forward pass", description="Evaluation-mode forward pass of SPEC.")
     e.add_argument("spec", metavar="SPEC")
-    e.add_argument("--input", required=True, metavar="X",
+    e.add_argument("--input", required=True, metavar="X", action="append",
                    help="comma-separated values for one sample (1,2,3,4; -1,2 works too) or a .npy file with a "
-                   "batch")  # fmt: skip
+                   "batch; for a network with several inputs, NAME=X once per input")  # fmt: skip
     e.add_argument("--weights", metavar="FILE", help="weights file (default: initialize from the spec's seed)")
     e.add_argument("--seed", type=_seed, help="override the spec's seed")
     e.add_argument("--json", action="store_true", help="print the output as JSON")
@@ -338,10 +338,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from netspec.io.weights import load_for
-    from netspec.nn.inputs import read_input
+    from netspec.nn.inputs import read_inputs
 
     net = _compile(args.spec, seed=args.seed)
-    x = read_input(args.input, tuple(net.input_shape), net.dtype)
+    x = read_inputs(args.input, net.inputs, net.dtype)
     params = load_for(net, args.weights) if args.weights else None
     reporter(args.json).evaluated(net.forward(x, params))
     return EXIT_OK

@@ -19,6 +19,34 @@ class InputError(NetspecError):
     """An input for a forward pass cannot be read or does not fit the network."""
 
 
+def read_inputs(texts: list[str], inputs: dict[str, tuple[int, ...]], dtype: str) -> dict[str, np.ndarray]:
+    """Every network input from ``--input`` texts: one plain text for a one-input network, else
+    ``NAME=TEXT`` once per input (each as :func:`read_input`).
+
+    Raises:
+        InputError: a missing, unknown or repeated name, or an input that cannot be read.
+    """
+    if len(inputs) == 1 and len(texts) == 1 and not _named(texts[0], inputs):
+        name = next(iter(inputs))
+        return {name: read_input(texts[0], inputs[name], dtype)}
+    out: dict[str, np.ndarray] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or name not in inputs:
+            raise InputError(f"--input {text!r}: expected NAME=VALUES with NAME one of {', '.join(inputs)}")
+        if name in out:
+            raise InputError(f"--input {name}= is given twice")
+        out[name] = read_input(value, inputs[name], dtype)
+    missing = [name for name in inputs if name not in out]
+    if missing:
+        raise InputError(f"missing --input for {', '.join(missing)} (give NAME=VALUES for each network input)")
+    return out
+
+
+def _named(text: str, inputs: dict[str, tuple[int, ...]]) -> bool:
+    return text.partition("=")[0] in inputs and "=" in text
+
+
 def read_input(text: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """One sample from ``"1,2,-3.5"`` or a batch ``(n, *shape)`` (or one sample) from a ``.npy`` file.
 

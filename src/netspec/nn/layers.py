@@ -82,6 +82,8 @@ class Layer:
     INIT_KEYS: ClassVar[dict[str, str]] = {}
     USES_DEFAULTS: ClassVar[bool] = True
     AUTO: ClassVar[dict[str, Any] | None] = None
+    ARITY: ClassVar[int | None] = 1
+    """How many inputs the layer takes: 1, an exact number, or None for two or more."""
 
     def __init__(self, name: str, options: dict[str, Any], resolved: Resolved | None = None):
         self.name = name
@@ -107,6 +109,14 @@ class Layer:
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         return x
+
+    def combine_shapes(self, shapes: list[Shape]) -> Shape:
+        """The output shape from every input's shape (one input for all but merge layers)."""
+        return self.output_shape(shapes[0])
+
+    def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
+        """The forward pass on every input (one input for all but merge layers)."""
+        return self.forward(xs[0], params)
 
 
 class WeightedLayer(Layer):
@@ -396,6 +406,87 @@ class Embedding(Layer):
         return params["weights"][ids.astype(np.int64)]
 
 
+class Merge(Layer):
+    """Combines several inputs of the same shape, or shapes that broadcast (NumPy's rules, over the
+    axes without the batch axis: sizes equal or 1, aligned from the last axis)."""
+
+    ARITY: ClassVar[int | None] = None
+    REQUIRED = ("inputs",)
+    ufunc: ClassVar[str] = "add"
+
+    def combine_shapes(self, shapes: list[Shape]) -> Shape:
+        out: list[int] = []
+        for axis in range(1, max(len(s) for s in shapes) + 1):
+            sizes = {s[-axis] for s in shapes if len(s) >= axis} - {1}
+            if len(sizes) > 1:
+                raise ShapeError(f"input shapes do not match or broadcast: {_shapes(shapes)}")
+            out.insert(0, sizes.pop() if sizes else 1)
+        return tuple(out)
+
+    def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        fn = getattr(np, self.ufunc)
+        y = xs[0]
+        for x in xs[1:]:
+            y = fn(y, x)
+        return y
+
+
+def _shapes(shapes: list[Shape]) -> str:
+    return ", ".join("(" + ", ".join(map(str, s)) + ")" for s in shapes)
+
+
+class Add(Merge):
+    type = "add"
+    description = "Element-wise sum of two or more inputs (same shapes, or shapes that broadcast)."
+
+
+class Subtract(Merge):
+    type = "subtract"
+    description = "The first input minus the second (same shapes, or shapes that broadcast)."
+    ARITY = 2
+    ufunc = "subtract"
+
+
+class Multiply(Merge):
+    type = "multiply"
+    description = "Element-wise product of two or more inputs (same shapes, or shapes that broadcast)."
+    ufunc = "multiply"
+
+
+class Concat(Layer):
+    type = "concat"
+    description = "Concatenates two or more inputs along an axis (every other axis equal)."
+    OPTIONS = {
+        "axis": _opt({"type": "integer", "minimum": -8, "maximum": 8},
+                     "Axis over the per-sample axes (the batch axis not counted); default -1, the last."),
+    }  # fmt: skip
+    ARITY = None
+    REQUIRED = ("inputs",)
+
+    def axis(self, rank: int) -> int:
+        axis = int(self.options.get("axis", -1))
+        if not -rank <= axis < rank:
+            raise ShapeError(f"axis {axis} is out of range for inputs of rank {rank}")
+        return axis % rank
+
+    def combine_shapes(self, shapes: list[Shape]) -> Shape:
+        ranks = {len(s) for s in shapes}
+        if len(ranks) > 1:
+            raise ShapeError(f"inputs have different ranks: {_shapes(shapes)}")
+        axis = self.axis(ranks.pop())
+        rest = {s[:axis] + s[axis + 1 :] for s in shapes}
+        if len(rest) > 1:
+            raise ShapeError(f"inputs differ on an axis other than {axis}: {_shapes(shapes)}")
+        return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1 :])
+
+    def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        return np.concatenate(xs, axis=1 + self.axis(xs[0].ndim - 1))
+
+
 class ActivationLayer(Layer):
     type = "activation"
     description = "Applies an activation function alone."
@@ -422,5 +513,9 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         LayerNorm,
         Embedding,
         ActivationLayer,
+        Add,
+        Subtract,
+        Multiply,
+        Concat,
     )
 }

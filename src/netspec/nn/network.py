@@ -52,6 +52,9 @@ class CompiledLayer:
     spec_path: str = ""
     line: int = 0
     provenance: dict[str, Provenance] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    """The names of the outputs it takes (layers or network inputs), in order."""
+    input_shapes: list[Shape] = field(default_factory=list)
 
     def origin(self, param: str) -> Provenance:
         """The provenance of parameter ``param`` (bias follows the ``bias`` key)."""
@@ -71,8 +74,11 @@ class Network:
     """Everything a spec says, compiled; nothing allocated until :meth:`initialize`."""
 
     name: str
-    input_shape: Shape
+    inputs: dict[str, Shape]
+    """Network inputs by name (``input`` for a spec with ``input:``)."""
     layers: list[CompiledLayer]
+    outputs: list[str] = field(default_factory=list)
+    """The names whose values :meth:`forward` returns (default: the last layer)."""
     seed: int = 0
     rng: str = "block"
     dtype: str = "float32"
@@ -97,8 +103,34 @@ class Network:
         return self.num_params * {"float32": 4, "float64": 8}[self.dtype]
 
     @property
+    def input_shape(self) -> Shape:
+        """The shape of the one network input (networks with several have :attr:`inputs`)."""
+        if len(self.inputs) != 1:
+            raise ShapeError(f"the network has {len(self.inputs)} inputs: {', '.join(self.inputs)}")
+        return next(iter(self.inputs.values()))
+
+    def shape_of(self, name: str) -> Shape:
+        """The output shape of a layer or the shape of a network input."""
+        if name in self.inputs:
+            return self.inputs[name]
+        return next(cl.output_shape for cl in self.layers if cl.name == name)
+
+    @property
     def output_shape(self) -> Shape:
-        return self.layers[-1].output_shape if self.layers else self.input_shape
+        """The shape of the one network output."""
+        if len(self.outputs) != 1:
+            raise ShapeError(f"the network has {len(self.outputs)} outputs: {', '.join(self.outputs)}")
+        return self.shape_of(self.outputs[0])
+
+    @property
+    def is_graph(self) -> bool:
+        """True unless every layer takes the one before it (a plain stack)."""
+        previous = list(self.inputs)
+        for cl in self.layers:
+            if cl.sources != previous[-1:]:
+                return True
+            previous = [cl.name]
+        return len(self.inputs) != 1 or self.outputs != previous[-1:]
 
     def initialize(
         self,
@@ -152,29 +184,44 @@ class Network:
 
         return table(self)
 
-    def forward(self, x: Any, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    def forward(self, x: Any, params: dict[str, np.ndarray] | None = None) -> Any:
         """Evaluation-mode forward pass of a batch ``(batch, *input_shape)`` (or one sample).
 
         Args:
-            x: the input, array-like.
+            x: the input, array-like; for a network with several inputs, a mapping name -> array
+                (all batched, or all single samples).
             params: the weights (default: :meth:`initialize`).
+
+        Returns:
+            The output array, or for several outputs a dict name -> array.
 
         Raises:
             ShapeError: the input does not fit the network (shape, or token ids outside the vocabulary).
         """
-        import numpy as np
-
         params = self.initialize() if params is None else params
-        x = np.asarray(x, dtype=np.dtype(self.dtype))
-        single = x.shape == tuple(self.input_shape)
-        if single:
-            x = x[None]
-        if x.shape[1:] != tuple(self.input_shape):
-            raise ShapeError(f"input has shape {list(x.shape[1:])}, the network takes {list(self.input_shape)}")
+        values, single = self._batched_inputs(x)
         for cl in self.layers:
             own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
-            x = cl.layer.forward(x, own)
-        return x[0] if single else x
+            values[cl.name] = cl.layer.apply([values[s] for s in cl.sources], own)
+        out = {name: values[name][0] if single else values[name] for name in self.outputs}
+        return out[self.outputs[0]] if len(out) == 1 else out
+
+    def _batched_inputs(self, x: Any) -> tuple[dict[str, np.ndarray], bool]:
+        import numpy as np
+
+        given = x if isinstance(x, dict) else {next(iter(self.inputs)): x} if len(self.inputs) == 1 else None
+        if given is None or set(given) != set(self.inputs):
+            raise ShapeError(f"the network takes inputs {', '.join(self.inputs)}; give a mapping name -> array")
+        values = {name: np.asarray(given[name], dtype=np.dtype(self.dtype)) for name in self.inputs}
+        singles = {name: v.shape == tuple(self.inputs[name]) for name, v in values.items()}
+        single = all(singles.values())
+        for name, v in values.items():
+            batched = v[None] if single else v
+            if batched.shape[1:] != tuple(self.inputs[name]):
+                raise ShapeError(f"input {name!r} has shape {list(v.shape)}, the network takes "
+                                 f"{list(self.inputs[name])} (or a batch of it)")  # fmt: skip
+            values[name] = batched
+        return values, single
 
 
 @contextmanager

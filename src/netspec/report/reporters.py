@@ -114,6 +114,10 @@ class TextReporter(Reporter):
     def evaluated(self, y: Any) -> None:
         import numpy as np
 
+        if isinstance(y, dict):
+            for name, value in y.items():
+                self.print(f"{name}: " + np.array2string(value, precision=4, floatmode="fixed", suppress_small=False))
+            return
         self.print(np.array2string(y, precision=4, floatmode="fixed", suppress_small=False))
 
 
@@ -147,6 +151,10 @@ class JsonReporter(Reporter):
         self.dump(reports[0].as_json() if len(reports) == 1 else [r.as_json() for r in reports])
 
     def evaluated(self, y: Any) -> None:
+        if isinstance(y, dict):
+            outputs = {k: {"output": v.tolist(), "shape": list(v.shape)} for k, v in y.items()}
+            self.print(json.dumps({"outputs": outputs}))
+            return
         self.print(json.dumps({"output": y.tolist(), "shape": list(y.shape)}))
 
 

@@ -29,6 +29,7 @@ def rows(net: Network) -> list[dict[str, Any]]:
                 "params": cl.num_params,
                 "parameters": inits,
                 "activation": cl.layer.activation.name if cl.layer.has_activation() else None,
+                "inputs": list(cl.sources),
                 "line": cl.line,
             }
         )
@@ -45,7 +46,8 @@ def _init_cell(row: dict[str, Any]) -> str:
 def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:
     """The summary table printed by ``netspec build`` (from ``rows(net)``, computed if not given)."""
     data = rows(net) if data is None else data
-    header = ("Layer (type)", "Output Shape", "Param #", "Weights init", "Activation")
+    graph = net.is_graph
+    header = ("Layer (type)", "Output Shape", "Param #", "Weights init", "Activation", *(("Connected to",) * graph))
     body = [
         (
             f"{r['name']} ({r['type']})",
@@ -53,6 +55,7 @@ def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:
             f"{r['params']:,}",
             _init_cell(r),
             r["activation"] or "-",
+            *((", ".join(r["inputs"]),) * graph),
         )
         for r in data
     ]
@@ -64,8 +67,13 @@ def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:
         ).rstrip()
 
     rule = "-" * len(line(header))
-    lines = [f'Network "{net.name}"  (input {_shape(net.input_shape)}, {net.dtype}, rng {net.rng}, seed {net.seed})']
+    named = list(net.inputs) != ["input"]
+    inputs = ", ".join(f"{k} {_shape(s)}" if named else _shape(s) for k, s in net.inputs.items())
+    lines = [f'Network "{net.name}"  (input{"s" * (len(net.inputs) > 1)} {inputs}, {net.dtype}, rng {net.rng}, '
+             f"seed {net.seed})"]  # fmt: skip
     lines += [rule, line(header), rule, *(line(b) for b in body), rule]
+    if graph:
+        lines.append("Outputs: " + ", ".join(f"{o} {_shape(net.shape_of(o))}" for o in net.outputs))
     lines.append(f"Total params: {net.num_params:,} ({human_bytes(net.nbytes)})")
     return "\n".join(lines)
 
@@ -74,8 +82,10 @@ def as_json(net: Network) -> dict[str, Any]:
     return {
         "name": net.name,
         "source": net.source,
-        "input_shape": list(net.input_shape),
-        "output_shape": list(net.output_shape),
+        "input_shape": list(net.input_shape) if len(net.inputs) == 1 else None,
+        "output_shape": list(net.output_shape) if len(net.outputs) == 1 else None,
+        "inputs": {name: list(shape) for name, shape in net.inputs.items()},
+        "outputs": {name: list(net.shape_of(name)) for name in net.outputs},
         "dtype": net.dtype,
         "rng": net.rng,
         "seed": net.seed,

@@ -8,6 +8,7 @@ without allocating anything, and refuses networks over ``max_params``.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
@@ -15,6 +16,7 @@ from netspec.nn.layers import LAYER_TYPES, Layer, ParamSpec, Resolved, Shape, Sh
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text
 from netspec.spec.validation import validate
+from netspec.spec.wiring import Scope, Wiring, network_inputs
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
 LEGACY_SEED_LIMIT = 2**32
@@ -61,21 +63,23 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
     _check_expansion(doc, data["layers"], ("layers",))
     diags = _check_seed(doc, data, seed)
     resolver = Resolver(doc, data.get("defaults", {}))
-    layers, count_diags = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
-    diags += resolver.diagnostics + count_diags
+    compiled = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
+    diags += resolver.diagnostics + compiled.diagnostics
     if diags:
         raise SpecError(doc.source, _unique(diags), doc.text)
     stem = os.path.splitext(os.path.basename(doc.source))[0]
+    layers = compiled.layers
     return Network(
         name=data.get("name", stem),
-        input_shape=tuple(data["input"]),
+        inputs=compiled.inputs,
+        outputs=compiled.outputs,
         layers=layers,
         seed=data.get("seed", 0) if seed is None else seed,
         rng=data.get("rng", "block"),
         dtype=data.get("dtype", "float32"),
         source=doc.source,
         spec=data,
-        warnings=_positional_name_warnings(doc, layers, data.get("names", "positional")),
+        warnings=_positional_name_warnings(doc, layers, data.get("names", "positional")) + compiled.warnings,
     )
 
 
@@ -99,47 +103,84 @@ def _check_seed(doc: Document, data: dict[str, Any], override: int | None) -> li
     return []
 
 
-def _compile_layers(
-    doc: Document, resolver: Resolver, max_params: int, names_rule: str
-) -> tuple[list[CompiledLayer], list[Diagnostic]]:
-    layers: list[CompiledLayer] = []
-    diags: list[Diagnostic] = []
-    shape: Shape | None = tuple(doc.data["input"])
+def _compile_layers(doc: Document, resolver: Resolver, max_params: int, names_rule: str) -> _Compiled:
+    expanded = _named(_expand(doc.data["layers"], ("layers",), "", {}))
+    inputs = network_inputs(doc.data)
+    wiring = Wiring(doc, inputs, {name: path for name, _, path, _ in expanded})
+    out = _Compiled(inputs=inputs)
     total = 0
     names: dict[str, Path] = {}
-    for position, (options, path, suffix) in enumerate(_expand(doc.data["layers"], ("layers",), ""), start=1):
+    for name, options, path, scope in expanded:
         cls = LAYER_TYPES[options["type"]]
-        name = options["name"] + suffix if "name" in options else f"{options['type']}_{position}"
         line, col = doc.mark(path)
         where = format_path(path)
-        if name in names:
-            first = doc.mark(names[name])[0]
-            diags.append(Diagnostic(f"duplicate layer name {name!r} (first used on line {first})", line, col, where))
+        if name in names or name in inputs:
+            first = f"first used on line {doc.mark(names[name])[0]}" if name in names else "a network input"
+            out.diagnostics.append(Diagnostic(f"duplicate layer name {name!r} ({first})", line, col, where))
             continue
         names[name] = path
         if names_rule == "explicit" and "name" not in options and cls.has_parameters():
             msg = f"this {options['type']} layer has parameters but no name ('names: explicit' requires one)"
-            diags.append(Diagnostic(msg, line, col, where, hint=f"add name: to it (its positional name is {name})"))
+            hint = f"add name: to it (its positional name is {name})"
+            out.diagnostics.append(Diagnostic(msg, line, col, where, hint=hint))
+        sources = wiring.inputs_of(name, options, path, scope)
         resolved = resolver.layer(cls, options, path)
-        if resolved is None or shape is None:
+        shapes = _known_shapes(wiring, sources)
+        if resolved is None or sources is None or shapes is None:
+            wiring.produced(name, None)
             continue
         layer = cls(name, options, resolved[0])
         try:
-            params = layer.params(shape)
-            out_shape = layer.output_shape(shape)
+            params = layer.params(shapes[0])
+            out_shape = layer.combine_shapes(shapes)
         except (ShapeError, InitializerError) as exc:
-            diags.append(Diagnostic(f"{name} ({options['type']}): {exc}", line, col, where))
-            shape = None
+            shown = "" if len(shapes) == 1 else " (inputs: " + ", ".join(map(_shape_text, sources, shapes)) + ")"
+            out.diagnostics.append(Diagnostic(f"{name} ({options['type']}): {exc}{shown}", line, col, where))
+            wiring.produced(name, None)
             continue
-        diags += resolver.check_shapes(name, params, resolved[1], path)
+        out.diagnostics += resolver.check_shapes(name, params, resolved[1], path)
         count = sum(p.size for p in params)
         if total <= max_params < total + count:
             msg = f"{name} brings the parameter count to {total + count:,}, over the limit of {max_params:,}"
-            diags.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
+            out.diagnostics.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
         total += count
-        layers.append(CompiledLayer(layer, shape, out_shape, params, where, line, resolved[1]))
-        shape = out_shape
-    return layers, diags
+        out.layers.append(
+            CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes)
+        )
+        wiring.produced(name, out_shape)
+    out.outputs = wiring.outputs(doc.data, expanded[-1][0] if expanded else None)
+    out.diagnostics += wiring.diagnostics
+    out.warnings = wiring.unused_warnings(out.outputs, names)
+    return out
+
+
+def _known_shapes(wiring: Wiring, sources: list[str] | None) -> list[Shape] | None:
+    """The input shapes, or None if a source is unresolved or its shape unknown after an earlier error."""
+    if sources is None:
+        return None
+    shapes = [wiring.shapes[s] for s in sources]
+    return None if any(s is None for s in shapes) else [s for s in shapes if s is not None]
+
+
+def _shape_text(name: str, shape: Shape) -> str:
+    return f"{name} ({', '.join(map(str, shape))})"
+
+
+@dataclass
+class _Compiled:
+    inputs: dict[str, Shape]
+    layers: list[CompiledLayer] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def _named(expanded: list[tuple[dict[str, Any], Path, str, Scope]]) -> list[tuple[str, dict[str, Any], Path, Scope]]:
+    """Each expanded layer with its name: ``name`` plus the repeat suffix, or ``<type>_<position>``."""
+    return [
+        (options["name"] + suffix if "name" in options else f"{options['type']}_{position}", options, path, scope)
+        for position, (options, path, suffix, scope) in enumerate(expanded, start=1)
+    ]
 
 
 def _positional_name_warnings(doc: Document, layers: list[CompiledLayer], names_rule: str) -> list[Diagnostic]:
@@ -270,13 +311,19 @@ def _check_expansion(doc: Document, items: list[dict[str, Any]], path: Path) -> 
             raise SpecError(doc.source, [Diagnostic(msg, line, col, format_path((*path, i)))], doc.text)
 
 
-def _expand(items: list[dict[str, Any]], path: Path, suffix: str) -> list[tuple[dict[str, Any], Path, str]]:
-    """Flatten ``repeat`` blocks; names inside get ``_<k>`` (1-based) per repetition."""
+def _expand(
+    items: list[dict[str, Any]], path: Path, suffix: str, scope: Scope
+) -> list[tuple[dict[str, Any], Path, str, Scope]]:
+    """Flatten ``repeat`` blocks; names inside get ``_<k>`` (1-based) per repetition, and a reference to
+    a name of the same block means the same repetition's layer (the returned scope)."""
     out = []
     for i, item in enumerate(items):
         if "repeat" in item:
+            body = item["layers"]
             for k in range(1, item["repeat"] + 1):
-                out.extend(_expand(item["layers"], (*path, i, "layers"), f"{suffix}_{k}"))
+                inner = f"{suffix}_{k}"
+                local = {b["name"]: b["name"] + inner for b in body if "name" in b and "repeat" not in b}
+                out.extend(_expand(body, (*path, i, "layers"), inner, {**scope, **local}))
         else:
-            out.append((item, (*path, i), suffix))
+            out.append((item, (*path, i), suffix, scope))
     return out

@@ -25,6 +25,12 @@ from netspec.registry import Registry
 SCHEMA_ID = "https://netspec.dev/schemas/netspec-v1.schema.json"
 MAX_SEED = 2**63 - 1
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+SHAPE = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 4,
+    "items": {"type": "integer", "minimum": 1, "maximum": 1 << 31},
+}
 
 JSON_TYPES = {
     "float": {"type": "number"},
@@ -94,6 +100,23 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
     }
 
 
+REFERENCE = {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}
+
+
+def _inputs_schema(arity: int | None) -> dict[str, Any]:
+    """What a layer's ``inputs`` may be: one reference, or a list of the layer's arity."""
+    if arity == 1:
+        return {
+            "description": "The layer's input: a layer name, or 'input' (the network input; see 'inputs' at the "
+            "top for several). Default: the previous layer.",
+            "anyOf": [REFERENCE, {"type": "array", "items": REFERENCE, "minItems": 1, "maxItems": 1}],
+        }
+    count = {"minItems": arity, "maxItems": arity} if arity else {"minItems": 2, "maxItems": 64}
+    what = f"exactly {arity}" if arity else "two or more"
+    return {"description": f"The layers (or network inputs) it combines: {what} names.", "type": "array",
+            "items": REFERENCE, **count}  # fmt: skip
+
+
 def _layer_defs() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for type_name, cls in LAYER_TYPES.items():
@@ -101,6 +124,7 @@ def _layer_defs() -> dict[str, Any]:
             "type": {"const": type_name, "description": cls.description},
             "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64,
                      "description": "Layer name (default <type>_<position>, 1-based); parameters are <name>.<param>."},
+            "inputs": _inputs_schema(cls.ARITY),
             **cls.OPTIONS,
         }  # fmt: skip
         defs[f"layer.{type_name}"] = {
@@ -144,7 +168,11 @@ def build_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "patternProperties": {"^x-": {"description": "Ignored: a place for YAML anchors reused below."}},
-        "required": ["netspec", "input", "layers"],
+        "required": ["netspec", "layers"],
+        "allOf": [
+            {"if": {"not": {"required": ["inputs"]}}, "then": {"required": ["input"]}},
+            {"if": {"required": ["inputs"]}, "then": {"not": {"required": ["input"]}}},
+        ],
         "properties": {
             "netspec": {"const": 1, "description": "Spec format version; must be 1."},
             "name": {"type": "string", "maxLength": 128, "description": "Network name (default: the file stem)."},
@@ -166,11 +194,21 @@ def build_schema() -> dict[str, Any]:
                 "layer with parameters must have a name, so inserting a layer never renames (and re-seeds) others.",
             },
             "input": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 4,
-                "items": {"type": "integer", "minimum": 1, "maximum": 1 << 31},
-                "description": "Input shape without the batch axis, channels last, e.g. [32, 32, 3].",
+                **SHAPE,
+                "description": "Input shape without the batch axis, channels last, e.g. [32, 32, 3]; layers "
+                "refer to it as 'input'. For several inputs, use 'inputs' instead.",
+            },
+            "inputs": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 16,
+                "propertyNames": {"pattern": NAME_PATTERN, "maxLength": 64},
+                "additionalProperties": SHAPE,
+                "description": "Several network inputs: name -> shape (without the batch axis). Instead of 'input'.",
+            },
+            "outputs": {
+                "description": "The network's output(s): a layer name or a list of them (default: the last layer).",
+                "anyOf": [REFERENCE, {"type": "array", "items": REFERENCE, "minItems": 1, "maxItems": 64}],
             },
             "defaults": {
                 "type": "object",

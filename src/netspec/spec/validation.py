@@ -101,7 +101,15 @@ def _translate(validation_error: jsonschema.ValidationError, doc: Document) -> l
         return [Diagnostic(f"unknown {what} {instance!r}{hint}", line, col, where, hint=f"expected one of: {shown}")]
     if v == "required":
         missing = [k for k in error.validator_value if k not in instance and not _misspelled(k, instance, error.schema)]
-        return [Diagnostic(f"missing required key {k!r}{_owner(doc, path)}", line, col, where) for k in missing]
+        hint = "or 'inputs' (name -> shape) for several network inputs" if missing == ["input"] and not path else ""
+        return [Diagnostic(f"missing required key {k!r}{_owner(doc, path)}", line, col, where, hint=hint)
+                for k in missing]  # fmt: skip
+    if v == "not" and not path:
+        kl, kc = doc.mark(("input",), key=True)
+        return [Diagnostic("give either 'input' (one network input) or 'inputs' (several), not both", kl, kc, "input")]
+    if v == "anyOf" and path and path[-1] in ("inputs", "outputs"):
+        return [Diagnostic(f"{_show(instance)} is not valid here: expected a layer name or a list of names", line,
+                           col, where)]  # fmt: skip
     if v == "type":
         return [Diagnostic(f"expected {_expected_type(error.schema)}, got {_show(instance)}", line, col, where)]
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
