@@ -1,0 +1,52 @@
+"""Every layer type works everywhere: schema, shapes, init, NumPy forward, summary, explain and verify.
+
+The table below must name every registered layer type: a new type without an entry fails here.
+"""
+
+import numpy as np
+import pytest
+
+import netspec
+from netspec.check.verify import verify_network
+from netspec.nn.layers import LAYER_TYPES
+from netspec.report.summary import as_json, explain
+
+EXAMPLES = {
+    "dense": ([6], "{type: dense, units: 3, activation: tanh}"),
+    "conv1d": ([8, 2], "{type: conv1d, filters: 3, kernel: 3, padding: same}"),
+    "conv2d": ([6, 6, 2], "{type: conv2d, filters: 3, kernel: 3, stride: 2}"),
+    "max_pool1d": ([8, 2], "{type: max_pool1d, pool: 2}"),
+    "max_pool2d": ([6, 6, 2], "{type: max_pool2d, pool: 2, padding: same}"),
+    "avg_pool1d": ([8, 2], "{type: avg_pool1d, pool: 3, padding: same}"),
+    "avg_pool2d": ([6, 6, 2], "{type: avg_pool2d, pool: 2}"),
+    "flatten": ([3, 2], "{type: flatten}"),
+    "dropout": ([4], "{type: dropout, rate: 0.5}"),
+    "batch_norm": ([5, 3], "{type: batch_norm}"),
+    "layer_norm": ([5, 3], "{type: layer_norm}"),
+    "embedding": ([7], "{type: embedding, vocab: 11, dim: 4}"),
+    "activation": ([4], "{type: activation, activation: relu}"),
+    "add": ([4], "{type: add, inputs: [input, input]}"),
+    "subtract": ([4], "{type: subtract, inputs: [input, input]}"),
+    "multiply": ([4], "{type: multiply, inputs: [input, input]}"),
+    "concat": ([4], "{type: concat, inputs: [input, input]}"),
+}
+
+
+def test_every_layer_type_has_an_example():
+    assert sorted(EXAMPLES) == sorted(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
+def test_layer_type_works_everywhere(layer_type):
+    shape, layer = EXAMPLES[layer_type]
+    net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
+    params = net.initialize()
+    x = np.random.default_rng(0).integers(0, 11, (2, *shape)) if layer_type == "embedding" else (
+        np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32))  # fmt: skip
+    y = net.forward(x, params)
+    assert y.shape == (2, *net.output_shape) and np.all(np.isfinite(y))
+    summary = as_json(net)
+    assert summary["layers"][0]["type"] == layer_type and layer_type in net.summary()
+    assert len(explain(net)) == len(params)
+    report = verify_network(net, params, alpha=1e-3, reproduce=True)
+    assert report.passed and len(report.tensors) == len(params)
