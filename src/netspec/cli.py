@@ -238,16 +238,16 @@ def _negative_values(argv: list[str]) -> list[str]:
 
 
 def _spec_files(paths: list[str]) -> list[str]:
-    """Spec paths, with folders expanded to the ``*.yaml``/``*.yml`` files in them (recursively, sorted)."""
+    """Spec paths, with folders expanded to the ``*.yaml``/``*.yml`` files in them (recursively, sorted;
+    hidden folders such as ``.git`` are skipped)."""
     out: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(
-                os.path.join(root, name)
-                for root, _, names in os.walk(path)
-                for name in names
-                if name.endswith((".yaml", ".yml"))
-            )
+            found = []
+            for root, dirs, names in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found += [os.path.join(root, n) for n in names if n.endswith((".yaml", ".yml"))]
+            found.sort()
             out.extend(found or [path])
         else:
             out.append(path)
