@@ -207,11 +207,41 @@ def test_declarations_equal_up_to_rounding_are_the_same_distribution():
         assert_same_distribution(Normal(0.0, math.sqrt(2.0 / n) * (1 + 1e-7)), written)
 
 
+@pytest.mark.parametrize("std", [1e-6, 1.0, 1e6])
+def test_the_declaration_tolerance_is_relative_at_every_scale(std):
+    # A variance error of 1e-7 relative is a wrong formula, whatever the units.
+    with pytest.raises(NotFollowing, match="variance"):
+        assert_same_distribution(Normal(0.0, std * math.sqrt(1 + 1e-7)), Normal(0.0, std))
+    assert_same_distribution(Normal(0.0, std * (1 + 1e-15)), Normal(0.0, std))
+    assert_same_distribution(Normal(std * 1e-12, std), Normal(0.0, std))  # a location rounding off 0
+    with pytest.raises(NotFollowing, match="mean"):
+        assert_same_distribution(Normal(std * 1e-6, std), Normal(0.0, std))
+
+
 def test_a_malformed_law_is_reported_at_once():
     with pytest.raises(InvalidArgument, match=r"std\(fans\) gave -1.0"):
         check_initializer(MyHe(), max_examples=5, std=lambda f: -1.0)
     with pytest.raises(InvalidArgument, match=r"expected\(fans\) gave 0.5"):
         check_initializer(MyHe(), max_examples=5, expected=lambda f: 0.5)
+
+
+@dataclass(frozen=True)
+class TorchLayoutHe(Initializer):
+    """w ~ N(0, 2 / n) with n read from the shape in PyTorch's (out, in, *kernel) layout (wrong in netspec)."""
+
+    name = "test_kit_torch_layout_he"
+
+    def distribution(self, shape, fans):
+        n = shape[1] * math.prod(shape[2:]) if len(shape) >= 2 else fans.fan_in
+        return Normal(0.0, math.sqrt(2.0 / n))
+
+
+def test_an_initializer_must_read_the_fans_not_the_shape():
+    with pytest.raises(NotFollowing, match="fans only: variance"):
+        check_initializer(TorchLayoutHe(), settings=NO_SHRINK)
+    with pytest.raises(NotFollowing, match="declaration: std"):
+        check_initializer(TorchLayoutHe(), settings=NO_SHRINK, shapes=conv_shapes(), std=he_std)
+    check_initializer(MyHe(), max_examples=10, shapes=conv_shapes(), std=he_std)  # receptive field included
 
 
 # ------------------------------------------------------------------ 2. argument validation

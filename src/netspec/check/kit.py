@@ -314,14 +314,14 @@ def assert_same_distribution(declared: Distribution, expected: Distribution, rel
 def _declaration_problems(declared: Distribution, expected: Distribution, rel_tol: float) -> list[str]:
     if declared.family != expected.family:
         return [f"family {declared.family} != {expected.family}"]
-    scale = max(declared.std, expected.std)
-    pairs = [
-        ("support low", declared.support[0], expected.support[0]),
-        ("support high", declared.support[1], expected.support[1]),
-        ("mean", declared.mean, expected.mean),
-        ("variance", declared.variance, expected.variance),
+    std = max(declared.std, expected.std)  # locations may be 0: compared relative to the spread too
+    checks = [
+        ("support low", declared.support[0], expected.support[0], std),
+        ("support high", declared.support[1], expected.support[1], std),
+        ("mean", declared.mean, expected.mean, std),
+        ("variance", declared.variance, expected.variance, 0.0),  # >= 0: relative to itself
     ]
-    problems = [f"{name} {a:.17g} != {b:.17g}" for name, a, b in pairs if not _close(a, b, rel_tol, scale)]
+    problems = [f"{name} {a:.17g} != {b:.17g}" for name, a, b, scale in checks if not _close(a, b, rel_tol, scale)]
     if declared.family == "structured" and declared.describe() != expected.describe():
         problems.append(f"{declared.describe()} != {expected.describe()}")
     return problems
@@ -421,14 +421,14 @@ def _uniform(limit: object) -> Uniform:
     return Uniform(-float(limit), float(limit))  # type: ignore[arg-type]
 
 
-def _law_problems(law: _Law, declared: Distribution, tensor: _Tensor, rel_tol: float) -> list[str]:
+def _law_problems(law: _Law, tensor: _Tensor, rel_tol: float) -> list[str]:
     """The declaration (on the real shape) and the values vs. one law."""
     problems = []
     stated = law.at(tensor.shape, tensor.fans)
     if isinstance(stated, float):
-        problems += [f"declaration: {p}" for p in _declared_std_problems(declared, stated, rel_tol)]
+        problems += [f"declaration: {p}" for p in _declared_std_problems(tensor.declared, stated, rel_tol)]
     else:
-        problems += [f"declaration: {p}" for p in _declaration_problems(declared, stated, rel_tol)]
+        problems += [f"declaration: {p}" for p in _declaration_problems(tensor.declared, stated, rel_tol)]
     drawn = law.at(tensor.drawn_shape, tensor.drawn_fans)
     if isinstance(drawn, float):
         problems += [f"values: {p}" for p in _std_problems(tensor.values, drawn)]
@@ -473,6 +473,7 @@ class _Tensor:
 
     shape: tuple[int, ...]
     fans: Fans
+    declared: Distribution
     seed: int
     drawn_shape: tuple[int, ...]
     drawn_fans: Fans
@@ -481,11 +482,12 @@ class _Tensor:
 
 def _draw(init: Initializer, shape: tuple[int, ...], seed: int) -> _Tensor:
     f = compute_fans(shape)
-    if init.declared(shape).family == "structured":
+    declared = init.declared(shape)
+    if declared.family == "structured":
         small = (*shape[:-2], *(min(d, MAX_STRUCTURED_SIDE) for d in shape[-2:]))
         values = init(small, BlockStream(seed, PATH))
-        return _Tensor(shape, f, seed, small, compute_fans(small), values)
-    return _Tensor(shape, f, seed, (SAMPLE,), f, sample_values(init, f, SAMPLE, seed))
+        return _Tensor(shape, f, declared, seed, small, compute_fans(small), values)
+    return _Tensor(shape, f, declared, seed, (SAMPLE,), f, sample_values(init, f, SAMPLE, seed))
 
 
 def _seed(shape: tuple[int, ...]) -> int:
@@ -494,9 +496,13 @@ def _seed(shape: tuple[int, ...]) -> int:
 
 
 def _self_problems(init: Initializer, t: _Tensor) -> list[str]:
-    """Self-consistency: values follow the declaration, same seed = same bytes, another seed differs."""
+    """Self-consistency: values follow the declaration, same seed = same bytes, another seed differs;
+    a random initializer declares the same law for the real shape and for (SAMPLE,) with its fans
+    (layers pass a kernel's fans to its bias initializer: the fans, not the shape, set the law)."""
     declared = init.declared(t.drawn_shape, t.drawn_fans)
     problems = _failures(assert_follows, t.values, declared)
+    if t.drawn_shape != t.shape:
+        problems += [f"fans only: {p}" for p in _declaration_problems(declared, t.declared, DECLARATION_RTOL)]
     again = init(t.drawn_shape, BlockStream(t.seed, PATH), t.values.dtype, fans=t.drawn_fans)
     if again.tobytes() != t.values.tobytes():
         problems.append("the same seed gave different bytes")
@@ -588,11 +594,10 @@ def check_initializer(
         if misuse:
             return
         tensor = _draw(init, tuple(shape), _seed(shape))
-        declared = init.declared(tensor.shape)
         problems = _self_problems(init, tensor)
         try:
             for law in laws:
-                problems += _law_problems(law, declared, tensor, rel_tol)
+                problems += _law_problems(law, tensor, rel_tol)
         except InvalidArgument as exc:
             misuse.append(exc)
             return
