@@ -199,6 +199,15 @@ def test_a_structured_reference_is_compared_on_the_real_shape():
                           max_fan=64, reference=orthogonal)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("name", "shapes"),
+    [("orthogonal", None), ("identity", None), ("dirac", conv_shapes(max_size=4096))],
+)
+def test_structured_initializers_pass_on_capped_real_shapes(name, shapes):
+    init = get_initializer(name)
+    check_initializer(init, max_examples=5, shapes=shapes, reference=get_initializer(name))
+
+
 def test_declarations_equal_up_to_rounding_are_the_same_distribution():
     n = 37
     written = Normal(0.0, math.sqrt(2.0) / math.sqrt(n))  # another order of operations, another rounding
