@@ -63,3 +63,11 @@ def test_hooks_check_every_file_and_report_all_failures(tmp_path):
 
 def test_readme_does_not_call_the_articles_by_file_number():
     assert not re.search(r"seed 00\d", README, re.I)
+
+
+def test_testing_kit_example_runs_as_written():
+    match = re.search(r"```python\n(import math\n.*?def test_my_he_is_he\(\):.*?)```", README, re.S)
+    assert match, "the README's testing-kit example is missing"
+    namespace: dict = {}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)  # the README's code, verbatim
+    namespace["test_my_he_is_he"]()
