@@ -639,8 +639,9 @@ def _dense_layer(activations: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
-    """Whole valid spec documents: dense stacks over a vector, conv stacks over an image, or
-    embedding -> conv1d -> pooling/normalization -> dense over token ids."""
+    """Whole valid spec documents: dense stacks over a vector, conv stacks over an image,
+    embedding -> conv1d -> pooling/normalization -> dense over token ids, or graphs of dense and
+    merge layers (add, subtract, multiply, concat) over a vector."""
     from netspec.nn.activations import ACTIVATIONS
 
     _check_int("specs()", "max_layers", max_layers, 1)
@@ -694,4 +695,34 @@ def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
         },
         optional={"seed": st.integers(0, 1000), "rng": st.sampled_from(["block", "legacy"])},
     )  # fmt: skip
-    return st.one_of(mlp, cnn, seq)
+    return st.one_of(mlp, cnn, seq, _graph_specs(acts, max_layers))
+
+
+@st.composite
+def _graph_specs(draw: st.DrawFn, acts: list[str], max_layers: int) -> dict[str, Any]:
+    """A graph over a vector input: dense layers taking any earlier output, and merges (add, subtract,
+    multiply of equal or broadcastable widths; concat of any) of earlier outputs, then a dense head."""
+    widths = {"input": draw(st.integers(1, 16))}
+    layers: list[dict[str, Any]] = []
+    for i in range(draw(st.integers(1, max_layers))):
+        name = f"n{i}"
+        kind = draw(st.sampled_from(["dense", "add", "subtract", "multiply", "concat"]))
+        first = draw(st.sampled_from(sorted(widths)))
+        if kind == "dense":
+            units = draw(st.integers(1, 16))
+            layer: dict[str, Any] = {"type": "dense", "name": name, "units": units, "inputs": first}
+            if draw(st.booleans()):
+                layer["activation"] = draw(st.sampled_from(acts))
+            widths[name] = units
+        elif kind == "concat":
+            second = draw(st.sampled_from(sorted(widths)))
+            layer = {"type": "concat", "name": name, "inputs": [first, second]}
+            widths[name] = widths[first] + widths[second]
+        else:
+            fits = sorted(n for n, w in widths.items() if w in (widths[first], 1) or widths[first] == 1)
+            second = draw(st.sampled_from(fits))
+            layer = {"type": kind, "name": name, "inputs": [first, second]}
+            widths[name] = max(widths[first], widths[second])
+        layers.append(layer)
+    layers.append({"type": "dense", "name": "head", "units": draw(st.integers(1, 8)), "inputs": layers[-1]["name"]})
+    return {"netspec": 1, "input": [widths["input"]], "layers": layers, "seed": draw(st.integers(0, 1000))}
