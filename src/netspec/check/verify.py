@@ -1,48 +1,61 @@
 """``netspec verify``: do the weights follow what their spec declares?
 
 For every parameter tensor, against the distribution its initializer declares
-(:mod:`netspec.init.distributions`):
+(:mod:`netspec.init.distributions`), through the same checks as the test kit
+(:func:`netspec.check.checks.check_values`):
 
 * **reproduction** (exact): the tensor equals the one the spec and its seed
-  produce, byte for byte (skipped with ``--statistical-only``);
+  produce, byte for byte (skipped with ``--statistical-only``); expected
+  tensors are regenerated one at a time (:meth:`Network.generate`);
 * **bounds** (exact): every value lies in the declared support;
-* **mean**: ``z = (xbar - mu) / sqrt(sigma^2 / n)``, N(0, 1) under the null;
-* **variance**: ``z = (v - sigma^2) / sqrt((mu4 - sigma^4) / n)`` with
-  ``v = mean((x - mu)^2)``, N(0, 1) under the null (see :mod:`netspec.check.checks`);
+* **mean** and **variance** about the declared mean (``v = mean((x - mu)^2)``),
+  valid at every size n: for N(mu, sigma^2) the exact tests
+  ``(xbar - mu) / (sigma / sqrt n)`` ~ N(0, 1) and ``n v / sigma^2`` ~ chi^2_n;
+  for bounded distributions (uniform, truncated normal) Bernstein's inequality
+  on ``xbar`` and on ``v`` (see :mod:`netspec.check.checks`);
 * **fit**: Kolmogorov-Smirnov against the declared CDF (SciPy; at most
-  :data:`KS_MAX` values, a systematic subsample of larger tensors);
-* constant, identity, dirac: exact values; orthogonal: ``Q^T Q = gain^2 I``.
+  :data:`KS_MAX` values, a systematic subsample of larger tensors). Without
+  SciPy the fit test is reported *skipped*, never passed;
+* constant, identity, dirac: exact values; orthogonal: ``Q^T Q = gain^2 I`` up
+  to the rounding-error bound of :func:`~netspec.check.checks.orthogonality_tolerance`.
 
 Family-wise false-alarm rate: the statistical tests (mean, variance, fit of
-every random tensor; m in all) each run at ``alpha / m`` (Bonferroni), so the
+every random tensor; m in all) each run at ``alpha / m`` (Bonferroni), and
+each has false-alarm probability at most its level at every n, so the
 probability that correct weights fail anywhere is at most ``alpha``.
 
 Power: per tensor, the smallest variance ratio ``r`` the variance test detects
-with 80% probability at that n is ``(1 + z_c k) / (1 - z_0.8 k)``,
-``k = sqrt((mu4 / sigma^4 - 1) / n)``. A tensor that passes but cannot detect
-a factor of :data:`POWER_RATIO` is reported *inconclusive*, not passed.
+with 80% probability at that n (``detects``). A tensor that passes but cannot
+detect a factor of :data:`POWER_RATIO` is *inconclusive* (too small to judge),
+unless it reproduces its seed's bytes exactly. ``Report.ok(strict=True)``
+also fails on inconclusive tensors and on skipped tests.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-from netspec.check.checks import check_bounds, check_structured, moments, ratio_standard_error
-from netspec.init.distributions import Constant, Distribution, Structured
+from netspec.check.checks import KS_MAX, POWER, SKIPPED_FIT, CheckResult, check_values, detectable_ratio
+from netspec.init.distributions import Distribution
 from netspec.nn.network import Network
 
-KS_MAX = 1 << 20
-POWER = 0.8
+__all__ = ["KS_MAX", "POWER", "POWER_RATIO", "Report", "TensorReport", "check_tensor", "render", "verify_network"]
+
 POWER_RATIO = 2.0
+STATISTICAL = ("bounds", "mean", "variance", "fit")
+"""Names of the checks shown in their own columns; any other check is an exact one (shown as ``exact``)."""
 
 
 @dataclass
 class TensorReport:
+    """One tensor's checks. ``tests`` maps each check's name to pass / FAIL / skipped."""
+
     name: str
     n: int
     declared: str
@@ -51,12 +64,20 @@ class TensorReport:
     bounds_ok: bool | None = None
     reproduces: bool | None = None
     mean_z: float | None = None
+    mean_interval: tuple[float, float] | None = None
     variance_ratio: float | None = None
     variance_interval: tuple[float, float] | None = None
     fit_p: float | None = None
     detectable_ratio: float | None = None
+    method: str = ""
     exact: str = ""
+    tests: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        """Checks that could not run (e.g. the fit test without SciPy)."""
+        return [name for name, status in self.tests.items() if status == "skipped"]
 
 
 @dataclass
@@ -69,7 +90,29 @@ class Report:
 
     @property
     def passed(self) -> bool:
+        """No tensor failed (inconclusive tensors and skipped tests do not fail; see :meth:`ok`)."""
         return all(t.verdict != "FAIL" for t in self.tensors)
+
+    @property
+    def inconclusive(self) -> list[str]:
+        return [t.name for t in self.tensors if t.verdict == "inconclusive"]
+
+    @property
+    def skipped(self) -> dict[str, list[str]]:
+        """Skipped check -> the tensors it could not run on."""
+        out: dict[str, list[str]] = {}
+        for t in self.tensors:
+            for name in t.skipped:
+                out.setdefault(name, []).append(t.name)
+        return out
+
+    def ok(self, strict: bool = False) -> bool:
+        """:attr:`passed`; with ``strict`` also no inconclusive tensor and no skipped test."""
+        return self.passed and not (strict and (self.inconclusive or self.skipped))
+
+    def summary(self) -> str:
+        """One line: counts, why tensors are inconclusive, which tests were skipped, the alpha used."""
+        return summary_line(self)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,113 +121,142 @@ class Report:
             "per_test_alpha": self.per_test_alpha,
             "z_crit": self.z_crit,
             "passed": self.passed,
-            "tensors": [asdict(t) for t in self.tensors],
+            "passed_strict": self.ok(strict=True),
+            "inconclusive": self.inconclusive,
+            "skipped": self.skipped,
+            "summary": self.summary(),
+            "tensors": [{**asdict(t), "skipped": t.skipped} for t in self.tensors],
         }
 
 
-def detectable_ratio(dist: Distribution, n: int, z_crit: float) -> float:
-    """Smallest variance ratio detected with probability POWER at n values (inf if none)."""
-    k = ratio_standard_error(dist, n)
-    z_power = NormalDist().inv_cdf(POWER)
-    return math.inf if z_power * k >= 1 else (1 + z_crit * k) / (1 - z_power * k)
-
-
-def _fit_pvalue(values: np.ndarray, dist: Distribution) -> float | None:
-    try:
-        from netspec.check.checks import ks_pvalue
-    except ImportError:  # pragma: no cover
-        return None
-    flat = values.reshape(-1)
-    if flat.size > KS_MAX:
-        flat = flat[:: math.ceil(flat.size / KS_MAX)]
-    try:
-        return ks_pvalue(flat, dist)
-    except ImportError:
-        return None
-
-
-def _random_report(rep: TensorReport, values: np.ndarray, dist: Distribution, z_crit: float, a: float) -> None:
-    bounds = check_bounds(values, dist)
-    rep.bounds_ok = bounds.ok
-    if not bounds.ok:
-        rep.problems.append(f"values {bounds.detail.replace(' within ', ' leave the support ')}")
-    m = moments(values, dist)
-    rep.mean_z, rep.variance_ratio = m.mean_z, m.variance_ratio
-    if abs(m.mean_z) > z_crit:
-        rep.problems.append(f"mean z = {m.mean_z:+.2f} beyond ±{z_crit:.2f}")
-    rep.variance_interval = (1 - z_crit * m.ratio_se, 1 + z_crit * m.ratio_se)
-    if abs(m.variance_z) > z_crit:
-        rep.problems.append(f"variance ratio {m.variance_ratio:.4f} outside [{rep.variance_interval[0]:.4f}, "
-                            f"{rep.variance_interval[1]:.4f}]")  # fmt: skip
-    rep.fit_p = _fit_pvalue(values, dist)
-    if rep.fit_p is not None and rep.fit_p < a:
-        rep.problems.append(f"KS p = {rep.fit_p:.3g} below {a:.3g}")
-    rep.detectable_ratio = detectable_ratio(dist, values.size, z_crit)
-
-
-def verify_network(net: Network, params: dict[str, np.ndarray], alpha: float = 1e-3, reproduce: bool = True) -> Report:
-    """Check every parameter of ``net`` in ``params`` (see the module doc)."""
-    specs = list(net.parameters())
-    declared = {name: p.initializer.declared(p.shape, p.fans) for name, p in specs}
-    random = [n for n, d in declared.items() if d.is_random and not isinstance(d, Structured)]
-    m = max(1, 3 * len(random))
+def verify_network(
+    net: Network, params: dict[str, np.ndarray], alpha: float = 1e-3, reproduce: bool = True, *, fit: bool = True
+) -> Report:
+    """Check every parameter of ``net`` in ``params`` (see the module doc); ``fit=False`` leaves out the KS test."""
+    declared = {name: p.initializer.declared(p.shape, p.fans) for name, p in net.parameters()}
+    m = max(1, sum(d.statistical_tests for d in declared.values()))
     a = alpha / m
-    z_crit = NormalDist().inv_cdf(1 - a / 2)
-    expected = net.initialize() if reproduce else {}
     tensors = []
-    for name, _p in specs:
-        dist = declared[name]
-        values = np.asarray(params[name])
-        rep = TensorReport(name, int(values.size), dist.describe(), dist.family)
-        if reproduce:
-            rep.reproduces = values.dtype == expected[name].dtype and values.tobytes() == expected[name].tobytes()
-            if not rep.reproduces:
-                rep.problems.append(f"not the bytes seed {net.seed} produces")
-        if isinstance(dist, Constant):
-            bad = int(np.count_nonzero(values != values.dtype.type(dist.value)))
-            rep.exact = f"{bad} values differ from {dist.value:g}"
-            if bad:
-                rep.problems.append(rep.exact)
-        elif isinstance(dist, Structured):
-            result = check_structured(values, dist)
-            rep.exact = result.detail
-            if not result.ok:
-                rep.problems.append(result.detail)
-        else:
-            _random_report(rep, values, dist, z_crit, a)
-        if rep.problems:
-            rep.verdict = "FAIL"
-        elif rep.detectable_ratio is not None and rep.detectable_ratio > POWER_RATIO and not rep.reproduces:
-            rep.verdict = "inconclusive"
-        tensors.append(rep)
-    return Report(net.source, alpha, a, z_crit, tensors)
+    with closing(net.generate() if reproduce else _nothing()) as expected:
+        for name, dist in declared.items():
+            values = np.asarray(params[name])
+            rep = check_tensor(name, values, dist, a, fit=fit)
+            if reproduce:
+                _reproduction(rep, values, next(expected), net.seed)
+            rep.verdict = _verdict(rep)
+            tensors.append(rep)
+    return Report(net.source, alpha, a, -NormalDist().inv_cdf(a / 2), tensors)
+
+
+def _nothing() -> Iterator[tuple[str, np.ndarray]]:
+    yield from ()
+
+
+def _reproduction(rep: TensorReport, values: np.ndarray, expected: tuple[str, np.ndarray], seed: int) -> None:
+    path, array = expected
+    assert path == rep.name, (path, rep.name)
+    rep.reproduces = values.dtype == array.dtype and values.shape == array.shape and values.tobytes() == array.tobytes()
+    rep.tests["reproduction"] = "pass" if rep.reproduces else "FAIL"
+    if not rep.reproduces:
+        rep.problems.append(f"not the bytes seed {seed} produces")
+
+
+def check_tensor(name: str, values: np.ndarray, dist: Distribution, alpha: float, *, fit: bool = True) -> TensorReport:
+    """Every check of one tensor, each statistical one at false-alarm probability ``alpha`` (no reproduction)."""
+    results = check_values(values, dist, alpha=alpha, fit_alpha=alpha if fit else None)
+    rep = TensorReport(name, int(values.size), dist.describe(), dist.family)
+    for r in results:
+        rep.tests[r.name] = r.status
+        if r.ok is False:
+            rep.problems.append(f"{r.name}: {r.detail}")
+    _fill_columns(rep, {r.name: r for r in results})
+    rep.detectable_ratio = detectable_ratio(dist, rep.n, alpha)
+    rep.verdict = _verdict(rep)
+    return rep
+
+
+def _fill_columns(rep: TensorReport, by_name: dict[str, CheckResult]) -> None:
+    bounds, mean, variance, fit = (by_name.get(k) for k in STATISTICAL)
+    rep.bounds_ok = bounds.ok if bounds else None
+    if mean:
+        rep.mean_z, rep.mean_interval, rep.method = mean.statistic, mean.accept, mean.method
+    if variance:
+        rep.variance_ratio, rep.variance_interval = variance.statistic, variance.accept
+    rep.fit_p = fit.statistic if fit else None
+    rep.exact = "; ".join(r.detail for k, r in by_name.items() if k not in STATISTICAL)
+
+
+def _verdict(rep: TensorReport) -> str:
+    if rep.problems:
+        return "FAIL"
+    weak = rep.detectable_ratio is not None and rep.detectable_ratio > POWER_RATIO
+    return "inconclusive" if weak and not rep.reproduces else "pass"
+
+
+# ---------------------------------------------------------------- text
 
 
 def _num(x: float | None, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _row(t: TensorReport) -> tuple[str, ...]:
+    mean = "-"
+    if t.mean_z is not None and t.mean_interval:
+        mean = f"{t.mean_z:+.2f} [{t.mean_interval[0]:.2f}, {t.mean_interval[1]:.2f}]"
+    if t.variance_ratio is not None and t.variance_interval:
+        variance = f"{t.variance_ratio:.3f} [{t.variance_interval[0]:.2f}, {t.variance_interval[1]:.2f}]"
+    else:
+        variance = t.exact or "-"
+    bounds = "-" if t.bounds_ok is None else ("ok" if t.bounds_ok else "OUT")
+    fit = "skipped" if "fit" in t.skipped else _num(t.fit_p, ".3g")
+    detects = "-" if t.detectable_ratio is None else f"x{t.detectable_ratio:.2f}"
+    verdict = t.verdict + (" (reproduces)" if t.reproduces else "")
+    return (t.name, f"{t.n:,}", t.declared, bounds, mean, variance, t.method or "-", fit, detects, verdict)
+
+
+HEADER = ("tensor", "n", "declared", "bounds", "mean z [accept]", "var ratio [accept]", "test", "KS p", "detects",
+          "verdict")  # fmt: skip
+
+
 def render(report: Report) -> str:
-    header = ("tensor", "n", "declared", "bounds", "mean z", "var ratio [accept]", "KS p", "detects", "verdict")
-    rows = []
-    for t in report.tensors:
-        interval = (f"{t.variance_ratio:.3f} [{t.variance_interval[0]:.2f}, {t.variance_interval[1]:.2f}]"
-                    if t.variance_ratio is not None and t.variance_interval else (t.exact or "-"))  # fmt: skip
-        bounds = "-" if t.bounds_ok is None else ("ok" if t.bounds_ok else "OUT")
-        detects = "-" if t.detectable_ratio is None else f"x{t.detectable_ratio:.2f}"
-        verdict = t.verdict + (" (reproduces)" if t.reproduces else "")
-        rows.append((t.name, f"{t.n:,}", t.declared, bounds, _num(t.mean_z, "+.2f"), interval, _num(t.fit_p, ".3g"),
-                     detects, verdict))  # fmt: skip
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    """The table, one line per problem, and the summary line."""
+    if not report.tensors:
+        return f"no parameter tensors to verify ({report.spec or 'the network'} has no layer with parameters)"
+    rows = [_row(t) for t in report.tensors]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [HEADER, *rows]]
     lines.insert(1, "-" * len(lines[0]))
     for t in report.tensors:
         lines += [f"{t.name}: {p}" for p in t.problems]
-    failed = sum(t.verdict == "FAIL" for t in report.tensors)
-    inconclusive = sum(t.verdict == "inconclusive" for t in report.tensors)
-    lines.append(
-        f"{len(report.tensors) - failed - inconclusive} passed, {failed} failed, {inconclusive} inconclusive "
-        f"(family-wise alpha {report.alpha:g}, per test {report.per_test_alpha:.2g}, |z| <= {report.z_crit:.2f}; "
-        f"'detects': smallest variance ratio found with {POWER:.0%} power)"
-    )
+    lines.append(report.summary())
     return "\n".join(lines)
+
+
+def summary_line(report: Report) -> str:
+    """Counts, the reason for inconclusive tensors, skipped tests, the tests used and the alpha."""
+    tensors = report.tensors
+    if not tensors:
+        return "no parameter tensors to verify"
+    failed = sum(t.verdict == "FAIL" for t in tensors)
+    weak = [t for t in tensors if t.verdict == "inconclusive"]
+    parts = [f"{len(tensors) - failed - len(weak)} passed, {failed} failed, {len(weak)} inconclusive"]
+    if weak:
+        parts.append(f"{len(weak)} too small to judge: with n <= {max(t.n for t in weak):,} values the variance "
+                     f"test finds a variance ratio of {POWER_RATIO:g} with less than {POWER:.0%} power "
+                     f"(they pass only if they reproduce the seed's bytes)")  # fmt: skip
+    for test, names in report.skipped.items():
+        why = SKIPPED_FIT.removeprefix("skipped: ") if test == "fit" else "could not run"
+        parts.append(f"{test} test skipped on {len(names)} tensor{'s' * (len(names) != 1)}: {why}")
+    methods = sorted({t.method for t in tensors if t.method})
+    if methods:
+        parts.append("mean/variance tests: " + ", ".join(METHODS.get(m, m) for m in methods))
+    parts.append(f"family-wise alpha {report.alpha:g}, per test {report.per_test_alpha:.2g}; "
+                 f"'detects': smallest variance ratio found with {POWER:.0%} power")  # fmt: skip
+    return "; ".join(parts)
+
+
+METHODS = {
+    "exact": "exact (normal: z and chi^2_n)",
+    "Bernstein": "Bernstein bound (bounded: valid at every n)",
+}

@@ -1,16 +1,30 @@
 """Declared distributions: what an initializer promises about its values.
 
-The summary table, the statistical tests and ``netspec verify`` all read the
-support, mean and variance from here, so there is one source of truth.
-Only the standard library is used (``math.erf``); no SciPy at import time.
+The summary table, the samplers, the statistical tests and ``netspec verify``
+all read from here, so each decision has one place: every distribution class
+states its support, mean, variance and fourth central moment, draws its values
+(:meth:`Distribution.sample`), names its SciPy distribution (for the fit
+test), and says which checks apply to it (:meth:`Distribution.checks`; the
+checks themselves are in :mod:`netspec.check.checks`).
+
+Only the standard library is imported at module level (``math.erf``); NumPy,
+the streams and the checks are imported where they are used, SciPy only by the
+fit test.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.errors import InitializerError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.check.checks import CheckResult, MomentTests
+    from netspec.init.streams import Stream
 
 SQRT2 = math.sqrt(2.0)
 
@@ -57,9 +71,14 @@ def _interval_mass(a: float, b: float) -> float:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Base of every declared distribution."""
+    """Base of every declared distribution.
+
+    ``statistical_tests`` is how many tests with a false-alarm probability
+    :meth:`checks` runs (``netspec verify`` divides its alpha among them).
+    """
 
     family = "distribution"
+    statistical_tests: ClassVar[int] = 0
 
     @property
     def support(self) -> tuple[float, float]:
@@ -83,6 +102,23 @@ class Distribution:
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    def central_moment4(self) -> float:
+        """mu4 = E[(X - mean)^4]: sets the sampling variance of the sample variance."""
+        raise NotImplementedError(f"{type(self).__name__} declares no fourth central moment")
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` that follows this distribution, drawn from ``stream``."""
+        raise InitializerError(f"cannot sample {type(self).__name__}")
+
+    def moment_tests(self) -> MomentTests | None:
+        """The mean and variance tests valid for this distribution at every n (None: not tested so)."""
+        return None
+
+    def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        """Every check of ``values`` against this distribution; each statistical one at false-alarm ``alpha``
+        (the fit test at ``fit_alpha``, not run if None)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no checks")
 
 
 def _g(x: float) -> str:
@@ -115,10 +151,49 @@ class Constant(Distribution):
     def describe(self) -> str:
         return f"const {_g(self.value)}"
 
+    def central_moment4(self) -> float:
+        """0: no spread."""
+        return 0.0
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        import numpy as np
+
+        from netspec.init.streams import check_dtype
+
+        return np.full(shape, self.value, dtype=check_dtype(dtype))
+
+    def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        """Exact: every value equals ``value`` in the values' dtype."""
+        from netspec.check.checks import check_constant
+
+        return [check_constant(values, self)]
+
 
 @dataclass(frozen=True)
-class Uniform(Distribution):
-    """U(low, high): mean (low + high) / 2, variance (high - low)^2 / 12."""
+class Continuous(Distribution):
+    """A random distribution with a density: bounds, mean, variance and fit tests apply.
+
+    Subclasses give :meth:`moment_tests` (which tests are valid at every n)
+    and :meth:`scipy_distribution` (the CDF for the fit test).
+    """
+
+    statistical_tests: ClassVar[int] = 3
+    """mean, variance and fit (bounds are exact)."""
+
+    def scipy_distribution(self) -> Any:
+        """The frozen ``scipy.stats`` distribution (imports SciPy)."""
+        raise NotImplementedError
+
+    def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        """Bounds (exact), mean and variance tests at ``alpha``, the KS fit at ``fit_alpha``."""
+        from netspec.check.checks import continuous_checks
+
+        return continuous_checks(values, self, alpha, fit_alpha)
+
+
+@dataclass(frozen=True)
+class Uniform(Continuous):
+    """U(low, high): mean (low + high) / 2, variance (high - low)^2 / 12, mu4 (high - low)^4 / 80."""
 
     low: float
     high: float
@@ -141,10 +216,28 @@ class Uniform(Distribution):
             return f"U(±{_g(self.high)})"
         return f"U({_g(self.low)}, {_g(self.high)})"
 
+    def central_moment4(self) -> float:
+        """(high - low)^4 / 80 (the integral of x^4 over ±w/2, divided by w)."""
+        return (self.high - self.low) ** 4 / 80.0
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        return stream.uniform(shape, self.low, self.high, dtype)
+
+    def moment_tests(self) -> MomentTests:
+        """Bounded: Bernstein's inequality (valid at every n)."""
+        from netspec.check.checks import BERNSTEIN
+
+        return BERNSTEIN
+
+    def scipy_distribution(self) -> Any:
+        from scipy import stats
+
+        return stats.uniform(loc=self.low, scale=self.high - self.low)
+
 
 @dataclass(frozen=True)
-class Normal(Distribution):
-    """N(mean, std^2), untruncated."""
+class Normal(Continuous):
+    """N(loc, scale²), untruncated: mu4 = 3 scale^4."""
 
     loc: float
     scale: float
@@ -161,10 +254,28 @@ class Normal(Distribution):
     def describe(self) -> str:
         return f"N({_g(self.loc)}, std {_g(self.scale)})"
 
+    def central_moment4(self) -> float:
+        """3 scale^4."""
+        return 3.0 * self.scale**4
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        return stream.normal(shape, self.loc, self.scale, dtype)
+
+    def moment_tests(self) -> MomentTests:
+        """Exact normal theory: the mean z-test and n v / sigma^2 ~ chi^2_n."""
+        from netspec.check.checks import NORMAL_THEORY
+
+        return NORMAL_THEORY
+
+    def scipy_distribution(self) -> Any:
+        from scipy import stats
+
+        return stats.norm(loc=self.loc, scale=self.scale)
+
 
 @dataclass(frozen=True)
-class TruncatedNormal(Distribution):
-    """N(loc, scale^2) truncated to [loc + a*scale, loc + b*scale] (a, b in std units).
+class TruncatedNormal(Continuous):
+    """N(loc, scale²) truncated to [loc + a*scale, loc + b*scale] (a, b in std units).
 
     ``scale`` is the parent's std; the variance after truncation is
     ``scale^2 * var_trunc(a, b)`` (see :func:`truncated_moments`).
@@ -192,18 +303,37 @@ class TruncatedNormal(Distribution):
         low, high = self.support
         return f"TN(mean {_g(self.mean)}, std {_g(self.std)}, [{_g(low)}, {_g(high)}])"
 
+    def central_moment4(self) -> float:
+        """scale^4 (m4 - 4 m1 m3 + 6 m1^2 m2 - 3 m1^4), m_k the raw moments of N(0, 1) on [a, b]."""
+        m = truncated_raw_moments(self.a, self.b, 4)
+        mu = m[1]
+        return (m[4] - 4 * mu * m[3] + 6 * mu**2 * m[2] - 3 * mu**4) * self.scale**4
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        return stream.truncated_normal(shape, self.loc, self.scale, self.a, self.b, dtype)
+
+    def moment_tests(self) -> MomentTests:
+        """Bounded: Bernstein's inequality (valid at every n)."""
+        from netspec.check.checks import BERNSTEIN
+
+        return BERNSTEIN
+
+    def scipy_distribution(self) -> Any:
+        from scipy import stats
+
+        return stats.truncnorm(self.a, self.b, loc=self.loc, scale=self.scale)
+
 
 @dataclass(frozen=True)
 class Structured(Distribution):
-    """A deterministic or matrix-valued construction (orthogonal, identity, dirac).
+    """A deterministic or matrix-valued construction (orthogonal, identity, dirac), times ``gain``.
 
-    ``kind`` names it; ``gain`` scales it. For orthogonal matrices the entries
-    have mean 0 and variance ``gain^2 / max(rows, cols)``.
+    It carries what it needs to build or check a tensor exactly (its shape),
+    so no check calls back into the initializers.
     """
 
-    kind: str
     gain: float
-    entry_variance: float = 0.0
+    kind: ClassVar[str] = "structured"
     family = "structured"
 
     @property
@@ -212,14 +342,119 @@ class Structured(Distribution):
 
     @property
     def variance(self) -> float:
-        return self.entry_variance
+        return 0.0
 
     @property
     def is_random(self) -> bool:
-        return self.kind == "orthogonal"
+        return False
 
     def describe(self) -> str:
         return f"{self.kind} gain {_g(self.gain)}"
+
+    def exact_check(self, values: np.ndarray) -> CheckResult:
+        raise NotImplementedError
+
+    def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        """The exact check only (no false alarms)."""
+        return [self.exact_check(values)]
+
+
+@dataclass(frozen=True)
+class OrthogonalMatrix(Structured):
+    """gain times a Haar-random (semi-)orthogonal ``rows`` x ``cols`` matrix, viewed from the tensor.
+
+    Draw Z ~ N(0, 1) of shape (max, min), QR-decompose, Q <- Q sign(diag R)
+    (so Q is Haar-distributed), transpose if rows < cols, times ``gain``.
+    Then ``Q^T Q = gain^2 I`` (rows >= cols) or ``Q Q^T = gain^2 I``; each
+    entry has mean 0 and variance gain^2 / max(rows, cols).
+    """
+
+    rows: int
+    cols: int
+    kind: ClassVar[str] = "orthogonal"
+
+    @property
+    def variance(self) -> float:
+        return self.gain**2 / max(self.rows, self.cols)
+
+    @property
+    def is_random(self) -> bool:
+        return True
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        import numpy as np
+
+        from netspec.init.streams import check_dtype
+
+        dt = check_dtype(dtype)
+        z = stream.normal((max(self.rows, self.cols), min(self.rows, self.cols)), 0.0, 1.0, dt)
+        q, r = np.linalg.qr(z)
+        q *= np.where(np.diagonal(r) < 0, -1, 1).astype(dt)
+        if self.rows < self.cols:
+            q = q.T
+        q *= dt.type(self.gain)
+        return np.ascontiguousarray(q, dtype=dt).reshape(shape)
+
+    def exact_check(self, values: np.ndarray) -> CheckResult:
+        """max |Q^T Q - gain² I| within the rounding-error tolerance (see :func:`orthogonality_tolerance`)."""
+        from netspec.check.checks import check_orthogonal
+
+        return check_orthogonal(values, self.gain)
+
+
+@dataclass(frozen=True)
+class Deterministic(Structured):
+    """A structured tensor with no randomness: it equals :meth:`expected` exactly."""
+
+    def expected(self, dtype: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        return self.expected(dtype)
+
+    def exact_check(self, values: np.ndarray) -> CheckResult:
+        """Every value equals the expected tensor's, in the values' dtype."""
+        from netspec.check.checks import check_expected
+
+        return check_expected(values, self.expected(values.dtype), f"{self.kind} x {self.gain:g}", self.kind)
+
+
+@dataclass(frozen=True)
+class IdentityMatrix(Deterministic):
+    """w = gain * I, ``rows`` x ``cols`` (rectangular: ones on the main diagonal)."""
+
+    rows: int
+    cols: int
+    kind: ClassVar[str] = "identity"
+
+    def expected(self, dtype: Any) -> np.ndarray:
+        import numpy as np
+
+        from netspec.init.streams import check_dtype
+
+        dt = check_dtype(dtype)
+        out = np.eye(self.rows, self.cols, dtype=dt)
+        out *= dt.type(self.gain)
+        return out
+
+
+@dataclass(frozen=True)
+class DiracKernel(Deterministic):
+    """Conv kernel ``(*kernel, in, out)``: w[center, i, i] = gain for i < min(in, out), else 0."""
+
+    shape: tuple[int, ...]
+    kind: ClassVar[str] = "dirac"
+
+    def expected(self, dtype: Any) -> np.ndarray:
+        import numpy as np
+
+        from netspec.init.streams import check_dtype
+
+        out = np.zeros(self.shape, dtype=check_dtype(dtype))
+        center = tuple(k // 2 for k in self.shape[:-2])
+        d = np.arange(min(self.shape[-2], self.shape[-1]))
+        out[(*center, d, d)] = self.gain
+        return out
 
 
 def truncated_raw_moments(a: float, b: float, k_max: int) -> list[float]:
@@ -239,21 +474,8 @@ def truncated_raw_moments(a: float, b: float, k_max: int) -> list[float]:
 
 
 def central_moment4(dist: Distribution) -> float:
-    """E[(X - mean)^4]: sets the sampling variance of the sample variance.
-
-    Uniform: (high - low)^4 / 80; normal: 3 std^4; truncated normal: from the
-    raw moments of the standard truncated normal, times scale^4.
-    """
-    if isinstance(dist, Uniform):
-        return (dist.high - dist.low) ** 4 / 80.0
-    if isinstance(dist, Normal):
-        return 3.0 * dist.scale**4
-    if isinstance(dist, TruncatedNormal):
-        m = truncated_raw_moments(dist.a, dist.b, 4)
-        mu = m[1]
-        central = m[4] - 4 * mu * m[3] + 6 * mu**2 * m[2] - 3 * mu**4
-        return central * dist.scale**4
-    return 0.0
+    """E[(X - mean)^4] of a declared distribution (each class states its own)."""
+    return dist.central_moment4()
 
 
 def truncation_acceptance(a: float, b: float) -> tuple[str, float]:

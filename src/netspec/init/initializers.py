@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from netspec.errors import InitializerError
 from netspec.init.distributions import (
     Constant,
+    DiracKernel,
     Distribution,
+    IdentityMatrix,
     Normal,
-    Structured,
+    OrthogonalMatrix,
     TruncatedNormal,
     Uniform,
     check_truncation,
@@ -58,20 +60,8 @@ VS_TRUNCATION = (-2.0, 2.0)
 
 
 def sample(dist: Distribution, shape: tuple[int, ...], stream: Stream, dtype: np.dtype) -> np.ndarray:
-    """Draw an array of ``shape`` that follows a declared distribution."""
-    import numpy as np
-
-    from netspec.init.streams import check_dtype
-
-    if isinstance(dist, Constant):
-        return np.full(shape, dist.value, dtype=check_dtype(dtype))
-    if isinstance(dist, Uniform):
-        return stream.uniform(shape, dist.low, dist.high, dtype)
-    if isinstance(dist, Normal):
-        return stream.normal(shape, dist.loc, dist.scale, dtype)
-    if isinstance(dist, TruncatedNormal):
-        return stream.truncated_normal(shape, dist.loc, dist.scale, dist.a, dist.b, dtype)
-    raise InitializerError(f"cannot sample {type(dist).__name__}")
+    """Draw an array of ``shape`` that follows a declared distribution (each distribution samples itself)."""
+    return dist.sample(shape, stream, dtype)
 
 
 @dataclass(frozen=True)
@@ -531,24 +521,9 @@ class Orthogonal(Initializer):
         return math.prod(shape[:-1]), shape[-1]
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
+        """The QR construction lives in :class:`~netspec.init.distributions.OrthogonalMatrix`."""
         rows, cols = self.matrix_shape(shape)
-        return Structured("orthogonal", float(self.gain), self.gain**2 / max(rows, cols))
-
-    def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
-        import numpy as np
-
-        from netspec.init.streams import check_dtype
-
-        shape = tuple(shape)
-        rows, cols = self.matrix_shape(shape)
-        dt = check_dtype(dtype)
-        z = stream.normal((max(rows, cols), min(rows, cols)), 0.0, 1.0, dt)
-        q, r = np.linalg.qr(z)
-        q *= np.where(np.diagonal(r) < 0, -1, 1).astype(dt)
-        if rows < cols:
-            q = q.T
-        q *= dt.type(self.gain)
-        return np.ascontiguousarray(q, dtype=dt).reshape(shape)
+        return OrthogonalMatrix(float(self.gain), rows, cols)
 
 
 @INITIALIZERS.register
@@ -566,19 +541,7 @@ class Identity(Initializer):
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         if len(shape) != 2:
             raise InitializerError(f"identity needs a 2-D tensor, got shape {shape}")
-        return Structured("identity", float(self.gain))
-
-    def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
-        import numpy as np
-
-        from netspec.init.streams import check_dtype
-
-        shape = tuple(shape)
-        self.declared(shape, fans)
-        dt = check_dtype(dtype)
-        out = np.eye(shape[0], shape[1], dtype=dt)
-        out *= dt.type(self.gain)
-        return out
+        return IdentityMatrix(float(self.gain), shape[0], shape[1])
 
 
 @INITIALIZERS.register
@@ -600,20 +563,7 @@ class Dirac(Initializer):
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         if len(shape) < 3:
             raise InitializerError(f"dirac needs a conv kernel (*kernel, in, out), got shape {shape}")
-        return Structured("dirac", float(self.gain))
-
-    def __call__(self, shape, stream, dtype="float32", fans=None) -> np.ndarray:  # type: ignore[no-untyped-def]
-        import numpy as np
-
-        from netspec.init.streams import check_dtype
-
-        shape = tuple(shape)
-        self.declared(shape, fans)
-        out = np.zeros(shape, dtype=check_dtype(dtype))
-        center = tuple(k // 2 for k in shape[:-2])
-        d = np.arange(min(shape[-2], shape[-1]))
-        out[(*center, d, d)] = self.gain
-        return out
+        return DiracKernel(float(self.gain), tuple(shape))
 
 
 def get_initializer(spec: str | dict[str, Any] | Initializer) -> Initializer:
