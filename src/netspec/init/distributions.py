@@ -14,6 +14,7 @@ fit test.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +47,7 @@ def std_normal_cdf(x: float) -> float:
     return 1.0 - 0.5 * math.erfc(x / SQRT2)
 
 
+@functools.lru_cache(maxsize=1024)
 def truncated_moments(a: float, b: float) -> tuple[float, float, float]:
     """Mass, mean and variance of N(0, 1) truncated to [a, b].
 
@@ -180,8 +182,12 @@ class Continuous(Distribution):
     statistical_tests: ClassVar[int] = 3
     """mean, variance and fit (bounds are exact)."""
 
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(X <= x), vectorized (the fit test's CDF; may import ``scipy.special``)."""
+        raise NotImplementedError
+
     def scipy_distribution(self) -> Any:
-        """The frozen ``scipy.stats`` distribution (imports SciPy)."""
+        """The same law as a frozen ``scipy.stats`` distribution (imports SciPy)."""
         raise NotImplementedError
 
     def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
@@ -229,6 +235,12 @@ class Uniform(Continuous):
 
         return BERNSTEIN
 
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """(x - low) / (high - low), clipped to [0, 1]."""
+        import numpy as np
+
+        return np.clip((x - self.low) / (self.high - self.low), 0.0, 1.0)
+
     def scipy_distribution(self) -> Any:
         from scipy import stats
 
@@ -266,6 +278,12 @@ class Normal(Continuous):
         from netspec.check.checks import NORMAL_THEORY
 
         return NORMAL_THEORY
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """Phi((x - loc) / scale)."""
+        from scipy.special import ndtr
+
+        return ndtr((x - self.loc) / self.scale)
 
     def scipy_distribution(self) -> Any:
         from scipy import stats
@@ -317,6 +335,17 @@ class TruncatedNormal(Continuous):
         from netspec.check.checks import BERNSTEIN
 
         return BERNSTEIN
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """(Phi(z) - Phi(a)) / mass, z = (x - loc) / scale in [a, b]; from upper tails when a >= 0."""
+        import numpy as np
+        from scipy.special import ndtr
+
+        z = np.clip((x - self.loc) / self.scale, self.a, self.b)
+        mass = _interval_mass(self.a, self.b)
+        if self.a >= 0:
+            return (ndtr(-self.a) - ndtr(-z)) / mass
+        return (ndtr(z) - ndtr(self.a)) / mass
 
     def scipy_distribution(self) -> Any:
         from scipy import stats
@@ -457,7 +486,8 @@ class DiracKernel(Deterministic):
         return out
 
 
-def truncated_raw_moments(a: float, b: float, k_max: int) -> list[float]:
+@functools.lru_cache(maxsize=1024)
+def truncated_raw_moments(a: float, b: float, k_max: int) -> tuple[float, ...]:
     """E[Z^k], k = 0..k_max, for Z ~ N(0, 1) truncated to [a, b].
 
     m_0 = 1, m_1 = (phi(a) - phi(b)) / mass,
@@ -470,7 +500,7 @@ def truncated_raw_moments(a: float, b: float, k_max: int) -> list[float]:
         ta = 0.0 if math.isinf(a) else a ** (k - 1) * pa
         tb = 0.0 if math.isinf(b) else b ** (k - 1) * pb
         m.append((k - 1) * m[k - 2] + (ta - tb) / mass)
-    return m[: k_max + 1]
+    return tuple(m[: k_max + 1])
 
 
 def central_moment4(dist: Distribution) -> float:
