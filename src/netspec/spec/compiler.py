@@ -7,6 +7,7 @@ without allocating anything, and refuses networks over ``max_params``.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,15 +15,14 @@ from typing import Any
 from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
 from netspec.nn.layers import LAYER_TYPES, Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
+from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text
 from netspec.spec.validation import validate
-from netspec.spec.wiring import Scope, Wiring, network_inputs
+from netspec.spec.wiring import Wiring, network_inputs
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
 LEGACY_SEED_LIMIT = 2**32
 """np.random.RandomState takes seeds below 2^32."""
-MAX_LAYERS = 10_000
-"""Layers after ``repeat`` expansion; counted before anything is expanded."""
 
 
 def compile_file(path: str, **options: Any) -> Network:
@@ -60,7 +60,6 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
     if diags:
         raise SpecError(doc.source, diags, doc.text)
     data = doc.data
-    _check_expansion(doc, data["layers"], ("layers",))
     diags = _check_seed(doc, data, seed)
     resolver = Resolver(doc, data.get("defaults", {}))
     compiled = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
@@ -104,54 +103,80 @@ def _check_seed(doc: Document, data: dict[str, Any], override: int | None) -> li
 
 
 def _compile_layers(doc: Document, resolver: Resolver, max_params: int, names_rule: str) -> _Compiled:
-    expanded = _named(_expand(doc.data["layers"], ("layers",), "", {}))
     inputs = network_inputs(doc.data)
-    wiring = Wiring(doc, inputs, {name: path for name, _, path, _ in expanded})
-    out = _Compiled(inputs=inputs)
-    total = 0
-    names: dict[str, Path] = {}
-    for name, options, path, scope in expanded:
-        cls = LAYER_TYPES[options["type"]]
-        line, col = doc.mark(path)
-        where = format_path(path)
-        if name in names or name in inputs:
-            first = f"first used on line {doc.mark(names[name])[0]}" if name in names else "a network input"
-            out.diagnostics.append(Diagnostic(f"duplicate layer name {name!r} ({first})", line, col, where))
-            continue
-        names[name] = path
-        if names_rule == "explicit" and "name" not in options and cls.has_parameters():
-            msg = f"this {options['type']} layer has parameters but no name ('names: explicit' requires one)"
-            hint = f"add name: to it (its positional name is {name})"
-            out.diagnostics.append(Diagnostic(msg, line, col, where, hint=hint))
-        sources = wiring.inputs_of(name, options, path, scope)
-        resolved = resolver.layer(cls, options, path)
-        shapes = _known_shapes(wiring, sources)
-        if resolved is None or sources is None or shapes is None:
-            wiring.produced(name, None)
-            continue
-        layer = cls(name, options, resolved[0])
-        try:
-            params = layer.params(shapes[0])
-            out_shape = layer.combine_shapes(shapes)
-        except (ShapeError, InitializerError) as exc:
-            shown = "" if len(shapes) == 1 else " (inputs: " + ", ".join(map(_shape_text, sources, shapes)) + ")"
-            out.diagnostics.append(Diagnostic(f"{name} ({options['type']}): {exc}{shown}", line, col, where))
-            wiring.produced(name, None)
-            continue
-        out.diagnostics += resolver.check_shapes(name, params, resolved[1], path)
-        count = sum(p.size for p in params)
-        if total <= max_params < total + count:
-            msg = f"{name} brings the parameter count to {total + count:,}, over the limit of {max_params:,}"
-            out.diagnostics.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
-        total += count
-        out.layers.append(
-            CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes)
-        )
-        wiring.produced(name, out_shape)
-    out.outputs = wiring.outputs(doc.data, expanded[-1][0] if expanded else None)
+    expansion = expand(doc, next(iter(inputs)) if len(inputs) == 1 else None)
+    wiring = Wiring(doc, inputs, {e.name: e.path for e in expansion.layers}, expansion.aliases)
+    out = _Compiled(inputs=inputs, diagnostics=list(expansion.diagnostics))
+    state = _State(names_rule=names_rule, max_params=max_params)
+    for item in expansion.layers:
+        before = (len(out.diagnostics), len(wiring.diagnostics), len(resolver.diagnostics))
+        _compile_one(doc, item, resolver, wiring, out, state)
+        if item.instances:
+            _add_context(doc, item, before, out, wiring, resolver)
+    out.outputs = wiring.outputs(doc.data, expansion.layers[-1].name if expansion.layers else None)
     out.diagnostics += wiring.diagnostics
-    out.warnings = wiring.unused_warnings(out.outputs, names)
+    out.warnings = wiring.unused_warnings(out.outputs, state.names)
     return out
+
+
+@dataclass
+class _State:
+    names_rule: str
+    max_params: int
+    total: int = 0
+    names: dict[str, Path] = field(default_factory=dict)
+
+
+def _add_context(doc: Document, item: Expanded, before: tuple[int, ...], *sinks: Any) -> None:
+    """Name the block instances a layer came through in its new diagnostics (they point at the definition)."""
+    context = instance_context(doc, item.instances)
+    for start, sink in zip(before, sinks, strict=True):
+        sink.diagnostics[start:] = [
+            Diagnostic(d.message + context, d.line, d.column, d.path, d.hint, d.severity)
+            for d in sink.diagnostics[start:]
+        ]
+
+
+def _compile_one(
+    doc: Document, item: Expanded, resolver: Resolver, wiring: Wiring, out: _Compiled, state: _State
+) -> None:
+    """Compile one expanded layer into ``out`` (or its diagnostics)."""
+    name, options, path = item.name, item.options, item.path
+    cls = LAYER_TYPES[options["type"]]
+    line, col = doc.mark(path)
+    where = format_path(path)
+    if name in state.names or name in out.inputs:
+        first = f"first used on line {doc.mark(state.names[name])[0]}" if name in state.names else "a network input"
+        out.diagnostics.append(Diagnostic(f"duplicate layer name {name!r} ({first})", line, col, where))
+        return
+    state.names[name] = path
+    if state.names_rule == "explicit" and "name" not in options and cls.has_parameters():
+        msg = f"this {options['type']} layer has parameters but no name ('names: explicit' requires one)"
+        hint = f"add name: to it (its positional name is {name})"
+        out.diagnostics.append(Diagnostic(msg, line, col, where, hint=hint))
+    sources = wiring.inputs_of(name, options, path, item.scope)
+    resolved = resolver.layer(cls, options, path)
+    shapes = _known_shapes(wiring, sources)
+    if resolved is None or sources is None or shapes is None:
+        wiring.produced(name, None)
+        return
+    layer = cls(name, options, resolved[0])
+    try:
+        params = layer.params(shapes[0])
+        out_shape = layer.combine_shapes(shapes)
+    except (ShapeError, InitializerError) as exc:
+        shown = "" if len(shapes) == 1 else " (inputs: " + ", ".join(map(_shape_text, sources, shapes)) + ")"
+        out.diagnostics.append(Diagnostic(f"{name} ({options['type']}): {exc}{shown}", line, col, where))
+        wiring.produced(name, None)
+        return
+    out.diagnostics += resolver.check_shapes(name, params, resolved[1], path)
+    count = sum(p.size for p in params)
+    if state.total <= state.max_params < state.total + count:
+        msg = f"{name} brings the parameter count to {state.total + count:,}, over the limit of {state.max_params:,}"
+        out.diagnostics.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
+    state.total += count
+    out.layers.append(CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes))
+    wiring.produced(name, out_shape)
 
 
 def _known_shapes(wiring: Wiring, sources: list[str] | None) -> list[Shape] | None:
@@ -173,14 +198,6 @@ class _Compiled:
     outputs: list[str] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
-
-
-def _named(expanded: list[tuple[dict[str, Any], Path, str, Scope]]) -> list[tuple[str, dict[str, Any], Path, Scope]]:
-    """Each expanded layer with its name: ``name`` plus the repeat suffix, or ``<type>_<position>``."""
-    return [
-        (options["name"] + suffix if "name" in options else f"{options['type']}_{position}", options, path, scope)
-        for position, (options, path, suffix, scope) in enumerate(expanded, start=1)
-    ]
 
 
 def _positional_name_warnings(doc: Document, layers: list[CompiledLayer], names_rule: str) -> list[Diagnostic]:
@@ -220,17 +237,18 @@ class Resolver:
         self.doc = doc
         self.defaults = defaults
         self.diagnostics: list[Diagnostic] = []
-        self._built: dict[Path, Any] = {}
+        self._built: dict[tuple[Path, str], Any] = {}
 
     def _build(self, where: Path, spec: Any, factory: Any) -> Any:
-        if where not in self._built:
+        key = (where, json.dumps(spec, sort_keys=True))  # a block's key may hold other values per instance
+        if key not in self._built:
             try:
-                self._built[where] = factory(spec)
+                self._built[key] = factory(spec)
             except InitializerError as exc:
-                self._built[where] = None
+                self._built[key] = None
                 line, col = self.doc.mark(where)
                 self.diagnostics.append(Diagnostic(str(exc), line, col, format_path(where)))
-        return self._built[where]
+        return self._built[key]
 
     def _written(self, cls: type[Layer], options: dict[str, Any], path: Path, key: str) -> tuple[Any, Path | None, str]:
         """The value for ``key``, where it is written, and which source it came from."""
@@ -288,42 +306,3 @@ class Resolver:
                 line, col = self.doc.mark(where)
                 diags.append(Diagnostic(f"{name}.{p.name}: {exc}", line, col, format_path(where)))
         return diags
-
-
-def _expanded_count(items: list[dict[str, Any]]) -> int:
-    """Layers after expansion, saturating just above MAX_LAYERS (no big numbers, no expansion)."""
-    total = 0
-    for item in items:
-        total += item["repeat"] * _expanded_count(item["layers"]) if "repeat" in item else 1
-        if total > MAX_LAYERS:
-            return MAX_LAYERS + 1
-    return total
-
-
-def _check_expansion(doc: Document, items: list[dict[str, Any]], path: Path) -> None:
-    """Refuse specs whose ``repeat`` blocks expand to more than MAX_LAYERS layers."""
-    total = 0
-    for i, item in enumerate(items):
-        total += _expanded_count([item])
-        if total > MAX_LAYERS:
-            line, col = doc.mark((*path, i))
-            msg = f"the layers expand to more than {MAX_LAYERS:,} (repeat blocks multiply); refusing to expand them"
-            raise SpecError(doc.source, [Diagnostic(msg, line, col, format_path((*path, i)))], doc.text)
-
-
-def _expand(
-    items: list[dict[str, Any]], path: Path, suffix: str, scope: Scope
-) -> list[tuple[dict[str, Any], Path, str, Scope]]:
-    """Flatten ``repeat`` blocks; names inside get ``_<k>`` (1-based) per repetition, and a reference to
-    a name of the same block means the same repetition's layer (the returned scope)."""
-    out = []
-    for i, item in enumerate(items):
-        if "repeat" in item:
-            body = item["layers"]
-            for k in range(1, item["repeat"] + 1):
-                inner = f"{suffix}_{k}"
-                local = {b["name"]: b["name"] + inner for b in body if "name" in b and "repeat" not in b}
-                out.extend(_expand(body, (*path, i, "layers"), inner, {**scope, **local}))
-        else:
-            out.append((item, (*path, i), suffix, scope))
-    return out

@@ -117,6 +117,55 @@ def _inputs_schema(arity: int | None) -> dict[str, Any]:
             "items": REFERENCE, **count}  # fmt: skip
 
 
+BLOCK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["layers"],
+    "description": "A reusable group of layers. Inside it, 'input' is the instance's input, a whole scalar "
+    "value $NAME is replaced by parameter NAME, and the last layer is the instance's output.",
+    "properties": {
+        "description": {"type": "string", "description": "What the block is (documentation only)."},
+        "params": {
+            "type": "object",
+            "maxProperties": 64,
+            "propertyNames": {"pattern": NAME_PATTERN, "maxLength": 64},
+            "description": "Parameters: name -> {type, default}.",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": ["integer", "number", "string", "boolean"], "description": "Value type."},
+                    "default": {"description": "Value when an instance does not give one (else it must)."},
+                    "description": {"type": "string", "description": "What the parameter means."},
+                },
+            },
+        },
+        "layers": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10_000,
+            "items": {"type": "object", "description": "A layer, repeat or block instance, checked after $NAME "
+                      "substitution in each instance."},
+            "description": "The block's layers, in order.",
+        },
+    },
+}  # fmt: skip
+
+BLOCK_USE = {
+    "type": "object",
+    "required": ["block"],
+    "description": "An instance of a block; its other keys are the block's parameters.",
+    "properties": {
+        "block": {**REFERENCE, "description": "The block to instantiate (a key of the top-level 'blocks')."},
+        "name": {**REFERENCE, "description": "Instance name (default <block>_<position>); its layers are "
+                 "<instance>.<layer>, and the instance's name means its output."},
+        "inputs": _inputs_schema(1),
+    },
+    "additionalProperties": {"description": "A block parameter (its type is checked against the block's params)."},
+}  # fmt: skip
+
+
 def _layer_defs() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for type_name, cls in LAYER_TYPES.items():
@@ -221,6 +270,14 @@ def build_schema() -> dict[str, Any]:
                 },
             },
             "layers": {"$ref": "#/$defs/layers", "description": "The layers, input to output."},
+            "blocks": {
+                "type": "object",
+                "maxProperties": 256,
+                "propertyNames": {"pattern": NAME_PATTERN, "maxLength": 64},
+                "additionalProperties": {"$ref": "#/$defs/block"},
+                "description": "Reusable, parameterized groups of layers: name -> {params, layers}. A layer entry "
+                "{block: NAME, name: ..., PARAM: value} instantiates one.",
+            },
         },
         "$defs": {
             "layers": {
@@ -230,10 +287,16 @@ def build_schema() -> dict[str, Any]:
                 "items": {
                     "if": {"type": "object", "required": ["repeat"]},
                     "then": {"$ref": "#/$defs/repeat"},
-                    "else": {"$ref": "#/$defs/layer"},
+                    "else": {
+                        "if": {"type": "object", "required": ["block"]},
+                        "then": {"$ref": "#/$defs/block_use"},
+                        "else": {"$ref": "#/$defs/layer"},
+                    },
                 },
             },
             "repeat": repeat,
+            "block": BLOCK,
+            "block_use": BLOCK_USE,
             "layer": layer,
             **_layer_defs(),
             "initializer": _configurable(INITIALIZERS, "initializer", ("auto",)),

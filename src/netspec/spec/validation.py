@@ -42,11 +42,45 @@ def validate(doc: Document) -> list[Diagnostic]:
 
 
 def _validate(doc: Document) -> list[Diagnostic]:
+    return _diagnostics(validator().iter_errors(doc.data), doc, ())
+
+
+def _diagnostics(errors: Any, doc: Document, base: Path) -> list[Diagnostic]:
     out: dict[tuple[Any, ...], Diagnostic] = {}
-    for error in validator().iter_errors(doc.data):
-        for d in _translate(error, doc):
+    for error in errors:
+        for d in _translate(error, doc, base):
             out.setdefault((d.line, d.column, d.message), d)
     return sorted(out.values(), key=lambda d: d.sort_key)
+
+
+@lru_cache(maxsize=8)
+def _fragment_validator(definition: str, versions: tuple[int, int]) -> jsonschema.Draft202012Validator:
+    schema = build_schema()
+    return jsonschema.Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+
+
+def validate_fragment(doc: Document, value: Any, definition: str, base: Path) -> list[Diagnostic]:
+    """Schema errors of ``value`` (e.g. a block's layers after parameter substitution) against
+    ``$defs/<definition>``, located as if ``value`` stood at ``base`` in ``doc``."""
+    from netspec.init.initializers import INITIALIZERS
+    from netspec.nn.activations import ACTIVATIONS
+
+    checker = _fragment_validator(definition, (INITIALIZERS.version, ACTIVATIONS.version))
+    return _diagnostics(checker.iter_errors(value), _Fragment(doc, value, base), base)
+
+
+class _Fragment(Document):
+    """A document view whose data is a substituted fragment but whose positions are the original's."""
+
+    def __init__(self, doc: Document, value: Any, base: Path):
+        super().__init__(_nest(base, value), doc.source, doc.text, doc.marks, doc.key_marks)
+
+
+def _nest(base: Path, value: Any) -> Any:
+    """``value`` placed at ``base`` inside empty containers, so paths from the root reach it."""
+    for part in reversed(base):
+        value = {part: value} if isinstance(part, str) else [None] * part + [value]
+    return value
 
 
 def _what(path: Path, schema_path: list[Any]) -> str:
@@ -70,9 +104,9 @@ def _expected_type(schema: dict[str, Any]) -> str:
             "array": "a list", "object": "a mapping"}.get(t, str(t))  # fmt: skip
 
 
-def _translate(validation_error: jsonschema.ValidationError, doc: Document) -> list[Diagnostic]:
+def _translate(validation_error: jsonschema.ValidationError, doc: Document, base: Path = ()) -> list[Diagnostic]:
     error: Any = validation_error  # its fields are typed "or Unset"; every one is set for iter_errors' errors
-    path: Path = tuple(error.absolute_path)
+    path: Path = (*base, *error.absolute_path)
     where = format_path(path)
     line, col = doc.mark(path)
     v, instance = error.validator, error.instance

@@ -1,8 +1,9 @@
 """Graph wiring: which outputs feed each layer, resolved and located before anything is built.
 
 A layer takes the previous layer's output unless it says ``inputs:`` (a name or a
-list of names). Names are the layers' names after ``repeat`` expansion and the
-network inputs (``input`` for a spec with ``input:``, the keys of ``inputs:``
+list of names). Names are the layers' names after expansion
+(:mod:`netspec.spec.expansion`; a block instance's name means its last layer) and
+the network inputs (``input`` for a spec with ``input:``, the keys of ``inputs:``
 otherwise). Inside a ``repeat`` block, a name defined in the same block means
 that repetition's layer (``inputs: conv`` in repetition 2 is ``conv_2``).
 Layers run in the order written, so a layer can only take earlier outputs:
@@ -37,10 +38,19 @@ class Wiring:
         inputs: the network inputs' shapes.
         layer_names: every layer name after expansion, with its spec path (to tell a later layer
             from an unknown name).
+        aliases: block instance names and the layer each one's output is.
     """
 
-    def __init__(self, doc: Document, inputs: dict[str, Shape], layer_names: dict[str, Path]):
+    def __init__(
+        self,
+        doc: Document,
+        inputs: dict[str, Shape],
+        layer_names: dict[str, Path],
+        aliases: dict[str, str] | None = None,
+    ):
         self.doc = doc
+        self.aliases = aliases or {}
+        """Block instance name -> its last layer."""
         self.shapes: dict[str, Shape | None] = dict(inputs)
         self.network_inputs = list(inputs)
         self.layer_names = layer_names
@@ -78,6 +88,7 @@ class Wiring:
 
     def _resolve(self, name: str, ref: str, scope: Scope, where: Path) -> str | None:
         expanded = scope.get(ref, ref)
+        expanded = self.aliases.get(expanded, expanded)
         if expanded in self.shapes:
             return expanded
         if expanded == name:
@@ -87,7 +98,7 @@ class Wiring:
             self._fail(f"{ref!r} is a later layer (line {line}): layers run in the order written, so a layer can "
                        "only take the outputs of layers above it", where)  # fmt: skip
         else:
-            known = [n for n in self.shapes if n not in self.network_inputs] + self.network_inputs
+            known = [n for n in self.shapes if n not in self.network_inputs] + self.network_inputs + list(self.aliases)
             self._fail(f"unknown layer or input {ref!r}{did_you_mean(ref, [*scope, *known])}", where,
                        hint="known so far: " + ", ".join(known[-12:]))  # fmt: skip
         return None
@@ -106,8 +117,8 @@ class Wiring:
         out = []
         for i, ref in enumerate(refs):
             where: Path = ("outputs",) if isinstance(written, str) else ("outputs", i)
-            if ref in self.shapes:
-                out.append(ref)
+            if self.aliases.get(ref, ref) in self.shapes:
+                out.append(self.aliases.get(ref, ref))
             else:
                 self._fail(f"unknown layer or input {ref!r}{did_you_mean(ref, list(self.shapes))}", where)
         return out
