@@ -519,3 +519,15 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         Concat,
     )
 }
+
+
+def register_layer(cls: type[Layer]) -> type[Layer]:
+    """Add a layer type to :data:`LAYER_TYPES` (a decorator for the layer families' modules)."""
+    if cls.type in LAYER_TYPES and LAYER_TYPES[cls.type] is not cls:
+        raise ValueError(f"layer type {cls.type!r} is already registered")
+    LAYER_TYPES[cls.type] = cls
+    return cls
+
+
+# The layer families in their own modules register themselves with register_layer when imported here.
+from netspec.nn import attention, convolution, recurrent  # noqa: E402, F401
