@@ -29,7 +29,13 @@ EXAMPLES = {
     "subtract": ([4], "{type: subtract, inputs: [input, input]}"),
     "multiply": ([4], "{type: multiply, inputs: [input, input]}"),
     "concat": ([4], "{type: concat, inputs: [input, input]}"),
+    # convolution family (netspec.nn.convolution)
+    # recurrent and attention families (netspec.nn.recurrent, netspec.nn.attention)
 }
+
+
+INTEGER_INPUTS = {"embedding"}
+"""Layer types whose example input is token ids (integers below 11)."""
 
 
 def test_every_layer_type_has_an_example():
@@ -41,7 +47,7 @@ def test_layer_type_works_everywhere(layer_type):
     shape, layer = EXAMPLES[layer_type]
     net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
     params = net.initialize()
-    x = np.random.default_rng(0).integers(0, 11, (2, *shape)) if layer_type == "embedding" else (
+    x = np.random.default_rng(0).integers(0, 11, (2, *shape)) if layer_type in INTEGER_INPUTS else (
         np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32))  # fmt: skip
     y = net.forward(x, params)
     assert y.shape == (2, *net.output_shape) and np.all(np.isfinite(y))
