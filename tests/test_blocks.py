@@ -164,3 +164,13 @@ def test_block_bombs_are_refused_by_counting():
         text += f"  b{i}: {{layers: [{', '.join([f'{{block: b{i - 1}}}'] * 10)}]}}\n"
     (d,) = diagnostics(text + "layers:\n  - {block: b7}\n")
     assert "expand to more than 10,000" in d.message
+
+
+def test_summary_counts_parameters_per_instance():
+    from netspec.report.summary import as_json
+
+    net = netspec.loads(RESNET)
+    blocks = as_json(net)["blocks"]
+    assert blocks == {"stage1": {"block": "basic", "params": 584 + 584 + 72},
+                      "stage2": {"block": "basic", "params": 1168 + 2320 + 144}}  # fmt: skip
+    assert "stage1 (basic) 1,240 params" in net.summary()

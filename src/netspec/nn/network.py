@@ -55,6 +55,8 @@ class CompiledLayer:
     sources: list[str] = field(default_factory=list)
     """The names of the outputs it takes (layers or network inputs), in order."""
     input_shapes: list[Shape] = field(default_factory=list)
+    blocks: list[tuple[str, str]] = field(default_factory=list)
+    """The block instances it belongs to, outermost first: (instance name, block name)."""
 
     def origin(self, param: str) -> Provenance:
         """The provenance of parameter ``param`` (bias follows the ``bias`` key)."""

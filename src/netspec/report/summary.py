@@ -74,8 +74,20 @@ def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:
     lines += [rule, line(header), rule, *(line(b) for b in body), rule]
     if graph:
         lines.append("Outputs: " + ", ".join(f"{o} {_shape(net.shape_of(o))}" for o in net.outputs))
+    instances = block_params(net)
+    if instances:
+        lines.append("Block instances: " + ", ".join(f"{n} ({b}) {c:,} params" for n, (b, c) in instances.items()))
     lines.append(f"Total params: {net.num_params:,} ({human_bytes(net.nbytes)})")
     return "\n".join(lines)
+
+
+def block_params(net: Network) -> dict[str, tuple[str, int]]:
+    """Parameters per block instance (nested instances count in every enclosing one): name -> (block, count)."""
+    out: dict[str, tuple[str, int]] = {}
+    for cl in net.layers:
+        for instance, block in cl.blocks:
+            out[instance] = (block, out.get(instance, (block, 0))[1] + cl.num_params)
+    return out
 
 
 def as_json(net: Network) -> dict[str, Any]:
@@ -92,6 +104,7 @@ def as_json(net: Network) -> dict[str, Any]:
         "total_params": net.num_params,
         "total_bytes": net.nbytes,
         "layers": rows(net),
+        "blocks": {name: {"block": block, "params": count} for name, (block, count) in block_params(net).items()},
     }
 
 

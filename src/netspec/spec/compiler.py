@@ -175,7 +175,9 @@ def _compile_one(
         msg = f"{name} brings the parameter count to {state.total + count:,}, over the limit of {state.max_params:,}"
         out.diagnostics.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
     state.total += count
-    out.layers.append(CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes))
+    out.layers.append(
+        CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes, item.blocks)
+    )
     wiring.produced(name, out_shape)
 
 

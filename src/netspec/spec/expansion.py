@@ -53,6 +53,8 @@ class Expanded:
     scope: Scope
     instances: list[tuple[str, Path]] = field(default_factory=list)
     """The block instances it belongs to, outermost first: (instance name, where it is used)."""
+    blocks: list[tuple[str, str]] = field(default_factory=list)
+    """The same instances as (instance name, block name)."""
 
 
 @dataclass
@@ -85,6 +87,7 @@ class _Context:
     """How many layers came before the current block instance (positional names count from there)."""
     instances: list[tuple[str, Path]] = field(default_factory=list)
     stack: tuple[str, ...] = ()
+    blocks: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Expander:
@@ -116,14 +119,14 @@ class _Expander:
         name = item["name"] + ctx.suffix if "name" in item else f"{item['type']}_{len(layers) + 1 - ctx.base}"
         if "inputs" not in item and len(layers) == ctx.base and "input" in ctx.scope:
             item = {**item, "inputs": "input"}  # the first layer of a block instance takes the instance's input
-        layers.append(Expanded(ctx.prefix + name, item, where, ctx.scope, ctx.instances))
+        layers.append(Expanded(ctx.prefix + name, item, where, ctx.scope, ctx.instances, ctx.blocks))
 
     def repeat(self, item: dict[str, Any], where: Path, ctx: _Context) -> None:
         body = item["layers"]
         for k in range(1, item["repeat"] + 1):
             suffix = f"{ctx.suffix}_{k}"
             local = {n: ctx.prefix + n + suffix for n in _names(body)}
-            inner = _Context(suffix, ctx.prefix, {**ctx.scope, **local}, ctx.base, ctx.instances, ctx.stack)
+            inner = _Context(suffix, ctx.prefix, {**ctx.scope, **local}, ctx.base, ctx.instances, ctx.stack, ctx.blocks)
             self.items(body, (*where, "layers"), inner)
 
     def instance(self, use: dict[str, Any], where: Path, ctx: _Context) -> None:
@@ -155,7 +158,7 @@ class _Expander:
         if source is not None:
             scope["input"] = source
         inner = _Context("", f"{instance}.", scope, len(layers), [*ctx.instances, (instance, where)],
-                         (*ctx.stack, name))  # fmt: skip
+                         (*ctx.stack, name), [*ctx.blocks, (instance, name)])  # fmt: skip
         self.items(body, body_path, inner)
         if len(layers) > inner.base:
             self.result.aliases[instance] = layers[-1].name
