@@ -331,3 +331,11 @@ def test_a_misspelled_required_key_is_one_message():
 def test_a_misspelled_type_key_is_still_reported():
     (d,) = diagnostics(MLP.replace("{type: dense, units: 3}", "{typex: dense, units: 3}"))
     assert "missing required key 'type'" in d.message
+
+
+def test_verify_strict_fails_tensors_too_small_to_judge():
+    r = run("verify", DEMO)  # 4x5 and 5x3 kernels cannot tell a factor of 2: inconclusive, not failed
+    assert r.returncode == 0 and "inconclusive" in r.stdout, r.stdout
+    r = run("verify", "--strict", DEMO)
+    assert r.returncode == 1, r.stdout
+    assert run("verify", "--strict", ROOT / "specs" / "mnist-mlp.yaml").returncode == 0

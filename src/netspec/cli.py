@@ -373,12 +373,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         reports.append(verify_network(net, params, alpha=args.alpha, reproduce=reproduce))
     if reports:
         reporter(args.json).verified(reports)
-    return EXIT_OK if not failed and all(_verify_ok(r, args.strict) for r in reports) else EXIT_INVALID
-
-
-def _verify_ok(report: Any, strict: bool) -> bool:
-    ok = getattr(report, "ok", None)
-    return bool(ok(strict)) if callable(ok) else bool(report.passed)
+    return EXIT_OK if not failed and all(r.ok(strict=args.strict) for r in reports) else EXIT_INVALID
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
