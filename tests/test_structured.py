@@ -1,9 +1,11 @@
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netspec.check.checks import orthogonality_error
+from netspec.check.checks import check_orthogonal, orthogonality_error, orthogonality_tolerance
 from netspec.errors import InitializerError
 from netspec.init.initializers import get_initializer
 from netspec.init.streams import BlockStream, LegacyStream
@@ -68,3 +70,61 @@ def test_dirac_conv_passes_channels_through():
 def test_structured_shape_errors(config, shape, message):
     with pytest.raises(InitializerError, match=message):
         get_initializer(config)(shape, BlockStream(0, "x"))
+
+
+# ---------------------------------------------------------------- the orthogonality check's tolerance
+
+U32, U64 = 2.0**-24, 2.0**-53  # unit roundoffs
+
+
+def expected_tolerance(rows, cols, u, gain):
+    """The rounding bound derived in ``orthogonality_tolerance``: each entry of the float64 QR's Q is rounded to
+    the dtype and multiplied by gain there (relative error <= 2u + u^2 per entry, so <= 4u + O(u^2) per Gram
+    entry by Cauchy-Schwarz), plus the float64 QR's own loss of orthogonality (<= 8 sqrt(m k) u64) and the
+    float64 Gram sums (<= m u64)."""
+    m, k = max(rows, cols), min(rows, cols)
+    return gain**2 * (4 * u + (8 * math.sqrt(m * k) + m) * U64)
+
+
+@pytest.mark.parametrize(("shape", "dtype", "u"), [((64, 64), np.float32, U32), ((1000, 50), np.float64, U64),
+                                                   ((3, 3, 8, 16), np.float32, U32)])  # fmt: skip
+def test_orthogonality_tolerance_is_the_rounding_bound(shape, dtype, u):
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    assert orthogonality_tolerance(shape, dtype, 1.5) == pytest.approx(expected_tolerance(rows, cols, u, 1.5))
+    # float32: 4 u dominates, 2.4e-7 for gain 1 -- 200 times tighter than the 4.8e-5 that let a 1e-4 nudge through
+    assert orthogonality_tolerance((64, 64), np.float32, 1.0) < 2.5e-7
+
+
+@given(rows=st.integers(1, 64), cols=st.integers(1, 64), gain=st.floats(0.1, 3.0), seed=st.integers(0, 2**32),
+       dtype=st.sampled_from([np.float32, np.float64]))  # fmt: skip
+def test_real_orthogonal_tensors_pass_the_exact_check(rows, cols, gain, seed, dtype):
+    q = get_initializer({"name": "orthogonal", "gain": gain})((rows, cols), BlockStream(seed, "w"), dtype)
+    assert check_orthogonal(q, gain).ok
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1000, 50), (50, 1000), (3, 3, 64, 128), (256, 256)])
+def test_real_orthogonal_tensors_of_large_shapes_pass(shape, dtype):
+    for gain in (1.0, 5 / 3, math.sqrt(2)):
+        q = get_initializer({"name": "orthogonal", "gain": gain})(shape, BlockStream(7, "big"), dtype)
+        assert check_orthogonal(q, gain).ok, check_orthogonal(q, gain).detail
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_nudge_just_above_the_tolerance_fails(dtype):
+    """Nudging q[i, j] by d moves the Gram entry (j, j) by 2 q[i, j] d + d^2: choose d so that this is 1.5 times the
+    tolerance plus the matrix's own error; the check must fail."""
+    gain = 1.0
+    q = get_initializer("orthogonal")((64, 64), BlockStream(3, "nudge"), dtype)
+    tol = orthogonality_tolerance(q.shape, q.dtype, gain)
+    i, j = np.unravel_index(np.argmax(np.abs(q)), q.shape)
+    d = (1.5 * tol + orthogonality_error(q, gain)) / (2 * abs(float(q[i, j])))
+    q[i, j] += dtype(math.copysign(d, q[i, j]))
+    assert not check_orthogonal(q, gain).ok
+
+
+def test_a_1e_4_nudge_of_a_64x64_float32_orthogonal_matrix_fails():
+    q = get_initializer("orthogonal")((64, 64), BlockStream(0, "ortho.weights"))
+    q[0, 0] += np.float32(1e-4)
+    result = check_orthogonal(q, 1.0)
+    assert not result.ok, result.detail
