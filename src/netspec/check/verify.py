@@ -33,9 +33,9 @@ also fails on inconclusive tensors and on skipped tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from statistics import NormalDist
 from typing import Any
 
@@ -136,20 +136,16 @@ def verify_network(
     declared = {name: p.initializer.declared(p.shape, p.fans) for name, p in net.parameters()}
     m = max(1, sum(d.statistical_tests for d in declared.values()))
     a = alpha / m
+    expected: Iterable[tuple[str, np.ndarray] | None] = net.generate() if reproduce else repeat(None)
     tensors = []
-    with closing(net.generate() if reproduce else _nothing()) as expected:
-        for name, dist in declared.items():
-            values = np.asarray(params[name])
-            rep = check_tensor(name, values, dist, a, fit=fit)
-            if reproduce:
-                _reproduction(rep, values, next(expected), net.seed)
-            rep.verdict = _verdict(rep)
-            tensors.append(rep)
+    for (name, dist), pair in zip(declared.items(), expected, strict=False):  # one expected tensor at a time
+        values = np.asarray(params[name])
+        rep = check_tensor(name, values, dist, a, fit=fit)
+        if pair is not None:
+            _reproduction(rep, values, pair, net.seed)
+        rep.verdict = _verdict(rep)
+        tensors.append(rep)
     return Report(net.source, alpha, a, -NormalDist().inv_cdf(a / 2), tensors)
-
-
-def _nothing() -> Iterator[tuple[str, np.ndarray]]:
-    yield from ()
 
 
 def _reproduction(rep: TensorReport, values: np.ndarray, expected: tuple[str, np.ndarray], seed: int) -> None:

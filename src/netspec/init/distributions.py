@@ -482,7 +482,8 @@ class DiracKernel(Deterministic):
         out = np.zeros(self.shape, dtype=check_dtype(dtype))
         center = tuple(k // 2 for k in self.shape[:-2])
         d = np.arange(min(self.shape[-2], self.shape[-1]))
-        out[(*center, d, d)] = self.gain
+        index: tuple[Any, ...] = (*center, d, d)
+        out[index] = self.gain
         return out
 
 
