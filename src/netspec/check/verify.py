@@ -13,9 +13,11 @@ For every parameter tensor, against the distribution its initializer declares
   ``(xbar - mu) / (sigma / sqrt n)`` ~ N(0, 1) and ``n v / sigma^2`` ~ chi^2_n;
   for bounded distributions (uniform, truncated normal) Bernstein's inequality
   on ``xbar`` and on ``v`` (see :mod:`netspec.check.checks`);
-* **fit**: Kolmogorov-Smirnov against the declared CDF (SciPy; at most
-  :data:`KS_MAX` values, a systematic subsample of larger tensors). Without
-  SciPy the fit test is reported *skipped*, never passed;
+* **fit**: the Kolmogorov-Smirnov distance D to the declared CDF, p-value
+  ``2 exp(-2 n D^2)`` (Massart's DKW bound, valid at every n; at most
+  :data:`KS_MAX` values, a systematic subsample of larger tensors). The CDFs
+  use ``scipy.special``: without SciPy the fit test is reported *skipped*,
+  never passed;
 * constant, identity, dirac: exact values; orthogonal: ``Q^T Q = gain^2 I`` up
   to the rounding-error bound of :func:`~netspec.check.checks.orthogonality_tolerance`.
 
