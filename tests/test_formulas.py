@@ -168,14 +168,11 @@ def test_plain_truncated_normal_is_not_corrected():
     assert dist.std == pytest.approx(KERAS_TRUNC_STD, rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="streams.float_bounds: np.float32(0.3) > 0.3 is False under NumPy 2's "
-                   "NEP 50 (the Python float is cast to float32), so the clip bound stays outside [low, high]")
-def test_float32_bounds_round_inward():
+def test_float32_bounds_round_inward():  # NumPy 2's NEP 50 once left them outside
     lo, hi = float_bounds(0.2, 0.3, np.dtype(np.float32))
     assert float(lo) >= 0.2 and float(hi) <= 0.3
 
 
-@pytest.mark.xfail(strict=True, reason="same float_bounds bug: a value lands on float32(0.3) > 0.3")
 def test_float32_truncated_values_stay_inside_an_inexact_support():
     init = get_initializer({"name": "truncated_normal", "mean": 0.25, "std": 0.5, "lower": -0.1, "upper": 0.1})
     values = sample_values(init, Fans(1, 1), seed=1031)

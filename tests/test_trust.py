@@ -339,3 +339,17 @@ def test_verify_strict_fails_tensors_too_small_to_judge():
     r = run("verify", "--strict", DEMO)
     assert r.returncode == 1, r.stdout
     assert run("verify", "--strict", ROOT / "specs" / "mnist-mlp.yaml").returncode == 0
+
+
+def test_verify_json_is_standard_json(tmp_path):
+    spec = write(tmp_path, "netspec: 1\ninput: [1]\nlayers:\n  - {type: dense, units: 1, name: tiny}\n")
+    r = run("verify", spec, "--json")
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    report = json.loads(r.stdout, parse_constant=refuse)
+    assert report["tensors"][0]["name"] == "tiny.weights"
+    from netspec.check.verify import _finite
+
+    assert _finite({"detectable_ratio": float("inf"), "n": 1}) == {"detectable_ratio": None, "n": 1}

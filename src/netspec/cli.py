@@ -123,7 +123,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true", help="print the explanation as JSON")
 
     r = sub.add_parser("verify", help="check weights against the distributions their initializers declare",
-                       description="For every parameter tensor: exact bounds, mean and variance z-tests and a "
+                       description="For every parameter tensor: exact bounds, mean and variance tests valid at every "
+                       "size, and a "
                        "Kolmogorov-Smirnov fit, with a family-wise false-alarm rate of --alpha.")  # fmt: skip
     r.add_argument("specs", metavar="SPEC", nargs="+", help="spec files or folders (every one is checked)")
     r.add_argument("--weights", metavar="FILE", help="weights file to check, for one SPEC (default: build in memory)")

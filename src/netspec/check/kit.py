@@ -22,7 +22,7 @@ Two kinds of guarantee, and the kit says which one each check gives:
 Contents:
 
 * :func:`assert_follows` — values vs. a distribution (bounds exact, mean and
-  variance z-tests, KS fit when SciPy is present);
+  variance tests valid at every n, KS fit);
 * :func:`assert_same_distribution` — one declaration vs. another (family,
   support, mean, variance to :data:`DECLARATION_RTOL`);
 * :func:`check_initializer` — the property battery over Hypothesis-chosen
@@ -272,8 +272,10 @@ def assert_follows(
 
     ``expected`` is a distribution, or an initializer whose declaration for
     ``shape`` (default ``values.shape``) and ``fans`` is used — then this proves
-    self-consistency only. Checks: support (exact), mean and variance z-tests
-    (|z| <= ``z_crit``), KS fit at ``fit_alpha`` (skipped if None or without SciPy).
+    self-consistency only. Checks: support (exact); mean and variance, each at
+    the two-sided level of |z| <= ``z_crit`` (exact for a normal, Bernstein's
+    bound for bounded distributions: valid at every n); KS fit at ``fit_alpha``
+    (skipped if None).
     """
     where = "assert_follows()"
     _check_type(where, "values", values, np.ndarray, "a NumPy array")
@@ -282,11 +284,6 @@ def assert_follows(
     if fit_alpha is not None and not (isinstance(fit_alpha, float) and 0.0 < fit_alpha < 1.0):
         raise InvalidArgument(f"{where}: fit_alpha must be None or a float in (0, 1), got fit_alpha={fit_alpha!r}")
     dist = expected.declared(shape or values.shape, fans) if isinstance(expected, Initializer) else expected
-    if fit_alpha is not None:
-        try:
-            import scipy  # noqa: F401
-        except ImportError:
-            fit_alpha = None
     failed = [r for r in check_values(values, dist, z_crit, fit_alpha) if r.ok is False]
     if failed:
         details = "; ".join(f"{r.name}: {r.detail}" for r in failed)
@@ -558,7 +555,7 @@ def check_initializer(
       ``lambda f: Normal(0.0, sqrt(2 / f.fan_in))`` (family, support, mean,
       variance; values: bounds, mean, variance, KS fit);
     * ``std(fans) -> float``: mean 0 and that standard deviation, any family
-      (values: mean and variance z-tests with no family assumed);
+      (values: mean and variance tests with no family assumed);
     * ``limit(fans) -> float``: U(−limit, +limit);
     * ``reference``: another initializer's declaration for the same shape, e.g.
       ``get_initializer("he_normal")`` (for structured ones, on the real shape).

@@ -35,6 +35,7 @@ also fails on inconclusive tensors and on skipped tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
@@ -127,8 +128,13 @@ class Report:
             "inconclusive": self.inconclusive,
             "skipped": self.skipped,
             "summary": self.summary(),
-            "tensors": [{**asdict(t), "skipped": t.skipped} for t in self.tensors],
+            "tensors": [_finite({**asdict(t), "skipped": t.skipped}) for t in self.tensors],
         }
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no infinity: an unbounded number (a detectable ratio no size can reach) becomes null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def verify_network(

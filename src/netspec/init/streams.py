@@ -110,11 +110,15 @@ def check_dtype(dtype: object) -> np.dtype:
 
 
 def float_bounds(low: float, high: float, dtype: np.dtype) -> tuple[np.floating, np.floating]:
-    """The tightest ``dtype`` interval inside [low, high]."""
+    """The tightest ``dtype`` interval inside [low, high] (the clip bounds that keep values in the support).
+
+    Compared as Python floats: under NumPy 2 (NEP 50) ``np.float32(0.3) > 0.3`` casts 0.3 to float32 and
+    is False, which left a bound rounded outward.
+    """
     lo, hi = dtype.type(low), dtype.type(high)
-    if lo < low:
+    if float(lo) < low:
         lo = np.nextafter(lo, dtype.type(np.inf))
-    if hi > high:
+    if float(hi) > high:
         hi = np.nextafter(hi, dtype.type(-np.inf))
     return lo, hi
 
@@ -297,7 +301,9 @@ class BlockStream:
         symmetric = mid == 0.0
 
         def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
-            fill_symmetric_unit(bitgen, chunk, float(hi) if symmetric else half)
+            # symmetric: the scale is high rounded to nearest (|v| <= 1 - 2^-24 keeps every value inside);
+            # it is part of the byte contract, so it is not the inward clip bound
+            fill_symmetric_unit(bitgen, chunk, float(dtype.type(high)) if symmetric else half)
             if not symmetric:
                 chunk += dtype.type(mid)
                 np.clip(chunk, lo, hi, out=chunk)
