@@ -264,7 +264,7 @@ class Normal(Continuous):
         return self.scale**2
 
     def describe(self) -> str:
-        return f"N({_g(self.loc)}, std {_g(self.scale)})"
+        return f"N({_g(self.loc)}, {_g(self.scale)}²)"
 
     def central_moment4(self) -> float:
         """3 scale^4."""

@@ -311,7 +311,10 @@ def _normal_kind(truncated: bool) -> str:
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class GlorotUniform(Preset):
-    """U(±gain * sqrt(6 / (fan_in + fan_out))) = VS(gain^2, fan_avg, uniform)."""
+    """U(±gain * sqrt(6 / (fan_in + fan_out))) = VS(gain^2, fan_avg, uniform).
+
+    Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural networks", AISTATS 2010.
+    """
 
     gain: float = 1.0
     name = "glorot_uniform"
@@ -327,7 +330,10 @@ class GlorotUniform(Preset):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class GlorotNormal(Preset):
-    """N(0, gain * sqrt(2 / (fan_in + fan_out))) = VS(gain^2, fan_avg, normal); truncated: Keras."""
+    """N(0, gain^2 * 2 / (fan_in + fan_out)) = VS(gain^2, fan_avg, normal); truncated: Keras.
+
+    Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural networks", AISTATS 2010.
+    """
 
     gain: float = 1.0
     truncated: bool = False
@@ -345,7 +351,11 @@ class GlorotNormal(Preset):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class HeUniform(Preset):
-    """U(±sqrt(6 / fan_in)) = VS(2, fan_in, uniform)."""
+    """U(±sqrt(6 / fan_in)) = VS(2, fan_in, uniform).
+
+    He et al., "Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet
+    Classification", ICCV 2015.
+    """
 
     name = "he_uniform"
     aliases = ("kaiming_uniform",)
@@ -357,7 +367,11 @@ class HeUniform(Preset):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class HeNormal(Preset):
-    """N(0, sqrt(2 / fan_in)) = VS(2, fan_in, normal); truncated: Keras."""
+    """N(0, 2 / fan_in) = VS(2, fan_in, normal); truncated: Keras.
+
+    He et al., "Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet
+    Classification", ICCV 2015.
+    """
 
     truncated: bool = False
     name = "he_normal"
@@ -373,7 +387,11 @@ class HeNormal(Preset):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class LecunUniform(Preset):
-    """U(±sqrt(3 / fan_in)) = VS(1, fan_in, uniform)."""
+    """U(±sqrt(3 / fan_in)) = VS(1, fan_in, uniform).
+
+    LeCun et al., "Efficient BackProp", 1998; Klambauer et al., "Self-Normalizing Neural Networks",
+    NeurIPS 2017 (with SELU).
+    """
 
     name = "lecun_uniform"
 
@@ -384,7 +402,11 @@ class LecunUniform(Preset):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class LecunNormal(Preset):
-    """N(0, sqrt(1 / fan_in)) = VS(1, fan_in, normal); truncated: Keras."""
+    """N(0, 1 / fan_in) = VS(1, fan_in, normal); truncated: Keras.
+
+    LeCun et al., "Efficient BackProp", 1998; Klambauer et al., "Self-Normalizing Neural Networks",
+    NeurIPS 2017 (with SELU).
+    """
 
     truncated: bool = False
     name = "lecun_normal"
@@ -437,7 +459,7 @@ class CaffeXavier(Preset):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class CaffeMsra(Preset):
-    """Caffe's ``msra`` filler: N(0, sqrt(2 / n)), n = fan_in | fan_out | average."""
+    """Caffe's ``msra`` filler: N(0, 2 / n), n = fan_in | fan_out | average."""
 
     variance_norm: str = "fan_in"
     name = "caffe_msra"
@@ -487,7 +509,7 @@ class TorchKaimingUniform(TorchKaiming):
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class TorchKaimingNormal(TorchKaiming):
-    """PyTorch ``kaiming_normal_``: N(0, gain / sqrt(fan)), untruncated."""
+    """PyTorch ``kaiming_normal_``: N(0, gain^2 / fan), untruncated."""
 
     name = "torch_kaiming_normal"
     family = "normal"
@@ -500,6 +522,9 @@ class TorchKaimingNormal(TorchKaiming):
 @dataclass(frozen=True)
 class Orthogonal(Initializer):
     """A (semi-)orthogonal matrix times ``gain``.
+
+    Saxe et al., "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks",
+    ICLR 2014.
 
     The tensor is viewed as ``rows = prod(shape[:-1])`` by ``cols = shape[-1]``.
     Draw Z ~ N(0, 1) of shape (max, min), QR-decompose, Q <- Q * sign(diag R)
