@@ -81,3 +81,39 @@ def torch_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) < 2:
         return tuple(shape)
     return (shape[-1], shape[-2], *shape[:-2])
+
+
+Axes = int | tuple[int, ...]
+
+
+def axis_fans(shape: tuple[int, ...], in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = ()) -> Fans:
+    """Fans from explicit axes, for any kernel layout (JAX's ``variance_scaling`` rule).
+
+    ``fan_in = prod(shape[in_axis]) * receptive``, ``fan_out = prod(shape[out_axis]) * receptive``,
+    where ``receptive`` is the product of every axis that is neither an input, an output nor a
+    batch axis (batch axes count nowhere). Each axis argument is one axis or a tuple of axes,
+    negative from the end. With the defaults it equals :func:`compute_fans` for rank >= 2.
+
+    Raises:
+        InitializerError: an axis is out of range or used twice.
+    """
+    shape = tuple(shape)
+    groups = [_axes(a, len(shape), name) for a, name in ((in_axis, "in_axis"), (out_axis, "out_axis"),
+                                                           (batch_axis, "batch_axis"))]  # fmt: skip
+    used = [a for g in groups for a in g]
+    if len(set(used)) != len(used):
+        raise InitializerError(f"in_axis, out_axis and batch_axis must be different axes, got {used} of shape {shape}")
+    if not groups[0] or not groups[1]:
+        raise InitializerError("in_axis and out_axis must name at least one axis each")
+    receptive = math.prod(d for i, d in enumerate(shape) if i not in used)
+    fan_in = math.prod(shape[a] for a in groups[0]) * receptive
+    fan_out = math.prod(shape[a] for a in groups[1]) * receptive
+    return Fans(fan_in, fan_out, receptive)
+
+
+def _axes(value: Axes, rank: int, name: str) -> tuple[int, ...]:
+    axes = (value,) if isinstance(value, int) else tuple(value)
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, int) or not -rank <= a < rank:
+            raise InitializerError(f"{name} {a!r} is out of range for a tensor of rank {rank}")
+    return tuple(a % rank for a in axes)

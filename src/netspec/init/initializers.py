@@ -43,7 +43,7 @@ from netspec.init.distributions import (
     check_truncation,
     truncated_moments,
 )
-from netspec.init.fans import MODES, Fans, compute_fans
+from netspec.init.fans import MODES, Fans, axis_fans, compute_fans
 from netspec.nn.activations import GAIN_NAMES, calculate_gain
 from netspec.registry import Configurable, Registry, check_choice, check_number
 
@@ -70,6 +70,10 @@ class Initializer(Configurable):
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
         raise NotImplementedError
+
+    def effective_fans(self, shape: tuple[int, ...], fans: Fans) -> Fans:
+        """The fans the initializer actually uses for ``shape`` (the layer's, unless it states its own axes)."""
+        return fans
 
     def declared(self, shape: tuple[int, ...], fans: Fans | None = None) -> Distribution:
         """The declared distribution, with fans computed from ``shape`` if not given."""
@@ -231,6 +235,15 @@ class TruncatedNormalAbs(Initializer):
 # ------------------------------------------------------------------ variance scaling core
 
 
+def _check_axes(name: str, value: Any, allow_none: bool) -> None:
+    axes = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    ok = (allow_none and value is None) or (
+        isinstance(axes, tuple) and all(isinstance(a, int) and not isinstance(a, bool) for a in axes)
+    )
+    if not ok:
+        raise InitializerError(f"{name} must be an integer axis or a list of them, got {value!r}")
+
+
 @INITIALIZERS.register
 @dataclass(frozen=True)
 class VarianceScaling(Initializer):
@@ -245,11 +258,21 @@ class VarianceScaling(Initializer):
 
     The default distribution is ``truncated_normal`` as in Keras and JAX; note
     that Keras' ``distribution="normal"`` means truncated, netspec's does not.
+
+    Fans: by default the layer's (its kernel's, in netspec's layout). ``in_axis``,
+    ``out_axis`` and ``batch_axis`` (each an axis or a list of axes, as JAX's
+    ``variance_scaling``) state them for any layout instead:
+    ``fan_in = prod(shape[in_axis]) * receptive`` and ``fan_out =
+    prod(shape[out_axis]) * receptive``, ``receptive`` the product of the other
+    non-batch axes (:func:`netspec.init.fans.axis_fans`).
     """
 
     scale: float = 1.0
     mode: str = "fan_in"
     distribution_name: str = "truncated_normal"
+    in_axis: int | tuple[int, ...] | None = None
+    out_axis: int | tuple[int, ...] | None = None
+    batch_axis: tuple[int, ...] = ()
     name = "variance_scaling"
     choices = {"mode": MODES, "distribution": VS_DISTRIBUTIONS}
 
@@ -257,9 +280,33 @@ class VarianceScaling(Initializer):
         check_number("scale", self.scale, positive=True)
         check_choice("mode", self.mode, MODES)
         check_choice("distribution", self.distribution_name, VS_DISTRIBUTIONS)
+        for name in ("in_axis", "out_axis", "batch_axis"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))  # configs from YAML give lists
+            _check_axes(name, getattr(self, name), allow_none=name != "batch_axis")
+        if isinstance(self.batch_axis, int):
+            object.__setattr__(self, "batch_axis", (self.batch_axis,))
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": self.scale, "mode": self.mode, "distribution": self.distribution_name}
+        config = {"name": self.name, "scale": self.scale, "mode": self.mode, "distribution": self.distribution_name}
+        for name in ("in_axis", "out_axis", "batch_axis"):
+            value = getattr(self, name)
+            if value not in (None, ()):
+                config[name] = list(value) if isinstance(value, tuple) else value
+        return config
+
+    @property
+    def explicit_axes(self) -> bool:
+        return self.in_axis is not None or self.out_axis is not None or bool(self.batch_axis)
+
+    def effective_fans(self, shape: tuple[int, ...], fans: Fans) -> Fans:
+        """The layer's fans, or those of the explicit axes."""
+        if not self.explicit_axes:
+            return fans
+        in_axis = -2 if self.in_axis is None else self.in_axis
+        out_axis = -1 if self.out_axis is None else self.out_axis
+        return axis_fans(shape, in_axis, out_axis, self.batch_axis)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Initializer:
@@ -270,18 +317,19 @@ class VarianceScaling(Initializer):
 
     @classmethod
     def parameters(cls) -> tuple[str, ...]:
-        return ("scale", "mode", "distribution")
+        return ("scale", "mode", "distribution", "in_axis", "out_axis", "batch_axis")
 
     @classmethod
     def parameter_defaults(cls) -> dict[str, Any]:
-        return {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}
+        return {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal", "in_axis": None,
+                "out_axis": None, "batch_axis": []}  # fmt: skip
 
     def target_std(self, fans: Fans) -> float:
         """sqrt(scale / n)."""
         return math.sqrt(self.scale / fans.for_mode(self.mode))
 
     def distribution(self, shape: tuple[int, ...], fans: Fans) -> Distribution:
-        std = self.target_std(fans)
+        std = self.target_std(self.effective_fans(shape, fans))
         if self.distribution_name == "uniform":
             limit = math.sqrt(3.0) * std
             return Uniform(-limit, limit)

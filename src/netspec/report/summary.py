@@ -19,8 +19,9 @@ def rows(net: Network) -> list[dict[str, Any]]:
         inits = {}
         for p in cl.params:
             dist = p.initializer.declared(p.shape, p.fans)
+            fans = p.initializer.effective_fans(p.shape, p.fans)
             inits[p.name] = {"config": p.initializer.get_config(), "declared": dist.describe(),
-                             "shape": list(p.shape), "fan_in": p.fans.fan_in, "fan_out": p.fans.fan_out}  # fmt: skip
+                             "shape": list(p.shape), "fan_in": fans.fan_in, "fan_out": fans.fan_out}  # fmt: skip
         out.append(
             {
                 "name": cl.name,
@@ -124,21 +125,31 @@ def origin_text(prov: Provenance, param: str) -> str:
     return text + (" (kernel fans)" if param == "bias" else "")
 
 
+def fans_from(config: dict[str, Any], layer_fans: bool) -> str:
+    """Which convention gave a parameter's fans: the layer's kernel layout, or the initializer's own axes."""
+    if layer_fans:
+        return "the layer's kernel layout (netspec input-major: (*kernel, in, out); (in, out) for dense)"
+    axes = ", ".join(f"{k}={config[k]}" for k in ("in_axis", "out_axis", "batch_axis") if k in config)
+    return f"the initializer's axes ({axes})"
+
+
 def explain(net: Network) -> list[dict[str, Any]]:
     """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution."""
     out = []
     origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p.name), p.name) for cl in net.layers for p in cl.params}
     for path, p in net.parameters():
         dist = p.initializer.declared(p.shape, p.fans)
+        fans = p.initializer.effective_fans(p.shape, p.fans)
         low, high = dist.support
         formula = (type(p.initializer).__doc__ or "").strip().splitlines()[0]
         out.append(
             {
                 "parameter": path,
                 "shape": list(p.shape),
-                "fan_in": p.fans.fan_in,
-                "fan_out": p.fans.fan_out,
-                "receptive_field": p.fans.receptive_field,
+                "fan_in": fans.fan_in,
+                "fan_out": fans.fan_out,
+                "receptive_field": fans.receptive_field,
+                "fans_from": fans_from(p.initializer.get_config(), fans is p.fans),
                 "initializer": p.initializer.get_config(),
                 "origin": origins[path],
                 "formula": formula,
@@ -158,6 +169,7 @@ def explain_text(net: Network) -> str:
         blocks.append(
             f"{e['parameter']}  shape {tuple(e['shape'])}  fan_in {e['fan_in']}  fan_out {e['fan_out']}"
             f"  receptive field {e['receptive_field']}\n"
+            f"  fans from    {e['fans_from']}\n"
             f"  initializer  {e['initializer']['name']}({config})  from {e['origin']}\n"
             f"  formula      {e['formula']}\n"
             f"  declared     {e['declared']}  (mean {e['mean']:.6g}, std {e['std']:.6g})"
