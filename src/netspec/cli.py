@@ -296,13 +296,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         report["output"] = None
         rep.build_done(report, "dry run: nothing allocated, nothing written")
         return EXIT_OK
+    from netspec.nn.network import ahead
     from netspec.report.progress import Progress
 
     digests: dict[str, str] = {}
-    with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar:
-        params = net.initialize(threads=args.threads, progress=bar.advance, digests=digests)
-    file_digest = weights_io.save(params, out, weights_io.metadata_for(net))
-    content = weights_io.content_digest(digests, params)
+    layout = [(name, p.shape, net.dtype) for name, p in net.parameters()]
+    with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar, ahead(
+        net.generate(threads=args.threads, progress=bar.advance, digests=digests)
+    ) as tensors:  # tensor i is written while tensor i + 1 is generated
+        file_digest = weights_io.save_stream(tensors, layout, out, weights_io.metadata_for(net))
+    content = weights_io.layout_digest(digests, layout)
     report.update(output=out, sha256=content, file_sha256=file_digest, tensor_sha256=digests)
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
     text = f"wrote {out}{note}\ncontent sha256 {content}"

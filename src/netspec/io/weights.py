@@ -77,44 +77,89 @@ def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | No
 
     Returns:
         The file's SHA-256 where it comes free with the writing (``.safetensors`` is written front to
-        back and hashed as it goes); None for ``.npz``, whose zip headers are rewritten after the data.
+        back and hashed on a background thread as it goes); None for ``.npz``, whose zip headers are
+        rewritten after the data.
 
     Raises:
         WeightsError: unknown format. OSError: the file cannot be written (nothing is left behind).
     """
+    layout = [(name, tuple(a.shape), a.dtype.name) for name, a in params.items()]
+    return save_stream(iter(params.items()), layout, path, metadata)
+
+
+Layout = list[tuple[str, tuple[int, ...], str]]
+"""Every tensor's name, shape and dtype name, in the order they come."""
+
+
+def save_stream(
+    tensors: Iterator[tuple[str, np.ndarray]], layout: Layout, path: str, metadata: dict[str, str] | None = None
+) -> str | None:
+    """Like :func:`save`, from tensors that arrive one at a time (e.g. ``Network.generate()``), each
+    written as it comes, so only the tensors in flight are in memory. ``layout`` must announce them.
+
+    Raises:
+        WeightsError: a tensor differs from the layout, or the format is unknown. OSError: as :func:`save`.
+    """
     ext = file_format(path)
     with atomic_write(path) as fh:
         if ext == ".npz":
-            _write_npz(params, fh, metadata or {})
+            _write_npz(_checked(tensors, layout), fh, metadata or {})
             return None
-        hashing = _HashingWriter(fh)
-        _write_safetensors(params, hashing, metadata or {})
-        return hashing.digest.hexdigest()
+        with _HashingWriter(fh) as hashing:
+            _write_safetensors(_checked(tensors, layout), layout, hashing, metadata or {})
+        return hashing.hexdigest()
+
+
+def _checked(tensors: Iterator[tuple[str, np.ndarray]], layout: Layout) -> Iterator[tuple[str, np.ndarray]]:
+    count = 0
+    for (name, array), expected in zip(tensors, layout, strict=False):
+        if (name, tuple(array.shape), array.dtype.name) != expected:
+            raise WeightsError(f"tensor {name!r} {array.dtype.name}{list(array.shape)} is not the announced {expected}")
+        count += 1
+        yield name, array
+    if count != len(layout):
+        raise WeightsError(f"{count} tensors arrived, {len(layout)} were announced")
 
 
 class _HashingWriter:
-    """A write-only file that hashes what passes through it."""
+    """A write-only file that hashes what passes through it on one background thread, so the hashing
+    overlaps the writing (the data must stay alive until :meth:`hexdigest`, which waits for it)."""
 
     def __init__(self, fh: IO[bytes]):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.fh = fh
         self.digest = hashlib.sha256()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="netspec-file-sha256")
+
+    def __enter__(self) -> _HashingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
 
     def write(self, data: bytes | memoryview) -> int:
-        self.digest.update(data)
+        self.pool.submit(self.digest.update, data)
         return self.fh.write(data)
+
+    def hexdigest(self) -> str:
+        self.pool.shutdown(wait=True)
+        return self.digest.hexdigest()
 
 
 def content_digest(digests: dict[str, str], params: dict[str, np.ndarray]) -> str:
     """One SHA-256 for a set of tensors, from their own digests (no pass over the data).
 
-    ``SHA-256("netspec-content/1\n" + "<name>\t<dtype>\t<shape>\t<sha256 of the C-order bytes>\n" ...)``,
+    ``SHA-256("netspec-content/1\\n" + "<name>\\t<dtype>\\t<shape>\\t<sha256 of the C-order bytes>\\n" ...)``,
     one line per tensor sorted by name, so the same tensors give the same digest in any file format
     and order; :func:`tensor_digests` computes the per-tensor digests of loaded arrays.
     """
-    lines = [
-        f"{name}\t{params[name].dtype.name}\t{json.dumps(list(params[name].shape))}\t{digests[name]}\n"
-        for name in sorted(params)
-    ]
+    return layout_digest(digests, [(name, tuple(a.shape), a.dtype.name) for name, a in params.items()])
+
+
+def layout_digest(digests: dict[str, str], layout: Layout) -> str:
+    """:func:`content_digest` from the layout (names, shapes, dtypes) instead of the arrays."""
+    lines = [f"{name}\t{dtype}\t{json.dumps(list(shape))}\t{digests[name]}\n" for name, shape, dtype in sorted(layout)]
     return hashlib.sha256(("netspec-content/1\n" + "".join(lines)).encode()).hexdigest()
 
 
@@ -125,35 +170,33 @@ def tensor_digests(params: dict[str, np.ndarray]) -> dict[str, str]:
     return {name: hashlib.sha256(np.ascontiguousarray(a).data).hexdigest() for name, a in params.items()}
 
 
-def _write_npz(params: dict[str, np.ndarray], fh: IO[bytes], metadata: dict[str, str]) -> None:
+def _write_npz(tensors: Iterator[tuple[str, np.ndarray]], fh: IO[bytes], metadata: dict[str, str]) -> None:
     import numpy as np
 
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         if metadata:
             zf.writestr(NPZ_METADATA, json.dumps(metadata, sort_keys=True, indent=1))
-        for name, array in params.items():
+        for name, array in tensors:
             with zf.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def _write_safetensors(params: dict[str, np.ndarray], fh: IO[bytes] | _HashingWriter, metadata: dict[str, str]) -> None:
+def _write_safetensors(
+    tensors: Iterator[tuple[str, np.ndarray]], layout: Layout, fh: _HashingWriter, metadata: dict[str, str]
+) -> None:
     import numpy as np
 
     header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
-    for name, array in params.items():
-        size = array.nbytes
-        header[name] = {
-            "dtype": ST_DTYPES[array.dtype.name],
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + size],
-        }
+    for name, shape, dtype in layout:
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        header[name] = {"dtype": ST_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
     fh.write(struct.pack("<Q", len(blob)))
     fh.write(blob)
-    for array in params.values():
+    for _name, array in tensors:
         fh.write(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False)).data.cast("B"))
 
 
