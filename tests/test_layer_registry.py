@@ -8,7 +8,7 @@ import pytest
 
 import netspec
 from netspec.check.verify import verify_network
-from netspec.nn.layers import LAYER_TYPES
+from netspec.nn.catalog import LAYER_TYPES
 from netspec.report.summary import as_json, explain
 
 EXAMPLES = {

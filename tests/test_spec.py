@@ -16,7 +16,7 @@ import netspec
 from netspec.errors import SpecError
 from netspec.init.initializers import INITIALIZERS
 from netspec.nn.activations import ACTIVATIONS
-from netspec.nn.layers import LAYER_TYPES
+from netspec.nn.catalog import LAYER_TYPES
 from netspec.spec.loader import load_text
 from netspec.spec.schema import build_schema
 from netspec.testing import specs

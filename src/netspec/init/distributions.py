@@ -32,6 +32,18 @@ SQRT2 = math.sqrt(2.0)
 MIN_ACCEPTANCE = 0.01
 """Truncation intervals whose rejection sampler accepts less than this are refused."""
 
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype: object) -> np.dtype:
+    """The NumPy dtype of a parameter dtype name: float32 or float64."""
+    import numpy as np
+
+    dt = np.dtype(dtype)  # type: ignore[call-overload]
+    if dt.name not in DTYPES:
+        raise InitializerError(f"dtype must be one of {', '.join(DTYPES)}, got {dt.name!r}")
+    return dt
+
 
 def std_normal_pdf(x: float) -> float:
     """phi(x) = exp(-x^2 / 2) / sqrt(2 pi)."""
@@ -159,8 +171,6 @@ class Constant(Distribution):
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         import numpy as np
-
-        from netspec.init.streams import check_dtype
 
         return np.full(shape, self.value, dtype=check_dtype(dtype))
 
@@ -413,8 +423,6 @@ class OrthogonalMatrix(Structured):
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         import numpy as np
 
-        from netspec.init.streams import check_dtype
-
         dt = check_dtype(dtype)
         z = stream.normal((max(self.rows, self.cols), min(self.rows, self.cols)), 0.0, 1.0, dt)
         q, r = np.linalg.qr(z)
@@ -459,8 +467,6 @@ class IdentityMatrix(Deterministic):
     def expected(self, dtype: Any) -> np.ndarray:
         import numpy as np
 
-        from netspec.init.streams import check_dtype
-
         dt = check_dtype(dtype)
         out = np.eye(self.rows, self.cols, dtype=dt)
         out *= dt.type(self.gain)
@@ -476,8 +482,6 @@ class DiracKernel(Deterministic):
 
     def expected(self, dtype: Any) -> np.ndarray:
         import numpy as np
-
-        from netspec.init.streams import check_dtype
 
         out = np.zeros(self.shape, dtype=check_dtype(dtype))
         center = tuple(k // 2 for k in self.shape[:-2])

@@ -58,6 +58,7 @@ from netspec.errors import InitializerError
 from netspec.init import portable_math
 from netspec.init.distributions import (
     MIN_ACCEPTANCE,
+    check_dtype,
     check_truncation,
     truncated_moments,
     truncation_acceptance,
@@ -75,7 +76,6 @@ TILE = 131072
 """Elements per tile: a block is filled tile after tile from its one bit generator, so the
 transforms work in cache (part of the byte contract)."""
 
-DTYPES = ("float32", "float64")
 SIGN_BIT = np.uint32(1 << 31)
 
 
@@ -100,13 +100,6 @@ def tensor_key(seed: int, path: str) -> list[int]:
 def block_bitgen(key: list[int], index: int) -> np.random.PCG64:
     """The bit generator of block ``index`` of the tensor with ``key``."""
     return np.random.PCG64(np.random.SeedSequence(key, spawn_key=(index,)))
-
-
-def check_dtype(dtype: object) -> np.dtype:
-    dt = np.dtype(dtype)  # type: ignore[call-overload]
-    if dt.name not in DTYPES:
-        raise InitializerError(f"dtype must be one of {', '.join(DTYPES)}, got {dt.name!r}")
-    return dt
 
 
 def float_bounds(low: float, high: float, dtype: np.dtype) -> tuple[np.floating, np.floating]:

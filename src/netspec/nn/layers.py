@@ -528,6 +528,3 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
     LAYER_TYPES[cls.type] = cls
     return cls
 
-
-# The layer families in their own modules register themselves with register_layer when imported here.
-from netspec.nn import attention, convolution, recurrent  # noqa: E402, F401

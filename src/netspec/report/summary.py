@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
 from netspec.nn.activations import get_activation
-from netspec.nn.network import Network, Provenance, human_bytes
+
+if TYPE_CHECKING:
+    from netspec.nn.network import Network, Provenance
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -175,3 +178,10 @@ def explain_text(net: Network) -> str:
             f"  declared     {e['declared']}  (mean {e['mean']:.6g}, std {e['std']:.6g})"
         )
     return "\n".join(blocks)
+
+
+def human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    exp = min(int(math.log(n, 1024)), 4)
+    return f"{n / 1024**exp:.2f} {'BKMGT'[exp]}iB".replace("BiB", "B")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
-from netspec.nn.layers import LAYER_TYPES, Layer, ParamSpec, Resolved, Shape, ShapeError
+from netspec.nn.catalog import LAYER_TYPES
+from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text

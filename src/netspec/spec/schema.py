@@ -19,7 +19,7 @@ from typing import Any
 
 from netspec.init.initializers import INITIALIZERS
 from netspec.nn.activations import ACTIVATIONS
-from netspec.nn.layers import LAYER_TYPES
+from netspec.nn.catalog import LAYER_TYPES
 from netspec.registry import Registry
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec-v1.schema.json"
