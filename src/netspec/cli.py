@@ -352,9 +352,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from netspec.check.verify import verify_network
+    from netspec.check.verify import verify_spec
     from netspec.errors import NetspecError, SpecError
-    from netspec.io.weights import load_for
 
     paths = _spec_files(args.specs)
     if args.weights and len(paths) > 1:
@@ -363,18 +362,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for path in paths:  # every spec is checked and reported, then the exit code says if any failed
         try:
             net = _compile(path, seed=args.seed)
-            params = load_for(net, args.weights) if args.weights else net.initialize()
+            reports.append(verify_spec(net, args.weights, args.alpha, args.statistical_only))
         except SpecError as exc:
             print(exc, file=sys.stderr)
             failed += 1
-            continue
         except NetspecError as exc:
             print(f"netspec verify: error: {exc}", file=sys.stderr)
             failed += 1
-            continue
-        # built in memory, the bytes are the seed's by construction: only the statistics say something
-        reproduce = args.weights is not None and not args.statistical_only
-        reports.append(verify_network(net, params, alpha=args.alpha, reproduce=reproduce))
     if reports:
         reporter(args.json).verified(reports)
     return EXIT_OK if not failed and all(r.ok(strict=args.strict) for r in reports) else EXIT_INVALID

@@ -137,6 +137,23 @@ def _finite(row: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
+def verify_spec(
+    net: Network, weights: str | None = None, alpha: float = 1e-3, statistical_only: bool = False
+) -> Report:
+    """Verify a weights file against ``net``, or the weights ``net`` builds in memory.
+
+    The rule for the exact reproduction check: it runs for a file (unless ``statistical_only``); for
+    weights built in memory it would compare the seed's bytes with themselves, so only the statistics run.
+
+    Raises:
+        WeightsError: the file is missing, unreadable or does not match the spec.
+    """
+    from netspec.io.weights import load_for
+
+    params = load_for(net, weights) if weights else net.initialize()
+    return verify_network(net, params, alpha=alpha, reproduce=weights is not None and not statistical_only)
+
+
 def verify_network(
     net: Network, params: dict[str, np.ndarray], alpha: float = 1e-3, reproduce: bool = True, *, fit: bool = True
 ) -> Report:
