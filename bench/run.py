@@ -134,7 +134,7 @@ def peak_rss(args: list[str]) -> int:
 
 
 def cli_time(args: list[str], repeats: int) -> float:
-    return best(lambda: subprocess.run(args, check=True, stdout=subprocess.DEVNULL), repeats)
+    return best(lambda: subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), repeats)
 
 
 def main() -> None:
