@@ -29,7 +29,13 @@ EXAMPLES = {
     "subtract": ([4], "{type: subtract, inputs: [input, input]}"),
     "multiply": ([4], "{type: multiply, inputs: [input, input]}"),
     "concat": ([4], "{type: concat, inputs: [input, input]}"),
-    # convolution family (netspec.nn.convolution)
+    # spatial layers without parameters (netspec.nn.spatial)
+    "global_avg_pool": ([5, 4, 3], "{type: global_avg_pool}"),
+    "global_max_pool": ([6, 3], "{type: global_max_pool}"),
+    "zero_pad": ([5, 4, 3], "{type: zero_pad, padding: [1, [0, 2]]}"),
+    "upsample": ([3, 2, 3], "{type: upsample, size: [2, 3]}"),
+    "reshape": ([6, 4], "{type: reshape, shape: [-1, 3, 2]}"),
+    "permute": ([5, 4, 3], "{type: permute, axes: [3, 1, 2]}"),
     # recurrent and attention families (netspec.nn.recurrent, netspec.nn.attention)
 }
 
