@@ -22,16 +22,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
+from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
 
 if TYPE_CHECKING:
     from netspec.nn.network import Network
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad options or arguments: exit 2."""
 
 
 def _int_in(low: int, high: int, what: str = "value") -> Callable[[str], int]:
@@ -135,7 +132,21 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--strict", action="store_true",
                    help="fail on 'inconclusive' tensors (too small to judge) and on skipped tests too")  # fmt: skip
     r.add_argument("--json", action="store_true", help="print the report as JSON")
+    for module in _command_modules():
+        COMMANDS.update(module.add_parsers(sub))
     return p
+
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add subcommands: each has ``add_parsers(subparsers) -> {name: run(args) -> int}``.
+
+They are imported to build the parser, so they import nothing heavy at module level."""
+
+
+def _command_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
 EXIT_INTERNAL = 70
@@ -380,7 +391,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "build": cmd_build,
     "validate": cmd_validate,
     "schema": cmd_schema,

@@ -15,6 +15,10 @@ class NetspecError(Exception):
     """Base class of every error netspec raises on purpose."""
 
 
+class UsageError(Exception):
+    """The command line is wrong (bad options or arguments): the CLI exits 2."""
+
+
 class InitializerError(NetspecError, ValueError):
     """An initializer, activation or fan computation got an invalid parameter.
 

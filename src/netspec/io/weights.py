@@ -175,10 +175,18 @@ def _write_npz(tensors: Iterator[tuple[str, np.ndarray]], fh: IO[bytes], metadat
 
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         if metadata:
-            zf.writestr(NPZ_METADATA, json.dumps(metadata, sort_keys=True, indent=1))
+            zf.writestr(_member(NPZ_METADATA), json.dumps(metadata, sort_keys=True, indent=1))
         for name, array in tensors:
-            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+            with zf.open(_member(name + ".npy"), "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A zip member with a fixed timestamp (the zip epoch) and mode, so equal tensors give equal files:
+    zipfile would stamp each member with the time of writing."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def _write_safetensors(
