@@ -158,7 +158,7 @@ def verify_network(
     net: Network, params: dict[str, np.ndarray], alpha: float = 1e-3, reproduce: bool = True, *, fit: bool = True
 ) -> Report:
     """Check every parameter of ``net`` in ``params`` (see the module doc); ``fit=False`` leaves out the KS test."""
-    declared = {name: p.initializer.declared(p.shape, p.fans) for name, p in net.parameters()}
+    declared = {name: p.declared() for name, p in net.parameters()}
     m = max(1, sum(d.statistical_tests for d in declared.values()))
     a = alpha / m
     expected: Iterable[tuple[str, np.ndarray] | None] = net.generate() if reproduce else repeat(None)

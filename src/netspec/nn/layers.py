@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.errors import NetspecError
 from netspec.init.fans import Fans, compute_fans
+from netspec.init.gates import Gates
 from netspec.init.initializers import Initializer, get_initializer
 from netspec.nn.activations import Activation, get_activation
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from netspec.init.distributions import Distribution
+    from netspec.init.streams import Stream
 
 Shape = tuple[int, ...]
 
@@ -35,10 +39,32 @@ class ParamSpec:
     shape: Shape
     initializer: Initializer
     fans: Fans
+    key: str = ""
+    """The layer's initializer key it follows (``weights``, ``bias``, ...); empty: the same as ``name``."""
+    convention: str = ""
+    """How the layer computed ``fans``, when not from the plain kernel layout (e.g. 'fused gates')."""
+    gates: Gates | None = None
+    """For gate-structured recurrent tensors: how the gate slices are initialized."""
+
+    def declared(self) -> Distribution:
+        """The distribution the tensor is declared to follow (its initializer's, gate structure applied)."""
+        if self.gates is not None:
+            return self.gates.declared(self.initializer, self.shape, self.fans)
+        return self.initializer.declared(self.shape, self.fans)
+
+    def draw(self, stream: Stream, dtype: Any) -> np.ndarray:
+        """The tensor, drawn from ``stream`` (the initializer's own call unless gate-structured)."""
+        if self.gates is not None:
+            return self.declared().sample(self.shape, stream, dtype)
+        return self.initializer(self.shape, stream, dtype, fans=self.fans)
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def init_key(self) -> str:
+        return self.key or self.name
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,8 @@ class Resolved:
 
     activation: Activation = field(default_factory=lambda: get_activation("linear"))
     initializers: dict[str, Initializer] = field(default_factory=dict)
+    auto: frozenset[str] = frozenset()
+    """The initializer keys resolved from ``auto`` (a layer may refine those per parameter)."""
 
 
 POS_INT = {"type": "integer", "minimum": 1, "maximum": 1 << 31}
@@ -82,6 +110,7 @@ class Layer:
     INIT_KEYS: ClassVar[dict[str, str]] = {}
     USES_DEFAULTS: ClassVar[bool] = True
     AUTO: ClassVar[dict[str, Any] | None] = None
+    AUTO_WHY: ClassVar[str] = ""
     ARITY: ClassVar[int | None] = 1
     """How many inputs the layer takes: 1, an exact number, or None for two or more."""
 
@@ -91,6 +120,18 @@ class Layer:
         resolved = resolved or Resolved()
         self.activation: Activation = resolved.activation
         self.initializers = resolved.initializers
+        self.auto_keys = resolved.auto
+
+    @classmethod
+    def auto(cls, key: str, options: dict[str, Any], activation: Activation) -> tuple[Any, str, str, str]:
+        """What ``auto`` means for initializer ``key``: (initializer spec, what it follows, rule, why).
+
+        The rule is ``activation`` (the activation's recommended initializer) or ``layer`` (the layer
+        type's own default, stated in ``why``).
+        """
+        if cls.AUTO is not None:
+            return cls.AUTO, cls.type, "layer", cls.AUTO_WHY
+        return activation.recommended, activation.name, "activation", "the activation's recommended initializer"
 
     @classmethod
     def has_activation(cls) -> bool:
@@ -389,6 +430,7 @@ class Embedding(Layer):
     INIT_KEYS = {"weights": "auto"}
     USES_DEFAULTS = False
     AUTO = {"name": "normal", "std": 1.0}
+    AUTO_WHY = "PyTorch's nn.Embedding"
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape, self.options["dim"])

@@ -35,6 +35,8 @@ class Provenance:
     written: Any = None
     auto_from: str | None = None
     auto_rule: str = "activation"
+    auto_to: str = ""
+    """What ``auto`` resolved to, and why (``he_normal (the activation's recommended initializer)``)."""
 
 
 FIXED = Provenance("", "fixed")
@@ -57,9 +59,9 @@ class CompiledLayer:
     blocks: list[tuple[str, str]] = field(default_factory=list)
     """The block instances it belongs to, outermost first: (instance name, block name)."""
 
-    def origin(self, param: str) -> Provenance:
-        """The provenance of parameter ``param`` (bias follows the ``bias`` key)."""
-        return self.provenance.get(param, FIXED)
+    def origin(self, param: ParamSpec) -> Provenance:
+        """The provenance of a parameter's initializer (from the layer key it follows)."""
+        return self.provenance.get(param.init_key, FIXED)
 
     @property
     def name(self) -> str:
@@ -173,7 +175,7 @@ class Network:
             legacy = LegacyStream(seed) if self.rng == "legacy" else None
             for path, p in self.parameters():
                 stream: Stream = legacy or BlockStream(seed, path, pool)
-                array = p.initializer(p.shape, stream, self.dtype, fans=p.fans)
+                array = p.draw(stream, self.dtype)
                 hash_later(path, array)
                 yield path, array
                 if progress:

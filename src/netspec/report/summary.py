@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from netspec.nn.activations import get_activation
-
 if TYPE_CHECKING:
+    from netspec.nn.layers import ParamSpec
     from netspec.nn.network import Network, Provenance
 
 
@@ -21,7 +20,7 @@ def rows(net: Network) -> list[dict[str, Any]]:
     for cl in net.layers:
         inits = {}
         for p in cl.params:
-            dist = p.initializer.declared(p.shape, p.fans)
+            dist = p.declared()
             fans = p.initializer.effective_fans(p.shape, p.fans)
             inits[p.name] = {"config": p.initializer.get_config(), "declared": dist.describe(),
                              "shape": list(p.shape), "fan_in": fans.fan_in, "fan_out": fans.fan_out}  # fmt: skip
@@ -112,7 +111,7 @@ def as_json(net: Network) -> dict[str, Any]:
     }
 
 
-def origin_text(prov: Provenance, param: str) -> str:
+def origin_text(prov: Provenance, param: ParamSpec) -> str:
     """Where an initializer came from, in words: ``defaults.weights; auto: relu -> he_normal (...)``."""
     if prov.source == "fixed":
         return "fixed by the layer type"
@@ -120,16 +119,16 @@ def origin_text(prov: Provenance, param: str) -> str:
     text = {"layer": f"layer key '{key}'", "defaults": f"defaults.{key}"}.get(
         prov.source, f"built-in default ({prov.written})"
     )
-    if prov.written == "auto" and prov.auto_rule == "layer":
-        text += f"; auto: {prov.auto_from} -> normal(0, 1) (PyTorch's nn.Embedding)"
-    elif prov.written == "auto":
-        recommended = get_activation(prov.auto_from).recommended
-        text += f"; auto: {prov.auto_from} -> {recommended} (the activation's recommended initializer)"
-    return text + (" (kernel fans)" if param == "bias" else "")
+    if prov.written == "auto":
+        text += f"; auto: {prov.auto_from} -> {prov.auto_to}"
+    return text + (" (kernel fans)" if param.name == "bias" else "")
 
 
-def fans_from(config: dict[str, Any], layer_fans: bool) -> str:
-    """Which convention gave a parameter's fans: the layer's kernel layout, or the initializer's own axes."""
+def fans_from(config: dict[str, Any], layer_fans: bool, convention: str = "") -> str:
+    """Which convention gave a parameter's fans: the layer's kernel layout (or the layer's stated
+    convention), or the initializer's own axes."""
+    if layer_fans and convention:
+        return f"the layer: {convention}"
     if layer_fans:
         return "the layer's kernel layout (netspec input-major: (*kernel, in, out); (in, out) for dense)"
     axes = ", ".join(f"{k}={config[k]}" for k in ("in_axis", "out_axis", "batch_axis") if k in config)
@@ -139,9 +138,9 @@ def fans_from(config: dict[str, Any], layer_fans: bool) -> str:
 def explain(net: Network) -> list[dict[str, Any]]:
     """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution."""
     out = []
-    origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p.name), p.name) for cl in net.layers for p in cl.params}
+    origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p), p) for cl in net.layers for p in cl.params}
     for path, p in net.parameters():
-        dist = p.initializer.declared(p.shape, p.fans)
+        dist = p.declared()
         fans = p.initializer.effective_fans(p.shape, p.fans)
         low, high = dist.support
         formula = (type(p.initializer).__doc__ or "").strip().splitlines()[0]
@@ -152,7 +151,7 @@ def explain(net: Network) -> list[dict[str, Any]]:
                 "fan_in": fans.fan_in,
                 "fan_out": fans.fan_out,
                 "receptive_field": fans.receptive_field,
-                "fans_from": fans_from(p.initializer.get_config(), fans is p.fans),
+                "fans_from": fans_from(p.initializer.get_config(), fans is p.fans, p.convention),
                 "initializer": p.initializer.get_config(),
                 "origin": origins[path],
                 "formula": formula,

@@ -275,21 +275,23 @@ class Resolver:
             if activation is None:
                 return None
         inits: dict[str, Any] = {}
+        auto: set[str] = set()
         provenance: dict[str, Provenance] = {}
         for key, fallback in cls.INIT_KEYS.items():
             spec, where, source = self._written(cls, options, path, key)
             written = fallback if where is None else spec
             if written == "auto":
-                rule = "layer" if cls.AUTO is not None else "activation"
-                target = cls.AUTO if cls.AUTO is not None else activation.recommended
+                target, follows, rule, why = cls.auto(key, options, activation)
                 inits[key] = get_initializer(target)
-                provenance[key] = Provenance(key, source, written, cls.type if cls.AUTO else activation.name, rule)
+                auto.add(key)
+                to = f"{_initializer_text(target)} ({why})"
+                provenance[key] = Provenance(key, source, written, follows, rule, to)
             else:
                 inits[key] = self._build(where, spec, get_initializer) if where else get_initializer(written)
                 provenance[key] = Provenance(key, source, written)
         if any(v is None for v in inits.values()):
             return None
-        return Resolved(activation, inits), provenance
+        return Resolved(activation, inits, frozenset(auto)), provenance
 
     def check_shapes(
         self, name: str, params: list[ParamSpec], provenance: dict[str, Provenance], path: Path
@@ -298,14 +300,22 @@ class Resolver:
         diags = []
         for p in params:
             try:
-                p.initializer.declared(p.shape, p.fans)
+                p.declared()
             except InitializerError as exc:
-                prov = provenance.get(p.name)
+                prov = provenance.get(p.init_key)
                 where: Path = path
                 if prov is not None and prov.source == "layer":
-                    where = (*path, p.name)
+                    where = (*path, p.init_key)
                 elif prov is not None and prov.source == "defaults":
-                    where = ("defaults", p.name)
+                    where = ("defaults", p.init_key)
                 line, col = self.doc.mark(where)
                 diags.append(Diagnostic(f"{name}.{p.name}: {exc}", line, col, format_path(where)))
         return diags
+
+
+def _initializer_text(spec: Any) -> str:
+    """An initializer spec in words: ``he_normal`` or ``normal(std=1.0)``."""
+    if isinstance(spec, str):
+        return spec
+    args = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return f"{spec['name']}({args})"
