@@ -37,6 +37,9 @@ EXAMPLES = {
     "reshape": ([6, 4], "{type: reshape, shape: [-1, 3, 2]}"),
     "permute": ([5, 4, 3], "{type: permute, axes: [3, 1, 2]}"),
     # recurrent and attention families (netspec.nn.recurrent, netspec.nn.attention)
+    "simple_rnn": ([5, 3], "{type: simple_rnn, units: 4, return_sequences: true}"),
+    "gru": ([5, 3], "{type: gru, units: 4, bidirectional: true}"),
+    "lstm": ([5, 3], "{type: lstm, units: 4, convention: flax}"),
 }
 
 
