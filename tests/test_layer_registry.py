@@ -40,6 +40,8 @@ EXAMPLES = {
     "simple_rnn": ([5, 3], "{type: simple_rnn, units: 4, return_sequences: true}"),
     "gru": ([5, 3], "{type: gru, units: 4, bidirectional: true}"),
     "lstm": ([5, 3], "{type: lstm, units: 4, convention: flax}"),
+    "multi_head_attention": ([5, 6], "{type: multi_head_attention, heads: 2, key_dim: 3, causal: true}"),
+    "positional_embedding": ([5, 6], "{type: positional_embedding, length: 8}"),
 }
 
 

@@ -1,3 +1,168 @@
-"""Layer types of the attention family (registered into :data:`netspec.nn.layers.LAYER_TYPES`)."""
+"""Attention layers: ``multi_head_attention`` and a learned ``positional_embedding``.
+
+``multi_head_attention`` takes ``(sequence, features)`` inputs: one (self-attention) or
+``inputs: [query, context]`` (cross-attention; keys and values come from the context). Its
+parameters are 2-D and input-major, as a dense layer's:
+
+* ``query.weights`` ``(d, heads * key_dim)``, ``key.weights`` ``(d_ctx, heads * key_dim)``,
+  ``value.weights`` ``(d_ctx, heads * value_dim)``, ``output.weights`` ``(heads * value_dim, d_out)``,
+  each with a ``.bias``. Keras' ``MultiHeadAttention`` holds the same numbers as 3-D kernels
+  ``(d, heads, key_dim)`` and ``(heads, value_dim, d_out)``; PyTorch's ``nn.MultiheadAttention``
+  as ``in_proj_weight`` = the transposed q, k, v kernels stacked ``(3E, E)`` and ``out_proj``.
+
+Forward (evaluation): ``q = x Wq + bq``, ``k = c Wk + bk``, ``v = c Wv + bv`` split into heads;
+``A = softmax(q k^T / sqrt(key_dim))`` per head (with ``causal: true``, query position i attends
+to key positions <= i only); heads concatenated, then ``A v Wo + bo``.
+
+Initialization (``convention``; ``auto`` for ``weights``, ``bias`` defaults to zeros):
+
+* ``keras`` (default): every kernel glorot_uniform with *separate* fans per projection
+  (fan_in d, fan_out heads * key_dim for the query kernel; Keras computes them from explicit
+  input/output axes since keras-team/keras#22789; before, it read the 3-D kernels as conv kernels);
+* ``torch``: q, k, v glorot_uniform with the fans of torch's *fused* ``in_proj_weight``
+  (fan_in d, fan_out = the three projections' widths summed; self-attention only: for
+  cross-attention torch holds separate ``q/k/v_proj_weight`` and so does netspec), and the
+  output kernel U(±1/sqrt(heads * value_dim)) (torch's ``Linear`` default, kaiming_uniform with
+  a = sqrt(5), which ``nn.MultiheadAttention`` leaves in place).
+"""
 
 from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from netspec.init.fans import Fans, compute_fans
+from netspec.init.initializers import get_initializer
+from netspec.nn.activations import Activation
+from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, register_layer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+TORCH_LINEAR = {"name": "torch_kaiming_uniform", "a": math.sqrt(5)}
+"""PyTorch ``nn.Linear``'s default weight initializer: U(±1/sqrt(fan_in))."""
+
+
+@register_layer
+class MultiHeadAttention(Layer):
+    type = "multi_head_attention"
+    description = ("Multi-head scaled dot-product attention over (sequence, features): self-attention on one "
+                   "input, cross-attention on inputs [query, context].")  # fmt: skip
+    OPTIONS = {
+        "heads": _opt(POS_INT, "Number of attention heads."),
+        "key_dim": _opt(POS_INT, "Size of each head's queries and keys."),
+        "value_dim": _opt(POS_INT, "Size of each head's values (default: key_dim)."),
+        "output_dim": _opt(POS_INT, "Output features (default: the query input's features)."),
+        "causal": _opt({"type": "boolean"}, "Mask future positions: query i attends to keys <= i (default false)."),
+        "convention": _opt({"enum": ["keras", "torch"]}, "Which framework's initialization 'auto' and the fans "
+                           "follow: keras (default; separate fans per projection) or torch (fused q/k/v fans)."),
+        "weights": _opt(INIT_REF, "Initializer of the four projection kernels; 'auto' follows the convention."),
+        "bias": _opt(INIT_REF, "Initializer of the four biases (default: defaults.bias or zeros)."),
+        "use_bias": _opt({"type": "boolean"}, "Whether the projections have biases (default true)."),
+    }  # fmt: skip
+    REQUIRED = ("heads", "key_dim")
+    INIT_KEYS = {"weights": "auto", "bias": "zeros"}
+    ARITY = (1, 2)
+
+    @classmethod
+    def auto(cls, key: str, options: dict[str, Any], activation: Activation) -> tuple[Any, str, str, str]:
+        convention = options.get("convention", "keras")
+        why = ("Keras' MultiHeadAttention default" if convention == "keras" else
+               "torch's nn.MultiheadAttention: xavier_uniform_ on in_proj_weight; output.weights keeps nn.Linear's "
+               "default, torch_kaiming_uniform(a=sqrt(5))")
+        return "glorot_uniform", f"{cls.type} ({convention})", "layer", why  # fmt: skip
+
+    def dims(self) -> tuple[int, int, int]:
+        heads, key_dim = self.options["heads"], self.options["key_dim"]
+        return heads, heads * key_dim, heads * self.options.get("value_dim", key_dim)
+
+    def combine_shapes(self, shapes: list[Shape]) -> Shape:
+        for role, shape in zip(("query", "context"), shapes, strict=False):
+            if len(shape) != 2:
+                raise ShapeError(f"{self.type} needs (sequence, features) inputs; the {role} is {list(shape)}")
+        query, context = shapes[0], shapes[-1]
+        if self.options.get("causal", False) and query[0] != context[0]:
+            raise ShapeError(f"causal attention needs query and context of one length, got {query[0]} and {context[0]}")
+        return (query[0], self.options.get("output_dim", query[1]))
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return self.combine_shapes([shape])
+
+    def param_specs(self, shapes: list[Shape]) -> list[ParamSpec]:
+        self.combine_shapes(shapes)
+        _, qk, vd = self.dims()
+        d, d_ctx = shapes[0][1], shapes[-1][1]
+        d_out = self.options.get("output_dim", d)
+        kernels = {"query": (d, qk), "key": (d_ctx, qk), "value": (d_ctx, vd), "output": (vd, d_out)}
+        fused = self.options.get("convention", "keras") == "torch" and len(shapes) == 1
+        out = []
+        for proj, shape in kernels.items():
+            fans, how = compute_fans(shape), ""
+            if fused and proj != "output":
+                fans = Fans(d, 2 * qk + vd)
+                how = f"torch's fused in_proj_weight: fans of the ({d}, {2 * qk + vd}) q|k|v kernel"
+            init = self.initializers["weights"]
+            if proj == "output" and "weights" in self.auto_keys and self.options.get("convention") == "torch":
+                init = get_initializer(TORCH_LINEAR)
+            out.append(ParamSpec(f"{proj}.weights", shape, init, fans, "weights", how))
+            if self.options.get("use_bias", True):
+                out.append(ParamSpec(f"{proj}.bias", (shape[1],), self.initializers["bias"], fans, "bias", how))
+        return out
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        return self.param_specs([shape])
+
+    def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        x, c = xs[0], xs[-1]
+        heads, qk, vd = self.dims()
+
+        def project(a: np.ndarray, proj: str, width: int) -> np.ndarray:
+            y = a @ params[f"{proj}.weights"]
+            if f"{proj}.bias" in params:
+                y = y + params[f"{proj}.bias"]
+            return y.reshape(*a.shape[:2], heads, width // heads)
+
+        q, k, v = project(x, "query", qk), project(c, "key", qk), project(c, "value", vd)
+        scores = np.einsum("bqhd,bkhd->bhqk", q, k) / x.dtype.type(math.sqrt(qk // heads))
+        if self.options.get("causal", False):
+            scores = np.where(np.tril(np.ones(scores.shape[-2:], dtype=bool)), scores, -np.inf)
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights = scores / scores.sum(axis=-1, keepdims=True)
+        heads_out = np.einsum("bhqk,bkhd->bqhd", weights, v).reshape(*x.shape[:2], vd)
+        y = heads_out @ params["output.weights"]
+        if "output.bias" in params:
+            y = y + params["output.bias"]
+        return y.astype(x.dtype, copy=False)
+
+
+@register_layer
+class PositionalEmbedding(Layer):
+    type = "positional_embedding"
+    description = ("Adds a learned position table (length, features) to a (sequence, features) input, "
+                   "sequence <= length (BERT/GPT-2 position embeddings).")  # fmt: skip
+    OPTIONS = {
+        "length": _opt(POS_INT, "Longest sequence: rows of the table."),
+        "weights": _opt(INIT_REF, "Table initializer; 'auto' is glorot_uniform (keras_hub's PositionEmbedding)."),
+    }
+    REQUIRED = ("length",)
+    INIT_KEYS = {"weights": "auto"}
+    USES_DEFAULTS = False
+    AUTO = {"name": "glorot_uniform"}
+    AUTO_WHY = "keras_hub's PositionEmbedding default"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 2:
+            raise ShapeError(f"{self.type} needs an input (sequence, features), got {list(shape)}")
+        if shape[0] > self.options["length"]:
+            raise ShapeError(f"the sequence ({shape[0]}) is longer than length {self.options['length']}")
+        return shape
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        self.output_shape(shape)
+        table = (self.options["length"], shape[1])
+        return [ParamSpec("weights", table, self.initializers["weights"], compute_fans(table))]
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        return x + params["weights"][: x.shape[1]]

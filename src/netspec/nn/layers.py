@@ -111,8 +111,8 @@ class Layer:
     USES_DEFAULTS: ClassVar[bool] = True
     AUTO: ClassVar[dict[str, Any] | None] = None
     AUTO_WHY: ClassVar[str] = ""
-    ARITY: ClassVar[int | None] = 1
-    """How many inputs the layer takes: 1, an exact number, or None for two or more."""
+    ARITY: ClassVar[int | tuple[int, int] | None] = 1
+    """How many inputs the layer takes: 1, an exact number, a (fewest, most) range, or None for two or more."""
 
     def __init__(self, name: str, options: dict[str, Any], resolved: Resolved | None = None):
         self.name = name
@@ -147,6 +147,10 @@ class Layer:
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         return []
+
+    def param_specs(self, shapes: list[Shape]) -> list[ParamSpec]:
+        """The parameters, from every input's shape (layers with one input implement :meth:`params`)."""
+        return self.params(shapes[0])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         return x
@@ -452,7 +456,7 @@ class Merge(Layer):
     """Combines several inputs of the same shape, or shapes that broadcast (NumPy's rules, over the
     axes without the batch axis: sizes equal or 1, aligned from the last axis)."""
 
-    ARITY: ClassVar[int | None] = None
+    ARITY: ClassVar[int | tuple[int, int] | None] = None
     REQUIRED = ("inputs",)
     ufunc: ClassVar[str] = "add"
 

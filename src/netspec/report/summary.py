@@ -40,10 +40,12 @@ def rows(net: Network) -> list[dict[str, Any]]:
 
 
 def _init_cell(row: dict[str, Any]) -> str:
-    w = row["parameters"].get("weights")
-    if not w:
+    """The first kernel's initializer (``query.weights: ...`` when the layer has several kernels)."""
+    kernels = [(k, v) for k, v in row["parameters"].items() if k == "weights" or k.endswith(".weights")]
+    if not kernels:
         return "-"
-    return f"{w['config']['name']} {w['declared']}"
+    name, w = kernels[0]
+    return ("" if name == "weights" else f"{name}: ") + f"{w['config']['name']} {w['declared']}"
 
 
 def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:

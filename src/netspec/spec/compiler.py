@@ -163,7 +163,7 @@ def _compile_one(
         return
     layer = cls(name, options, resolved[0])
     try:
-        params = layer.params(shapes[0])
+        params = layer.param_specs(shapes)
         out_shape = layer.combine_shapes(shapes)
     except (ShapeError, InitializerError) as exc:
         shown = "" if len(shapes) == 1 else " (inputs: " + ", ".join(map(_shape_text, sources, shapes)) + ")"

@@ -103,8 +103,14 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
 REFERENCE = {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}
 
 
-def _inputs_schema(arity: int | None) -> dict[str, Any]:
+def _inputs_schema(arity: int | tuple[int, int] | None) -> dict[str, Any]:
     """What a layer's ``inputs`` may be: one reference, or a list of the layer's arity."""
+    if isinstance(arity, tuple):
+        return {
+            "description": f"The layer's inputs: one name, or a list of {arity[0]} to {arity[1]} names (see the "
+            "layer's description for their roles). Default: the previous layer.",
+            "anyOf": [REFERENCE, {"type": "array", "items": REFERENCE, "minItems": arity[0], "maxItems": arity[1]}],
+        }
     if arity == 1:
         return {
             "description": "The layer's input: a layer name, or 'input' (the network input; see 'inputs' at the "
