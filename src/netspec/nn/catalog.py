@@ -8,7 +8,7 @@ this module loads every family module, whose classes add themselves with
 
 from __future__ import annotations
 
-from netspec.nn import attention, recurrent, spatial  # noqa: F401  (they register their layer types)
+from netspec.nn import attention, convolution, recurrent, spatial  # noqa: F401  (they register their layer types)
 from netspec.nn.layers import LAYER_TYPES
 
 __all__ = ["LAYER_TYPES"]

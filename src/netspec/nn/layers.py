@@ -248,68 +248,6 @@ def _windows(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...]) ->
     return view[(slice(None), *(slice(None, None, s) for s in stride))]
 
 
-class Conv(WeightedLayer):
-    rank: ClassVar[int] = 1
-    OPTIONS = {
-        "filters": _opt(POS_INT, "Number of output channels."),
-        "kernel": _opt(SIZE_OR_LIST, "Kernel size: one integer or one per spatial axis."),
-        "stride": _opt(SIZE_OR_LIST, "Stride: one integer or one per spatial axis (default 1)."),
-        "padding": _opt({"enum": ["valid", "same"]}, "'valid' (no padding, default) or 'same'."),
-        **WEIGHT_OPTIONS,
-    }
-    REQUIRED = ("filters", "kernel")
-
-    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-        kernel = _tuple(self.options["kernel"], self.rank, "kernel")
-        stride = _tuple(self.options.get("stride", 1), self.rank, "stride")
-        return kernel, stride, self.options.get("padding", "valid")
-
-    def check_input(self, shape: Shape) -> None:
-        if len(shape) != self.rank + 1:
-            want = "(length, channels)" if self.rank == 1 else "(height, width, channels)"
-            raise ShapeError(f"{self.type} needs input {want}, got {list(shape)}")
-
-    def kernel_shape(self, shape: Shape) -> Shape:
-        self.check_input(shape)
-        return (*self.geometry()[0], shape[-1], self.options["filters"])
-
-    def output_shape(self, shape: Shape) -> Shape:
-        self.check_input(shape)
-        kernel, stride, padding = self.geometry()
-        spatial = tuple(
-            _window_output(n, k, s, padding, "kernel") for n, k, s in zip(shape[:-1], kernel, stride, strict=True)
-        )
-        return (*spatial, self.options["filters"])
-
-    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-        import numpy as np
-
-        kernel, stride, padding = self.geometry()
-        if padding == "same":
-            x = _pad_same(x, kernel, stride, 0.0)
-        win = _windows(x, kernel, stride)  # (batch, *out, in, *k)
-        w = params["weights"]  # (*k, in, out)
-        k_axes = list(range(w.ndim - 2))
-        w_t = np.moveaxis(w, k_axes, [a + 1 for a in k_axes])  # (in, *k, out)
-        contract = list(range(win.ndim - 1 - self.rank, win.ndim))
-        y = np.tensordot(win, w_t, axes=(contract, list(range(w_t.ndim - 1))))
-        if "bias" in params:
-            y = y + params["bias"]
-        return self.activation(y.astype(x.dtype, copy=False))
-
-
-class Conv1D(Conv):
-    type = "conv1d"
-    description = "1-D convolution over (length, channels); kernel (k, in, filters)."
-    rank = 1
-
-
-class Conv2D(Conv):
-    type = "conv2d"
-    description = "2-D convolution over (height, width, channels); kernel (kh, kw, in, filters)."
-    rank = 2
-
-
 class Pool(Layer):
     rank: ClassVar[int] = 1
     reduce: ClassVar[str] = "max"
@@ -547,8 +485,6 @@ LAYER_TYPES: dict[str, type[Layer]] = {
     cls.type: cls
     for cls in (
         Dense,
-        Conv1D,
-        Conv2D,
         _pool("max_pool1d", 1, "max"),
         _pool("max_pool2d", 2, "max"),
         _pool("avg_pool1d", 1, "avg"),

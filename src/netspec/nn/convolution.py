@@ -1,0 +1,250 @@
+"""Convolutions: ``conv1d``, ``conv2d``, ``conv3d`` (with ``groups`` and ``dilation``) and the
+transposed ``conv_transpose1d``, ``conv_transpose2d``.
+
+Channels-last inputs ``(*spatial, channels)``; kernels input-major ``(*kernel, in / groups, filters)``
+for both kinds (the output channels of group g are ``filters`` slice g). PyTorch stores a
+convolution kernel as ``(filters, in / groups, *kernel)`` and a transposed one as
+``(in, filters / groups, *kernel)``; Keras stores a transposed kernel as ``(*kernel, filters, in)``.
+
+Fans (``receptive = prod(kernel)``):
+
+* convolution: fan_in = ``in / groups * receptive``, fan_out = ``filters * receptive`` (Keras' and
+  PyTorch's rule, read off their kernels). With groups, each input channel only reaches the
+  ``filters / groups`` outputs of its group; ``group_fan_out: per_group`` divides fan_out by
+  ``groups`` (timm's EfficientNet/MobileNet init, ``fan_out //= groups``);
+* transposed convolution: netspec's default (``transpose_fans: netspec``) applies the input-major
+  rule to the input-major kernel, fan_in = ``in / groups * receptive``, fan_out =
+  ``filters * receptive``. PyTorch and Keras read fans off their own storage, which puts the
+  *output* channels first, so their fan_in is ``filters / groups * receptive`` and their fan_out
+  ``in * receptive``: ``transpose_fans: torch`` gives exactly those numbers (also Keras' for
+  groups = 1).
+
+Output lengths per spatial axis (effective kernel ``k' = dilation * (k - 1) + 1``): convolution
+``valid`` ``(n - k') // stride + 1``, ``same`` ``ceil(n / stride)``; transposed ``valid``
+``(n - 1) * stride + k' + output_padding``, ``same`` ``n * stride`` (TensorFlow's: the gradient of a
+``same`` convolution, cropping ``(k' - stride) // 2`` at the start).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from netspec.init.fans import Fans, compute_fans
+from netspec.nn.layers import (
+    POS_INT,
+    SIZE_OR_LIST,
+    WEIGHT_OPTIONS,
+    ParamSpec,
+    Shape,
+    ShapeError,
+    WeightedLayer,
+    _opt,
+    _tuple,
+    register_layer,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NON_NEGATIVE = {"type": "integer", "minimum": 0, "maximum": 1 << 20}
+NON_NEGATIVE_OR_LIST = {"oneOf": [NON_NEGATIVE, {"type": "array", "items": NON_NEGATIVE, "minItems": 1, "maxItems": 3}]}
+SPATIAL = {1: "(length, channels)", 2: "(height, width, channels)", 3: "(depth, height, width, channels)"}
+
+
+class Conv(WeightedLayer):
+    """A convolution of rank ``rank`` (see the module doc)."""
+
+    rank: ClassVar[int] = 1
+    OPTIONS = {
+        "filters": _opt(POS_INT, "Number of output channels."),
+        "kernel": _opt(SIZE_OR_LIST, "Kernel size: one integer or one per spatial axis."),
+        "stride": _opt(SIZE_OR_LIST, "Stride: one integer or one per spatial axis (default 1)."),
+        "padding": _opt({"enum": ["valid", "same"]}, "'valid' (no padding, default) or 'same'."),
+        "dilation": _opt(SIZE_OR_LIST, "Spacing between kernel taps: one integer or one per axis (default 1)."),
+        "groups": _opt(POS_INT, "Channel groups: in and filters split into this many independent convolutions; "
+                       "groups = input channels is a depthwise convolution (default 1)."),
+        "group_fan_out": _opt({"enum": ["all", "per_group"]}, "fan_out from all filters (Keras, PyTorch; default) "
+                              "or from one group's filters (timm)."),
+        **WEIGHT_OPTIONS,
+    }  # fmt: skip
+    REQUIRED = ("filters", "kernel")
+
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], str]:
+        """(kernel, stride, dilation, padding), one value per spatial axis."""
+        kernel = _tuple(self.options["kernel"], self.rank, "kernel")
+        stride = _tuple(self.options.get("stride", 1), self.rank, "stride")
+        dilation = _tuple(self.options.get("dilation", 1), self.rank, "dilation")
+        return kernel, stride, dilation, self.options.get("padding", "valid")
+
+    def effective_kernel(self) -> tuple[int, ...]:
+        kernel, _, dilation, _ = self.geometry()
+        return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+
+    @property
+    def groups(self) -> int:
+        return int(self.options.get("groups", 1))
+
+    def check_input(self, shape: Shape) -> None:
+        if len(shape) != self.rank + 1:
+            raise ShapeError(f"{self.type} needs input {SPATIAL[self.rank]}, got {list(shape)}")
+        groups, filters = self.groups, self.options["filters"]
+        if shape[-1] % groups or filters % groups:
+            raise ShapeError(f"groups {groups} must divide the input channels ({shape[-1]}) and filters ({filters})")
+
+    def kernel_shape(self, shape: Shape) -> Shape:
+        self.check_input(shape)
+        return (*self.geometry()[0], shape[-1] // self.groups, self.options["filters"])
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        kernel = self.kernel_shape(shape)
+        fans, how = self.fans(kernel)
+        specs = [ParamSpec("weights", kernel, self.initializers["weights"], fans, "", how)]
+        if self.use_bias:
+            specs.append(ParamSpec("bias", (kernel[-1],), self.initializers["bias"], fans, "", how))
+        return specs
+
+    def fans(self, kernel: Shape) -> tuple[Fans, str]:
+        """The kernel's fans and, when not the plain input-major rule, how they were computed."""
+        fans = compute_fans(kernel)
+        if self.options.get("group_fan_out", "all") == "per_group" and self.groups > 1:
+            per_group = Fans(fans.fan_in, fans.fan_out // self.groups, fans.receptive_field)
+            return per_group, f"group_fan_out per_group: fan_out = filters / groups ({self.groups}) * receptive (timm)"
+        if self.groups > 1:
+            return fans, "fan_out from all filters (Keras, PyTorch), though each input reaches one group's"
+        return fans, ""
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self.check_input(shape)
+        _, stride, _, padding = self.geometry()
+        spatial = []
+        for n, k, s in zip(shape[:-1], self.effective_kernel(), stride, strict=True):
+            if padding == "same":
+                spatial.append(-(-n // s))
+            elif k > n:
+                raise ShapeError(f"the (dilated) kernel {k} is larger than its input ({n}) with padding 'valid'")
+            else:
+                spatial.append((n - k) // s + 1)
+        return (*spatial, self.options["filters"])
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Sum over kernel taps m of x[s * o + d * m] @ W[m], group by group."""
+        import numpy as np
+
+        kernel, stride, dilation, padding = self.geometry()
+        out = self.output_shape(x.shape[1:])[:-1]
+        if padding == "same":
+            x = _pad(x, [_same_padding(n, k, s) for n, k, s in zip(x.shape[1:-1], self.effective_kernel(), stride,
+                                                                   strict=True)])  # fmt: skip
+        w = params["weights"]
+        y = np.zeros((x.shape[0], *out, w.shape[-1]), dtype=x.dtype)
+        for tap in np.ndindex(*kernel):
+            taps = tuple(slice(d * m, d * m + s * (o - 1) + 1, s) for m, d, s, o in zip(tap, dilation, stride, out,
+                                                                                    strict=True))  # fmt: skip
+            y += _grouped(x[(slice(None), *taps)], w[tap], self.groups)
+        if "bias" in params:
+            y = y + params["bias"]
+        return self.activation(y)
+
+
+def _same_padding(n: int, k: int, s: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding (before, after) of one axis; the odd pixel goes after."""
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _pad(x: np.ndarray, pads: list[tuple[int, int]]) -> np.ndarray:
+    import numpy as np
+
+    return np.pad(x, [(0, 0), *pads, (0, 0)])
+
+
+def _grouped(x: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
+    """x (..., in) times a kernel tap w (in / groups, filters), each group's channels with its own filters."""
+    import numpy as np
+
+    if groups == 1:
+        return x @ w
+    cin, filters = w.shape
+    xs = x.reshape(*x.shape[:-1], groups, cin)
+    ws = w.reshape(cin, groups, filters // groups)
+    return np.einsum("...gc,cgf->...gf", xs, ws).reshape(*x.shape[:-1], filters)
+
+
+class ConvTranspose(Conv):
+    """A transposed convolution (the gradient of a convolution with respect to its input)."""
+
+    OPTIONS = {
+        **{k: v for k, v in Conv.OPTIONS.items() if k != "group_fan_out"},
+        "output_padding": _opt(NON_NEGATIVE_OR_LIST,
+                               "Extra output length at the end of each axis, below the stride (padding 'valid' only; "
+                               "default 0), as PyTorch's output_padding."),
+        "transpose_fans": _opt({"enum": ["netspec", "torch"]}, "netspec (default): fans of the input-major kernel, "
+                               "fan_in from the input channels; torch: PyTorch's and Keras' numbers, fan_in from "
+                               "the output channels."),
+    }  # fmt: skip
+
+    def output_padding(self) -> tuple[int, ...]:
+        value = self.options.get("output_padding", 0)
+        if value and self.options.get("padding", "valid") == "same":
+            raise ShapeError("output_padding needs padding 'valid' ('same' gives input length * stride)")
+        padding = _tuple(value, self.rank, "output_padding")
+        _, stride, dilation, _ = self.geometry()
+        for p, s, d in zip(padding, stride, dilation, strict=True):
+            if p >= max(s, d):
+                raise ShapeError(f"output_padding {p} must be smaller than the stride ({s}) or the dilation ({d})")
+        return padding
+
+    def fans(self, kernel: Shape) -> tuple[Fans, str]:
+        fans = compute_fans(kernel)
+        if self.options.get("transpose_fans", "netspec") == "torch":
+            receptive, cin, filters = fans.receptive_field, kernel[-2] * self.groups, kernel[-1]
+            torch_fans = Fans(filters // self.groups * receptive, cin * receptive, receptive)
+            return torch_fans, ("transpose_fans torch: PyTorch's (in, filters / groups, *kernel) storage, fan_in from "
+                                "the output channels")  # fmt: skip
+        return fans, "transpose_fans netspec: the input-major kernel (*kernel, in / groups, filters)"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self.check_input(shape)
+        _, stride, _, padding = self.geometry()
+        extra = self.output_padding()
+        spatial = [n * s if padding == "same" else (n - 1) * s + k + p
+                   for n, k, s, p in zip(shape[:-1], self.effective_kernel(), stride, extra, strict=True)]  # fmt: skip
+        return (*spatial, self.options["filters"])
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Scatter: y[s * i + d * m] += x[i] @ W[m] over every tap m, then crop (same) or extend (output_padding)."""
+        import numpy as np
+
+        kernel, stride, dilation, padding = self.geometry()
+        n = x.shape[1:-1]
+        w = params["weights"]
+        full = [(a - 1) * s + k for a, s, k in zip(n, stride, self.effective_kernel(), strict=True)]
+        y = np.zeros((x.shape[0], *full, w.shape[-1]), dtype=x.dtype)
+        for tap in np.ndindex(*kernel):
+            taps = tuple(slice(d * m, d * m + s * (a - 1) + 1, s) for m, d, s, a in zip(tap, dilation, stride, n,
+                                                                                    strict=True))  # fmt: skip
+            y[(slice(None), *taps)] += _grouped(x, w[tap], self.groups)
+        out = self.output_shape(x.shape[1:])[:-1]
+        starts = [max(k - s, 0) // 2 if padding == "same" else 0 for k, s in zip(self.effective_kernel(), stride,
+                                                                                  strict=True)]  # fmt: skip
+        y = y[(slice(None), *(slice(b, b + o) for b, o in zip(starts, out, strict=True)))]
+        short = [o - size for o, size in zip(out, y.shape[1:-1], strict=True)]
+        if any(short):
+            y = _pad(y, [(0, m) for m in short])
+        if "bias" in params:
+            y = y + params["bias"]
+        return self.activation(y)
+
+
+def _conv(name: str, rank: int, base: type[Conv]) -> type[Conv]:
+    what = "transposed convolution" if base is ConvTranspose else "convolution"
+    layout = SPATIAL[rank]
+    kernel = "(" + ", ".join(["k"] * rank) + ", in/groups, filters)"
+    return register_layer(type(name.title().replace("_", ""), (base,), {
+        "type": name, "rank": rank, "description": f"{rank}-D {what} over {layout}; kernel {kernel}.",
+    }))  # type: ignore[return-value]  # fmt: skip
+
+
+CONVOLUTIONS = [_conv(f"conv{r}d", r, Conv) for r in (1, 2, 3)] + [
+    _conv(f"conv_transpose{r}d", r, ConvTranspose) for r in (1, 2)
+]
