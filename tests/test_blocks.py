@@ -174,3 +174,15 @@ def test_summary_counts_parameters_per_instance():
     assert blocks == {"stage1": {"block": "basic", "params": 584 + 584 + 72},
                       "stage2": {"block": "basic", "params": 1168 + 2320 + 144}}  # fmt: skip
     assert "stage1 (basic) 1,240 params" in net.summary()
+
+
+def test_a_layer_inside_an_instance_is_referenced_by_its_dotted_name():
+    net = netspec.loads(
+        "netspec: 1\ninput: [4]\nblocks:\n  b:\n    layers:\n"
+        "      - {type: dense, name: hidden, units: 3}\n      - {type: dense, name: out, units: 2}\n"
+        "layers:\n  - {block: b, name: one}\n  - {type: dense, name: side, units: 5, inputs: one.hidden}\n"
+        "outputs: [one, one.hidden, side]\n",
+        "dotted.yaml",
+    )
+    assert net.outputs == ["one.out", "one.hidden", "side"]
+    assert net.shape_of("side") == (5,) and net.layers[-1].sources == ["one.hidden"]

@@ -637,8 +637,10 @@ def _dense_layer(activations: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
     """Whole valid spec documents: dense stacks over a vector, conv stacks over an image,
-    embedding -> conv1d -> pooling/normalization -> dense over token ids, or graphs of dense and
-    merge layers (add, subtract, multiply, concat) over a vector."""
+    embedding -> conv1d -> pooling/normalization -> dense over token ids, graphs of dense and
+    merge layers (add, subtract, multiply, concat) over a vector, graphs over a sequence (recurrent,
+    attention, positional embedding, dense, layer norm, residual adds, a reusable block), and
+    convolution stacks with groups, dilation and transposed convolutions."""
     from netspec.nn.activations import ACTIVATIONS
 
     _check_int("specs()", "max_layers", max_layers, 1)
@@ -692,7 +694,8 @@ def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
         },
         optional={"seed": st.integers(0, 1000), "rng": st.sampled_from(["block", "legacy"])},
     )  # fmt: skip
-    return st.one_of(mlp, cnn, seq, _graph_specs(acts, max_layers))
+    return st.one_of(mlp, cnn, seq, _graph_specs(acts, max_layers), _sequence_specs(max_layers),
+                     _conv_specs(max_layers))
 
 
 @st.composite
@@ -723,3 +726,83 @@ def _graph_specs(draw: st.DrawFn, acts: list[str], max_layers: int) -> dict[str,
         layers.append(layer)
     layers.append({"type": "dense", "name": "head", "units": draw(st.integers(1, 8)), "inputs": layers[-1]["name"]})
     return {"netspec": 1, "input": [widths["input"]], "layers": layers, "seed": draw(st.integers(0, 1000))}
+
+
+@st.composite
+def _sequence_specs(draw: st.DrawFn, max_layers: int) -> dict[str, Any]:
+    """A graph over a (sequence, features) input: recurrent layers (returning sequences), self- and
+    cross-attention, positional embedding, dense, layer norm, residual adds of equal widths and
+    instances of a residual attention block; then global average pooling and a dense head."""
+    steps = draw(st.integers(1, 6))
+    widths = {"input": draw(st.integers(1, 8))}
+    layers: list[dict[str, Any]] = []
+    for i in range(draw(st.integers(1, max_layers))):
+        name, first = f"s{i}", draw(st.sampled_from(sorted(widths)))
+        kind = draw(st.sampled_from(["simple_rnn", "gru", "lstm", "attention", "positional_embedding", "dense",
+                                     "layer_norm", "add", "block"]))  # fmt: skip
+        layer: dict[str, Any] = {"name": name, "inputs": first}
+        width = widths[first]
+        if kind in ("simple_rnn", "gru", "lstm"):
+            units = draw(st.integers(1, 6))
+            bidirectional = draw(st.booleans())
+            layer |= {"type": kind, "units": units, "return_sequences": True, "bidirectional": bidirectional,
+                      "convention": draw(st.sampled_from(["keras", "flax", "torch"]))}  # fmt: skip
+            width = units * (2 if bidirectional else 1)
+        elif kind == "attention":
+            context = draw(st.sampled_from(sorted(widths)))
+            layer |= {"type": "multi_head_attention", "heads": draw(st.integers(1, 3)),
+                      "key_dim": draw(st.integers(1, 4)), "causal": draw(st.booleans()),
+                      "convention": draw(st.sampled_from(["keras", "torch"])),
+                      "inputs": [first, context] if context != first else first}  # fmt: skip
+        elif kind == "positional_embedding":
+            layer |= {"type": kind, "length": steps + draw(st.integers(0, 3))}
+        elif kind == "dense":
+            width = draw(st.integers(1, 8))
+            layer |= {"type": "dense", "units": width}
+        elif kind == "layer_norm":
+            layer |= {"type": "layer_norm"}
+        elif kind == "add":
+            second = draw(st.sampled_from(sorted(n for n, w in widths.items() if w == width)))
+            layer |= {"type": "add", "inputs": [first, second]}
+        else:
+            layer = {"block": "residual_attention", "name": name, "inputs": first, "heads": draw(st.integers(1, 2))}
+        layers.append(layer)
+        widths[name] = width
+    layers += [{"type": "global_avg_pool", "name": "pool", "inputs": layers[-1]["name"]},
+               {"type": "dense", "name": "head", "units": draw(st.integers(1, 4))}]  # fmt: skip
+    block = {"params": {"heads": {"type": "integer"}}, "layers": [
+        {"type": "multi_head_attention", "name": "attention", "heads": "$heads", "key_dim": 2},
+        {"type": "add", "name": "sum", "inputs": ["input", "attention"]},
+        {"type": "layer_norm", "name": "norm"},
+    ]}  # fmt: skip
+    return {"netspec": 1, "input": [steps, widths["input"]], "blocks": {"residual_attention": block},
+            "layers": layers, "seed": draw(st.integers(0, 1000))}  # fmt: skip
+
+
+@st.composite
+def _conv_specs(draw: st.DrawFn, max_layers: int) -> dict[str, Any]:
+    """Channels-last convolutions over a 1-D or 2-D input: groups dividing the channels, dilation with
+    'same' padding, transposed convolutions; then global average pooling and a dense head."""
+    rank = draw(st.integers(1, 2))
+    shape = [*[draw(st.integers(3, 8)) for _ in range(rank)], draw(st.sampled_from([1, 2, 4]))]
+    channels = shape[-1]
+    layers: list[dict[str, Any]] = []
+    for i in range(draw(st.integers(1, min(4, max_layers)))):
+        groups = draw(st.sampled_from([g for g in (1, 2, 4) if channels % g == 0]))
+        filters = groups * draw(st.integers(1, 3))
+        layer: dict[str, Any] = {"name": f"c{i}", "filters": filters, "kernel": draw(st.integers(1, 3)),
+                                 "groups": groups}  # fmt: skip
+        if draw(st.booleans()):
+            layer |= {"type": f"conv{rank}d", "dilation": draw(st.integers(1, 2)), "padding": "same",
+                      "stride": draw(st.integers(1, 2))}  # fmt: skip
+        else:
+            stride = draw(st.integers(1, 2))
+            layer |= {"type": f"conv_transpose{rank}d", "stride": stride,
+                      "padding": draw(st.sampled_from(["valid", "same"])),
+                      "transpose_fans": draw(st.sampled_from(["netspec", "torch"]))}  # fmt: skip
+        if draw(st.booleans()):
+            layer["activation"] = draw(st.sampled_from(["relu", "tanh", "linear"]))
+        layers.append(layer)
+        channels = filters
+    layers += [{"type": "global_avg_pool", "name": "pool"}, {"type": "dense", "name": "head", "units": 2}]
+    return {"netspec": 1, "input": shape, "layers": layers, "seed": draw(st.integers(0, 1000))}

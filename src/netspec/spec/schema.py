@@ -100,7 +100,8 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
     }
 
 
-REFERENCE = {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}
+REFERENCE = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$", "maxLength": 200}
+"""A layer reference: a name, or a layer inside a block instance (``stage1.conv2``)."""
 
 
 def _inputs_schema(arity: int | tuple[int, int] | None) -> dict[str, Any]:
