@@ -38,20 +38,21 @@ def _break_reference(spec, rnd):
     first = current if isinstance(current, str) else current[0]
     target = rnd.choice(later) if later and rnd.random() < 0.5 else first + "x"
     layers[i]["inputs"] = target if isinstance(current, str) else [target, *current[1:]]
-    return spec, target in later
+    return spec, target in later, i
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.one_of(_sequence_specs(5), _graph_specs(["relu", "tanh"], 5)), st.integers(0, 2**32))
 def test_graph_errors_are_located(spec, seed):
-    broken, is_later = _break_reference(spec, random.Random(seed))
+    broken, is_later, broken_at = _break_reference(spec, random.Random(seed))
     text = yaml.safe_dump(broken, sort_keys=False)
     try:
         netspec.loads(text, "graph.yaml")
     except SpecError as exc:
         assert all(d.line >= 1 and d.column >= 1 for d in exc.diagnostics)
         first = exc.diagnostics[0]
-        assert first.path.startswith("layers[") and str(exc).startswith("graph.yaml:")
+        assert first.path == f"layers[{broken_at}].inputs" or first.path.startswith(f"layers[{broken_at}].inputs[")
+        assert str(exc).startswith("graph.yaml:") and len(exc.diagnostics) == 1
         assert ("is a later layer" if is_later else "unknown layer or input") in str(exc)
     else:
         raise AssertionError(f"a broken reference was accepted:\n{text}")

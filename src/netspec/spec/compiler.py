@@ -106,7 +106,7 @@ def _check_seed(doc: Document, data: dict[str, Any], override: int | None) -> li
 def _compile_layers(doc: Document, resolver: Resolver, max_params: int, names_rule: str) -> _Compiled:
     inputs = network_inputs(doc.data)
     expansion = expand(doc, next(iter(inputs)) if len(inputs) == 1 else None)
-    wiring = Wiring(doc, inputs, {e.name: e.path for e in expansion.layers}, expansion.aliases)
+    wiring = Wiring(doc, inputs, {e.name: e.path for e in expansion.layers}, expansion.aliases, expansion.input_paths)
     out = _Compiled(inputs=inputs, diagnostics=list(expansion.diagnostics))
     state = _State(names_rule=names_rule, max_params=max_params)
     for item in expansion.layers:

@@ -42,6 +42,10 @@ PARAM_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+INSTANCE_KEY = " instance"
+"""A scope key no name can spell: the block instance whose written ``inputs`` the scope's ``input`` is."""
+
+
 @dataclass
 class Expanded:
     """One layer after expansion."""
@@ -61,6 +65,8 @@ class Expanded:
 class Expansion:
     layers: list[Expanded] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
+    input_paths: dict[str, Path] = field(default_factory=dict)
+    """Block instance name -> where its ``inputs`` is written (errors about an instance's input go there)."""
     """Instance name -> its last layer (what the instance's name means as an input)."""
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
@@ -157,6 +163,9 @@ class _Expander:
         scope = {n: f"{instance}.{n}" for n in _names(body)}
         if source is not None:
             scope["input"] = source
+        if "inputs" in use:
+            scope[INSTANCE_KEY] = instance
+            self.result.input_paths[instance] = (*where, "inputs")
         inner = _Context("", f"{instance}.", scope, len(layers), [*ctx.instances, (instance, where)],
                          (*ctx.stack, name), [*ctx.blocks, (instance, name)])  # fmt: skip
         self.items(body, body_path, inner)

@@ -17,6 +17,7 @@ from typing import Any
 from netspec.errors import Diagnostic
 from netspec.nn.layers import Shape
 from netspec.registry import did_you_mean
+from netspec.spec.expansion import INSTANCE_KEY
 from netspec.spec.loader import Document, Path, format_path
 
 Scope = dict[str, str]
@@ -47,9 +48,12 @@ class Wiring:
         inputs: dict[str, Shape],
         layer_names: dict[str, Path],
         aliases: dict[str, str] | None = None,
+        input_paths: dict[str, Path] | None = None,
     ):
         self.doc = doc
         self.aliases = aliases or {}
+        self.input_paths = input_paths or {}
+        """Block instance name -> where its ``inputs`` is written."""
         """Block instance name -> its last layer."""
         self.shapes: dict[str, Shape | None] = dict(inputs)
         self.network_inputs = list(inputs)
@@ -87,6 +91,8 @@ class Wiring:
         return out
 
     def _resolve(self, name: str, ref: str, scope: Scope, where: Path) -> str | None:
+        if ref == "input" and INSTANCE_KEY in scope:  # the instance's own input: a mistake at its use
+            ref, where, scope = scope["input"], self.input_paths[scope[INSTANCE_KEY]], {}
         expanded = scope.get(ref, ref)
         expanded = self.aliases.get(expanded, expanded)
         if expanded in self.shapes:
