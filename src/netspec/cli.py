@@ -137,7 +137,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("netspec.diagnose.commands", "netspec.export.commands")
 """Modules that add subcommands: each has ``add_parsers(subparsers) -> {name: run(args) -> int}``.
 
 They are imported to build the parser, so they import nothing heavy at module level."""
@@ -352,12 +352,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from netspec.io.weights import load_for
+    from netspec.export.files import load_weights
     from netspec.nn.inputs import read_inputs
 
     net = _compile(args.spec, seed=args.seed)
     x = read_inputs(args.input, net.inputs, net.dtype)
-    params = load_for(net, args.weights) if args.weights else None
+    params = load_weights(net, args.weights) if args.weights else None
     reporter(args.json).evaluated(net.forward(x, params))
     return EXIT_OK
 

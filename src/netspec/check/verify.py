@@ -148,9 +148,9 @@ def verify_spec(
     Raises:
         WeightsError: the file is missing, unreadable or does not match the spec.
     """
-    from netspec.io.weights import load_for
+    from netspec.export.files import load_weights
 
-    params = load_for(net, weights) if weights else net.initialize()
+    params = load_weights(net, weights) if weights else net.initialize()
     return verify_network(net, params, alpha=alpha, reproduce=weights is not None and not statistical_only)
 
 

@@ -137,6 +137,14 @@ class Layer:
     def has_activation(cls) -> bool:
         return "activation" in cls.OPTIONS
 
+    def without_activation(self) -> Layer:
+        """A copy that applies no activation (its output is the pre-activation)."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.activation = get_activation("linear")
+        return clone
+
     @classmethod
     def has_parameters(cls) -> bool:
         """Whether the layer owns parameter tensors whose names come from the layer name."""

@@ -209,6 +209,23 @@ class Network:
         out = {name: values[name][0] if single else values[name] for name in self.outputs}
         return out[self.outputs[0]] if len(out) == 1 else out
 
+    def trace(
+        self, x: Any, params: dict[str, np.ndarray]
+    ) -> Iterator[tuple[CompiledLayer, np.ndarray | None, np.ndarray]]:
+        """Every layer in order with its pre-activation (None if it applies no activation) and output,
+        for a batch ``x`` (as :meth:`forward`)."""
+        values, _ = self._batched_inputs(x)
+        for cl in self.layers:
+            own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
+            xs = [values[s] for s in cl.sources]
+            pre = None
+            if cl.layer.has_activation() and cl.layer.activation.name != "linear":
+                pre = cl.layer.without_activation().apply(xs, own)
+                values[cl.name] = cl.layer.activation(pre)
+            else:
+                values[cl.name] = cl.layer.apply(xs, own)
+            yield cl, pre, values[cl.name]
+
     def _batched_inputs(self, x: Any) -> tuple[dict[str, np.ndarray], bool]:
         import numpy as np
 

@@ -1,0 +1,46 @@
+"""The ``export`` subcommand (imported to build the parser: nothing heavy at module level)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+from netspec.errors import NetspecError, UsageError
+
+TARGETS = {"torch": (".pt", ".safetensors")}
+"""Export target -> the output suffixes it writes."""
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    e = sub.add_parser("export", help="write the network's weights for another framework",
+                       description="Export SPEC's weights (built from its seed, or read from --weights) in a "
+                       "framework's names and layouts: --to torch writes the state_dict of "
+                       "netspec.torch.to_module as .pt (torch.save; torch.load(path, weights_only=True) reads it) "
+                       "or .safetensors.")  # fmt: skip
+    e.add_argument("spec", metavar="SPEC")
+    e.add_argument("--to", required=True, choices=sorted(TARGETS), help="the target framework")
+    e.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
+    e.add_argument("--weights", metavar="FILE", help="netspec weights to export (default: build from the seed)")
+    e.add_argument("--seed", type=int, help="override the spec's seed")
+    return {"export": run}
+
+
+def run(args: argparse.Namespace) -> int:
+    suffix = os.path.splitext(args.output)[1].lower()
+    if suffix not in TARGETS[args.to]:
+        raise UsageError(f"{args.output}: --to {args.to} writes {' or '.join(TARGETS[args.to])}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        raise UsageError(f"{args.output}: the folder does not exist")
+    if not os.path.isfile(args.spec):
+        raise NetspecError(f"{args.spec}: no such file")
+    from netspec.export import torch as torch_export
+    from netspec.export.files import load_weights
+    from netspec.spec.compiler import compile_file
+
+    torch_export.torch_module()  # a missing extra fails before any work
+    net = compile_file(args.spec, seed=args.seed)
+    params = load_weights(net, args.weights) if args.weights else net.initialize()
+    torch_export.save(net, params, args.output)
+    print(f"wrote {args.output} ({args.to} state_dict, {len(torch_export.layouts(net))} netspec tensors)")
+    return 0

@@ -1,0 +1,40 @@
+"""Reading weights in any layout netspec writes: its own files, or a framework export (undone by name)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from netspec.io.weights import WeightsError, load_for, load_metadata
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.nn.network import Network
+
+
+def exported_layout(path: str) -> str:
+    """'torch' for a ``.pt`` file or a safetensors file exported with torch layouts, else ''."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".pt":
+        return "torch"
+    if ext != ".safetensors":
+        return ""
+    try:
+        return load_metadata(path).get("netspec_layout", "")
+    except WeightsError:
+        return ""
+
+
+def load_weights(net: Network, path: str) -> dict[str, np.ndarray]:
+    """``net``'s weights from ``path``: a netspec file (:func:`~netspec.io.weights.load_for`), or a
+    torch export (``.pt``, torch-layout ``.safetensors``) with its names and layouts undone.
+
+    Raises:
+        WeightsError, NetspecError: the file is missing, unreadable or does not match the spec.
+    """
+    if os.path.isfile(path) and exported_layout(path) == "torch":
+        from netspec.export.torch import read_file
+
+        return read_file(net, path)
+    return load_for(net, path)

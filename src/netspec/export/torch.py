@@ -1,0 +1,690 @@
+"""PyTorch export: an ``nn.Module`` whose ``forward`` follows the compiled graph, with netspec's weights
+in torch's layouts under predictable names (the ``torch`` extra, imported lazily).
+
+Names: a layer's parameters sit under its name, dotted names nesting as modules
+(``layer1_0.conv1.weight``), so the ``state_dict`` reads like a hand-written model's. Each layer type
+has one converter in :data:`CONVERTERS`: ``converter(compiled_layer, params) -> (module, tensors)``
+where ``module`` takes the layer's inputs (channels-last tensors, as netspec's) and ``tensors`` maps
+each netspec parameter name to ``(torch parameter name, array in torch layout)``. Adding a layer type
+means adding one converter; ``tests/test_export_torch.py`` walks the layer registry.
+
+Layouts (netspec -> torch): dense ``(in, out)`` -> ``weight (out, in)``; conv ``(*k, in/g, out)`` ->
+``(out, in/g, *k)``; transposed conv ``(*k, in/g, out)`` -> ``(in, out/g, *k)``; recurrent kernels
+transposed with GRU gates reordered ``z, r, h`` -> ``r, z, n`` (``bias_hh`` = ``recurrent_bias``,
+zeros for LSTM and RNN); batch norm -> ``BatchNorm1d`` (``weight``, ``bias``, ``running_mean``,
+``running_var``); attention -> ``query``/``key``/``value``/``output`` ``Linear`` modules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.nn.network import CompiledLayer, Network
+
+Tensors = dict[str, tuple[str, "np.ndarray"]]
+Converter = Callable[["CompiledLayer", dict[str, "np.ndarray"]], tuple[Any, Tensors]]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def torch_module() -> Any:
+    """The torch package, or a clear error (exit 1) when the extra is missing."""
+    try:
+        import torch
+    except ImportError:
+        raise NetspecError("PyTorch export needs torch: pip install 'netspec[torch]'") from None
+    return torch
+
+
+def converter(*types: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for t in types:
+            CONVERTERS[t] = fn
+        return fn
+
+    return register
+
+
+def to_module(spec_or_network: Any, params: dict[str, np.ndarray] | None = None) -> Any:
+    """The network as a ``torch.nn.Module`` in evaluation mode, holding ``params`` (default: initialized
+    from the spec's seed). ``spec_or_network`` is a :class:`Network` or a spec file path.
+
+    The module's ``forward`` takes the network input as one tensor (or keyword arguments by input name)
+    of shape ``(batch, *input)``, channels last as in the spec, and returns the output (a dict by name
+    for several outputs). ``module.netspec_parameters()`` maps netspec names to the torch parameters.
+
+    Raises:
+        NetspecError: torch is missing, or a layer or activation has no torch equivalent.
+    """
+    torch = torch_module()
+    from netspec.nn.network import Network
+
+    net = spec_or_network if isinstance(spec_or_network, Network) else _load(spec_or_network)
+    params = net.initialize() if params is None else params
+    module = _build(torch, net, params)
+    return module.eval()
+
+
+def _load(path: Any) -> Network:
+    from netspec.spec.compiler import compile_file
+
+    return compile_file(str(path))
+
+
+def state_dict(net: Network, params: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The torch ``state_dict`` of :func:`to_module` (tensors sharing nothing with ``params``)."""
+    return {k: v.detach().clone() for k, v in to_module(net, params).state_dict().items()}
+
+
+def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
+    nn = torch.nn
+    root = nn.Module()
+    mapping: dict[str, str] = {}
+    runners: list[tuple[str, list[str], Any]] = []
+    for cl in net.layers:
+        fn = CONVERTERS.get(cl.layer.type)
+        if fn is None:
+            raise NetspecError(f"{cl.name}: layer type {cl.layer.type!r} has no PyTorch export")
+        own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
+        module, tensors = fn(cl, own)
+        if net.dtype == "float64":
+            module = module.double()
+        _attach(root, cl.name, module)
+        sd = module.state_dict()
+        for local, (torch_name, array) in tensors.items():
+            if torch_name not in sd or tuple(sd[torch_name].shape) != array.shape:
+                raise NetspecError(f"{cl.name}.{local}: converter gave {torch_name} {array.shape}")
+            sd[torch_name] = torch.from_numpy(array.copy())
+            mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
+        module.load_state_dict(sd, strict=True)
+        runners.append((cl.name, list(cl.sources), module))
+    return _Network(torch, root, runners, list(net.inputs), list(net.outputs), mapping)
+
+
+def _attach(root: Any, dotted: str, module: Any) -> None:
+    """Register ``module`` under a dotted name, creating the parent modules (``a.b`` -> root.a.b)."""
+    torch = torch_module()
+    parent = root
+    *parents, last = dotted.split(".")
+    for part in parents:
+        if part not in parent._modules:
+            parent.add_module(part, torch.nn.Module())
+        parent = parent._modules[part]
+    try:
+        parent.add_module(last, module)
+    except (KeyError, AttributeError, TypeError) as exc:
+        raise NetspecError(f"layer name {dotted!r} cannot be a torch module name: {exc}") from None
+
+
+def _Network(torch: Any, root: Any, runners: list[Any], inputs: list[str], outputs: list[str],
+             mapping: dict[str, str]) -> Any:  # fmt: skip
+    class NetspecModule(torch.nn.Module):  # type: ignore[name-defined]
+        """The compiled network: children are the layers (see :func:`to_module`)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            for name, child in root.named_children():
+                self.add_module(name, child)
+            self._runners = runners
+            self._inputs, self._outputs, self._mapping = inputs, outputs, mapping
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            if args:
+                kwargs = {**dict(zip(self._inputs, args, strict=False)), **kwargs}
+            if set(kwargs) != set(self._inputs):
+                raise ValueError(f"the network takes inputs {', '.join(self._inputs)}")
+            values = dict(kwargs)
+            for name, sources, module in self._runners:
+                values[name] = module(*[values[s] for s in sources])
+            out = {name: values[name] for name in self._outputs}
+            return out[self._outputs[0]] if len(out) == 1 else out
+
+        def netspec_parameters(self) -> dict[str, Any]:
+            """netspec parameter name -> the torch tensor holding it (parameters and buffers)."""
+            tensors = dict(self.named_parameters()) | dict(self.named_buffers())
+            return {ours: tensors[theirs] for ours, theirs in self._mapping.items()}
+
+        def netspec_names(self) -> dict[str, str]:
+            """netspec parameter name -> torch state_dict key."""
+            return dict(self._mapping)
+
+    return NetspecModule()
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def activation_fn(act: Any) -> Callable[[Any], Any]:
+    """The torch function of a netspec activation (NetspecError for one torch does not have)."""
+    torch = torch_module()
+    f = torch.nn.functional
+    name = act.name
+    table: dict[str, Callable[[Any], Any]] = {
+        "linear": lambda x: x, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": f.relu,
+        "selu": f.selu, "silu": f.silu, "softplus": f.softplus, "softsign": f.softsign,
+        "softmax": lambda x: f.softmax(x, dim=-1), "log_softmax": lambda x: f.log_softmax(x, dim=-1),
+    }  # fmt: skip
+    if name == "leaky_relu":
+        return lambda x: f.leaky_relu(x, act.alpha)
+    if name == "elu":
+        return lambda x: f.elu(x, act.alpha)
+    if name == "gelu":
+        return lambda x: f.gelu(x, approximate=act.approximate)
+    if name not in table:
+        raise NetspecError(f"activation {name!r} has no PyTorch export")
+    return table[name]
+
+
+def _lambda(fn: Callable[..., Any]) -> Any:
+    torch = torch_module()
+
+    class Function(torch.nn.Module):  # type: ignore[name-defined]
+        def forward(self, *xs: Any) -> Any:
+            return fn(*xs)
+
+    return Function()
+
+
+def _then(module: Any, act: Any) -> Any:
+    """``module`` followed by an activation, as one module (the parameters keep the module's names)."""
+    torch = torch_module()
+    fn = activation_fn(act)
+
+    class WithActivation(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            for name, child in module.named_children():
+                self.add_module(name, child)
+            for name, p in module.named_parameters(recurse=False):
+                self.register_parameter(name, p)
+            for name, b in module.named_buffers(recurse=False):
+                self.register_buffer(name, b)
+            self.inner = [module]  # not a child: its tensors are registered above under their own names
+
+        def forward(self, *xs: Any) -> Any:
+            return fn(self.inner[0](*xs))
+
+    return WithActivation()
+
+
+def _channels_first(x: Any) -> Any:
+    return x.movedim(-1, 1)
+
+
+def _channels_last(x: Any) -> Any:
+    return x.movedim(1, -1)
+
+
+# ----------------------------------------------------------------------------- converters
+
+
+@converter("dense")
+def _dense(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    w = p["weights"]
+    linear = torch.nn.Linear(w.shape[0], w.shape[1], bias="bias" in p)
+    tensors: Tensors = {"weights": ("weight", w.T)}
+    if "bias" in p:
+        tensors["bias"] = ("bias", p["bias"])
+    return _then(linear, cl.layer.activation), tensors
+
+
+@converter("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+def _conv(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    import numpy as np
+
+    torch = torch_module()
+    layer = cl.layer
+    kernel, stride, dilation, padding = layer.geometry()  # type: ignore[attr-defined]
+    groups, rank = layer.groups, layer.rank  # type: ignore[attr-defined]
+    w = p["weights"]
+    cin, filters = w.shape[-2] * groups, w.shape[-1]
+    transposed = layer.type.startswith("conv_transpose")
+    if transposed:
+        cls = getattr(torch.nn, f"ConvTranspose{rank}d")
+        conv = cls(cin, filters, kernel, stride=stride, dilation=dilation, groups=groups, bias="bias" in p,
+                   output_padding=layer.output_padding())  # type: ignore[attr-defined]  # fmt: skip
+        per = w.reshape(*w.shape[:-1], groups, filters // groups)  # (*k, in/g, g, out/g)
+        per = np.moveaxis(per, rank + 1, 0)  # (g, *k, in/g, out/g)
+        torch_w = np.transpose(per, (0, rank + 1, rank + 2, *range(1, rank + 1))).reshape(cin, filters // groups,
+                                                                                          *kernel)  # fmt: skip
+    else:
+        cls = getattr(torch.nn, f"Conv{rank}d")
+        conv = cls(cin, filters, kernel, stride=stride, dilation=dilation, groups=groups, bias="bias" in p)
+        torch_w = np.transpose(w, (rank + 1, rank, *range(rank)))
+    tensors: Tensors = {"weights": ("weight", np.ascontiguousarray(torch_w))}
+    if "bias" in p:
+        tensors["bias"] = ("bias", p["bias"])
+    effective = layer.effective_kernel()  # type: ignore[attr-defined]
+    in_shape = cl.input_shape[:-1]
+    out_shape = cl.output_shape[:-1]
+    f = torch.nn.functional
+    act = activation_fn(layer.activation)
+
+    class Convolution(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight, self.bias = conv.weight, conv.bias
+            self.inner = [conv]
+
+        def forward(self, x: Any) -> Any:
+            x = _channels_first(x)
+            if padding == "same" and not transposed:
+                pads = []
+                for n, k, s in reversed(list(zip(in_shape, effective, stride, strict=True))):
+                    total = max((-(-n // s) - 1) * s + k - n, 0)
+                    pads += [total // 2, total - total // 2]
+                x = f.pad(x, pads)
+            y = self.inner[0](x)
+            if padding == "same" and transposed:
+                crops = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
+                index = (slice(None), slice(None), *(slice(c, c + o) for c, o in zip(crops, out_shape, strict=True)))
+                y = y[index]
+                short = [o - size for o, size in zip(out_shape, y.shape[2:], strict=True)]
+                if any(short):
+                    y = f.pad(y, [v for m in reversed(short) for v in (0, m)])
+            return act(_channels_last(y))
+
+    return Convolution(), tensors
+
+
+@converter("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
+def _pool(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    f = torch.nn.functional
+    layer = cl.layer
+    window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
+    rank, is_max = layer.rank, layer.reduce == "max"  # type: ignore[attr-defined]
+    pool = getattr(f, f"{'max' if is_max else 'avg'}_pool{rank}d")
+    in_shape = cl.input_shape[:-1]
+
+    def forward(x: Any) -> Any:
+        x = _channels_first(x)
+        if padding == "same":
+            pads = []
+            for n, k, s in reversed(list(zip(in_shape, window, stride, strict=True))):
+                total = max((-(-n // s) - 1) * s + k - n, 0)
+                pads += [total // 2, total - total // 2]
+            if is_max:
+                return _channels_last(pool(f.pad(x, pads, value=-math.inf), window, stride))
+            ones = torch.ones_like(x[:1, :1])
+            total = pool(f.pad(x, pads), window, stride)
+            count = pool(f.pad(ones, pads), window, stride)
+            return _channels_last(total / count)  # the mean over the window's real values, as netspec's
+        return _channels_last(pool(x, window, stride))
+
+    return _lambda(forward), {}
+
+
+@converter("flatten")
+def _flatten(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    return _lambda(lambda x: x.reshape(x.shape[0], -1)), {}
+
+
+@converter("dropout")
+def _dropout(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    return _lambda(lambda x: x), {}
+
+
+@converter("activation")
+def _activation(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    return _lambda(activation_fn(cl.layer.activation)), {}
+
+
+@converter("batch_norm")
+def _batch_norm(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    n = p["gamma"].shape[0]
+    bn = torch.nn.BatchNorm1d(n, eps=cl.layer.epsilon)  # type: ignore[attr-defined]
+
+    class ChannelsLastBatchNorm(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight, self.bias = bn.weight, bn.bias
+            self.register_buffer("running_mean", bn.running_mean)
+            self.register_buffer("running_var", bn.running_var)
+            self.eps = bn.eps
+
+        def forward(self, x: Any) -> Any:
+            return torch.nn.functional.batch_norm(x.reshape(-1, n), self.running_mean, self.running_var,
+                                                  self.weight, self.bias, False, 0.0, self.eps).reshape(x.shape)
+
+    return ChannelsLastBatchNorm(), {"gamma": ("weight", p["gamma"]), "beta": ("bias", p["beta"]),
+                                     "moving_mean": ("running_mean", p["moving_mean"]),
+                                     "moving_variance": ("running_var", p["moving_variance"])}  # fmt: skip
+
+
+@converter("layer_norm")
+def _layer_norm(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    norm = torch.nn.LayerNorm(p["gamma"].shape[0], eps=cl.layer.epsilon)  # type: ignore[attr-defined]
+    return norm, {"gamma": ("weight", p["gamma"]), "beta": ("bias", p["beta"])}
+
+
+@converter("embedding")
+def _embedding(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    table = p["weights"]
+    emb = torch.nn.Embedding(*table.shape)
+
+    class TokenEmbedding(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = emb.weight
+
+        def forward(self, ids: Any) -> Any:
+            return torch.nn.functional.embedding(ids.long(), self.weight)
+
+    return TokenEmbedding(), {"weights": ("weight", table)}
+
+
+@converter("positional_embedding")
+def _positional(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    table = p["weights"]
+
+    class PositionalEmbedding(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(table.shape))
+
+        def forward(self, x: Any) -> Any:
+            return x + self.weight[: x.shape[1]]
+
+    return PositionalEmbedding(), {"weights": ("weight", table)}
+
+
+@converter("add", "subtract", "multiply", "concat")
+def _merge(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    kind = cl.layer.type
+
+    def forward(*xs: Any) -> Any:
+        if kind == "concat":
+            return torch.cat(xs, dim=1 + cl.layer.axis(xs[0].dim() - 1))  # type: ignore[attr-defined]
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x if kind == "add" else y - x if kind == "subtract" else y * x
+        return y
+
+    return _lambda(forward), {}
+
+
+@converter("global_avg_pool", "global_max_pool")
+def _global_pool(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    mean = cl.layer.type == "global_avg_pool"
+
+    def forward(x: Any) -> Any:
+        axes = tuple(range(1, x.dim() - 1))
+        return x.mean(dim=axes) if mean else x.amax(dim=axes)
+
+    return _lambda(forward), {}
+
+
+@converter("zero_pad")
+def _zero_pad(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    pads = cl.layer.pads(cl.input_shape)  # type: ignore[attr-defined]
+    flat = [0, 0] + [v for before, after in reversed(pads) for v in (before, after)]
+    return _lambda(lambda x: torch.nn.functional.pad(x, flat)), {}
+
+
+@converter("upsample")
+def _upsample(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    factors = cl.layer.factors(cl.input_shape)  # type: ignore[attr-defined]
+
+    def forward(x: Any) -> Any:
+        for axis, k in enumerate(factors, start=1):
+            x = x.repeat_interleave(k, dim=axis)
+        return x
+
+    return _lambda(forward), {}
+
+
+@converter("reshape")
+def _reshape(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    shape = cl.output_shape
+    return _lambda(lambda x: x.reshape(x.shape[0], *shape)), {}
+
+
+@converter("permute")
+def _permute(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    axes = [int(a) for a in cl.layer.options["axes"]]
+    return _lambda(lambda x: x.permute(0, *axes)), {}
+
+
+TORCH_GATES = {"lstm": [0, 1, 2, 3], "gru": [1, 0, 2], "simple_rnn": [0]}
+"""netspec gate slice order -> PyTorch's (GRU z, r, h -> r, z, n)."""
+
+
+def gate_order(a: np.ndarray, kind: str) -> np.ndarray:
+    """Reorder the gate slices of the last axis into PyTorch's order."""
+    import numpy as np
+
+    slices = np.split(a, len(TORCH_GATES[kind]), axis=-1)
+    return np.concatenate([slices[i] for i in TORCH_GATES[kind]], axis=-1)
+
+
+@converter("simple_rnn", "gru", "lstm")
+def _recurrent(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    import numpy as np
+
+    torch = torch_module()
+    layer, kind = cl.layer, cl.layer.type
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple_rnn": torch.nn.RNN}[kind]
+    bidirectional = layer.directions == 2  # type: ignore[attr-defined]
+    use_bias = "bias" in p
+    rnn = cls(cl.input_shape[-1], layer.units, batch_first=True, bidirectional=bidirectional,  # type: ignore[attr-defined]
+              bias=use_bias)  # fmt: skip
+    tensors: Tensors = {}
+    for prefix, suffix in [("", ""), ("reverse.", "_reverse")][: 2 if bidirectional else 1]:
+        tensors[f"{prefix}weights"] = (f"weight_ih_l0{suffix}", gate_order(p[f"{prefix}weights"], kind).T.copy())
+        recurrent = gate_order(p[f"{prefix}recurrent_weights"], kind).T.copy()
+        tensors[f"{prefix}recurrent_weights"] = (f"weight_hh_l0{suffix}", recurrent)
+        if use_bias:
+            tensors[f"{prefix}bias"] = (f"bias_ih_l0{suffix}", gate_order(p[f"{prefix}bias"], kind))
+            if f"{prefix}recurrent_bias" in p:
+                tensors[f"{prefix}recurrent_bias"] = (f"bias_hh_l0{suffix}",
+                                                      gate_order(p[f"{prefix}recurrent_bias"], kind))  # fmt: skip
+    sequences = bool(layer.options.get("return_sequences", False))
+
+    class Recurrent(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = rnn
+
+        def forward(self, x: Any) -> Any:
+            seq, h = self.rnn(x)
+            if sequences:
+                return seq
+            h = h[0] if kind == "lstm" else h
+            return torch.cat(list(h), dim=-1)
+
+    module = Recurrent()
+    if use_bias and kind != "gru":  # PyTorch adds bias_hh; netspec has one bias: keep torch's at zero
+        for suffix in ("", "_reverse")[: 2 if bidirectional else 1]:
+            getattr(rnn, f"bias_hh_l0{suffix}").data.zero_()
+    return module, {k: (f"rnn.{name}", np.ascontiguousarray(a)) for k, (name, a) in tensors.items()}
+
+
+@converter("multi_head_attention")
+def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    layer = cl.layer
+    heads, _, _ = layer.dims()  # type: ignore[attr-defined]
+    causal = bool(layer.options.get("causal", False))
+    use_bias = "query.bias" in p
+    projections = {name: torch.nn.Linear(*p[f"{name}.weights"].shape, bias=use_bias)
+                   for name in ("query", "key", "value", "output")}  # fmt: skip
+    f = torch.nn.functional
+
+    class Attention(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            for name, module in projections.items():
+                self.add_module(name, module)
+
+        def forward(self, x: Any, context: Any = None) -> Any:
+            c = x if context is None else context
+
+            def split(t: Any) -> Any:  # (b, t, h*d) -> (b, h, t, d)
+                return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+
+            q, k, v = split(self.query(x)), split(self.key(c)), split(self.value(c))
+            o = f.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            return self.output(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+    tensors: Tensors = {}
+    for name in projections:
+        tensors[f"{name}.weights"] = (f"{name}.weight", p[f"{name}.weights"].T.copy())
+        if use_bias:
+            tensors[f"{name}.bias"] = (f"{name}.bias", p[f"{name}.bias"])
+    return Attention(), tensors
+
+
+# ----------------------------------------------------------------------------- files and round trips
+
+LAYOUT_KEY = "netspec_layout"
+"""Metadata key of an exported safetensors file: ``torch`` (torch names and layouts)."""
+
+
+def torch_arrays(net: Network, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor of the torch ``state_dict`` as a NumPy array, by torch key (the converters' arrays;
+    PyTorch's own extra tensors, e.g. an LSTM's zero ``bias_hh``, included)."""
+    return {k: v.detach().numpy().copy() for k, v in to_module(net, params).state_dict().items()}
+
+
+def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
+    """netspec parameter name -> (torch key, index array): the torch tensor's element i is the netspec
+    tensor's flat element ``index[i]`` (found by converting an index array: every layout change is a
+    permutation of elements)."""
+    import numpy as np
+
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for cl in net.layers:
+        if not cl.params:
+            continue
+        own = {p.name: np.arange(p.size, dtype=np.float64).reshape(p.shape) for p in cl.params}
+        _, tensors = CONVERTERS[cl.layer.type](cl, own)
+        for local, (torch_name, index) in tensors.items():
+            out[f"{cl.name}.{local}"] = (f"{cl.name}.{torch_name}", np.asarray(index).astype(np.int64))
+    return out
+
+
+def read_state_dict(net: Network, state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """netspec's arrays from a torch ``state_dict`` of :func:`to_module` (tensors or arrays), byte for byte.
+
+    Raises:
+        NetspecError: listing every missing, unexpected or mis-shaped tensor.
+    """
+    import numpy as np
+
+    plan = layouts(net)
+    arrays = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()}
+    expected = {key: index.shape for key, index in plan.values()}
+    problems = [f"missing {k} {list(s)}" for k, s in expected.items() if k not in arrays]
+    problems += [f"{k} has shape {list(arrays[k].shape)}, expected {list(s)}"
+                 for k, s in expected.items() if k in arrays and arrays[k].shape != s]  # fmt: skip
+    problems += [f"{k} is {arrays[k].dtype}, expected {net.dtype}"
+                 for k in expected if k in arrays and arrays[k].dtype != np.dtype(net.dtype)]  # fmt: skip
+    extra = sorted(set(arrays) - set(expected) - set(torch_extras(net)))
+    problems += [f"unexpected {k}" for k in extra]
+    if problems:
+        raise NetspecError("the state_dict does not match the spec: " + "; ".join(problems))
+    out = {}
+    for name, (key, index) in plan.items():
+        flat = np.empty(index.size, dtype=arrays[key].dtype)
+        flat[index.ravel()] = arrays[key].ravel()
+        out[name] = flat.reshape(dict(net.parameters())[name].shape)
+    return out
+
+
+def torch_extras(net: Network) -> list[str]:
+    """State-dict keys PyTorch keeps that netspec has no parameter for (an LSTM's or RNN's bias_hh)."""
+    extras = []
+    for cl in net.layers:
+        if cl.layer.type in ("lstm", "simple_rnn") and any(p.name == "bias" for p in cl.params):
+            reverse = ["", "_reverse"][: cl.layer.directions]  # type: ignore[attr-defined]
+            extras += [f"{cl.name}.rnn.bias_hh_l0{s}" for s in reverse]
+    return extras
+
+
+def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
+    """Write the torch ``state_dict`` atomically: ``.pt`` with ``torch.save`` (readable with
+    ``torch.load(path, weights_only=True)``), ``.safetensors`` with torch names and layouts."""
+    import io
+    import os
+
+    from netspec.io.weights import atomic_write, metadata_for
+    from netspec.io.weights import save as save_arrays
+
+    torch = torch_module()
+    if os.path.splitext(path)[1].lower() == ".safetensors":
+        save_arrays(torch_arrays(net, params), path, {**metadata_for(net), LAYOUT_KEY: "torch"})
+        return
+    buffer = io.BytesIO()
+    torch.save(to_module(net, params).state_dict(), buffer)
+    with atomic_write(path) as fh:
+        fh.write(buffer.getvalue())
+
+
+def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
+    """netspec's arrays from an exported ``.pt`` or torch-layout ``.safetensors`` file.
+
+    Raises:
+        NetspecError: the file is too large for the spec, unreadable, or does not match it.
+    """
+    import os
+
+    from netspec.io.weights import load
+
+    limit = net.nbytes + (1 << 20) * (1 + len(net.layers))
+    if os.path.splitext(path)[1].lower() == ".safetensors":
+        return read_state_dict(net, load(path, max_bytes=limit))
+    if os.path.getsize(path) > limit:
+        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's weights can take")
+    torch = torch_module()
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise NetspecError(f"{path}: not a readable torch file: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict):
+        raise NetspecError(f"{path}: holds a {type(state).__name__}, not a state_dict")
+    return read_state_dict(net, state)
+
+
+def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] | None = None,
+              mapping: dict[str, str] | Callable[[str], str] | None = None) -> None:  # fmt: skip
+    """Copy netspec's weights into a hand-written torch ``module`` whose tensors have torch layouts.
+
+    ``mapping`` renames the keys of :func:`to_module`'s ``state_dict`` (``stem.weight``) to the
+    module's own (a dict, or a function); keys it leaves out keep their names.
+
+    Raises:
+        NetspecError: listing every missing, unexpected or mis-shaped tensor (nothing is copied then).
+    """
+    from netspec.nn.network import Network
+
+    torch = torch_module()
+    net = spec_or_network if isinstance(spec_or_network, Network) else _load(spec_or_network)
+    params = net.initialize() if params is None else params
+    rename = mapping if callable(mapping) else (lambda k: (mapping or {}).get(k, k))
+    extras = set(torch_extras(net))
+    ours = {rename(k): v for k, v in torch_arrays(net, params).items() if k not in extras}
+    theirs = module.state_dict()
+    ignorable = {k for k in theirs if k.endswith("num_batches_tracked") or k in {rename(e) for e in extras}}
+    problems = [f"the module has no {k}" for k in ours if k not in theirs]
+    problems += [f"{k}: netspec {list(v.shape)}, module {list(theirs[k].shape)}"
+                 for k, v in ours.items() if k in theirs and tuple(theirs[k].shape) != v.shape]  # fmt: skip
+    problems += [f"netspec has nothing for {k}" for k in theirs if k not in ours and k not in ignorable]
+    if problems:
+        raise NetspecError(f"cannot load into {type(module).__name__}: " + "; ".join(problems))
+    with torch.no_grad():
+        for k, v in ours.items():
+            theirs[k].copy_(torch.from_numpy(v))

@@ -1,0 +1,142 @@
+"""PyTorch export: every layer type converts, the module computes netspec's outputs, the state_dict
+round-trips byte for byte, files verify, hand-written modules load by name with precise errors.
+
+Tolerance: float32 outputs of two implementations that sum in different orders differ by a few ulps
+per accumulated product; rtol 1e-5 / atol 1e-5 allows ~100 ulps on O(1) activations, while a wrong
+layout (a transpose, a gate swap) changes outputs at O(1)."""
+
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+
+import netspec
+from netspec.cli import main
+from netspec.errors import NetspecError
+from netspec.nn.catalog import LAYER_TYPES
+from netspec.testing import specs
+from test_examples import SPECS, batch
+from test_layer_registry import EXAMPLES, INTEGER_INPUTS
+
+torch = pytest.importorskip("torch")
+from netspec.export.torch import CONVERTERS, read_state_dict, to_module  # noqa: E402
+
+RTOL = ATOL = 1e-5
+
+
+def _agree(net, x, params):
+    module = to_module(net, params)
+    inputs = x if isinstance(x, dict) else {next(iter(net.inputs)): x}
+    with torch.no_grad():
+        theirs = module(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
+    theirs = {k: v.numpy() for k, v in theirs.items()} if isinstance(theirs, dict) else theirs.numpy()
+    ours = net.forward(x, params)
+    if isinstance(ours, dict):
+        for k in ours:
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=RTOL, atol=ATOL)
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+    return module
+
+
+def test_every_layer_type_has_a_converter():
+    assert sorted(CONVERTERS) == sorted(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
+def test_layer_type_exports(layer_type):
+    shape, layer = EXAMPLES[layer_type]
+    net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
+    params = net.initialize()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 11, (3, *shape)) if layer_type in INTEGER_INPUTS else (
+        rng.standard_normal((3, *shape)).astype(np.float32))  # fmt: skip
+    module = _agree(net, x, params)
+    state = module.state_dict()
+    back = read_state_dict(net, state)
+    assert back.keys() == params.keys()
+    assert all(back[k].tobytes() == params[k].tobytes() for k in params)  # byte for byte after undoing layouts
+    fresh = to_module(net, {k: np.zeros_like(v) for k, v in params.items()})
+    fresh.load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_example_specs_agree_with_torch(path):
+    net = netspec.load(str(path))
+    _agree(net, batch(net, np.random.default_rng(1), 3), net.initialize())
+
+
+@settings(max_examples=25, deadline=None)
+@given(specs())
+def test_generated_specs_agree_with_torch(spec):
+    spec = {**spec, "dtype": "float32"}
+    net = netspec.loads(yaml.safe_dump(spec), "generated.yaml")
+    params = net.initialize(threads=1)
+    _agree(net, batch(net, np.random.default_rng(2), 2), params)
+
+
+def _cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_export_files_read_back_and_verify(tmp_path, capsys):
+    spec = SPECS[[p.stem for p in SPECS].index("resnet-tiny")]
+    net = netspec.load(str(spec))
+    params = net.initialize()
+    for suffix in (".pt", ".safetensors"):
+        out = tmp_path / f"model{suffix}"
+        code, _, err = _cli(capsys, "export", spec, "--to", "torch", "-o", out)
+        assert code == 0, err
+        if suffix == ".pt":
+            state = torch.load(out, weights_only=True)
+            assert "stage1.conv1.weight" in state and state["stage1.conv1.weight"].shape == (8, 8, 3, 3)
+            back = read_state_dict(net, state)
+            assert all(back[k].tobytes() == params[k].tobytes() for k in params)
+        code, out_text, err = _cli(capsys, "verify", spec, "--weights", out)
+        assert code == 0, out_text + err
+    code, _, err = _cli(capsys, "export", spec, "--to", "torch", "-o", tmp_path / "m.npz")
+    assert code == 2 and ".pt or .safetensors" in err
+
+
+def test_a_tampered_export_fails_verify_and_a_wrong_one_is_listed(tmp_path, capsys):
+    spec = SPECS[[p.stem for p in SPECS].index("resnet-tiny")]
+    out = tmp_path / "m.pt"
+    assert _cli(capsys, "export", spec, "--to", "torch", "-o", out)[0] == 0
+    state = torch.load(out, weights_only=True)
+    state["stage1.conv1.weight"][0, 0, 0, 0] += 1.0
+    del state["head.bias"]
+    state["extra.weight"] = torch.zeros(2)
+    torch.save(state, out)
+    code, _, err = _cli(capsys, "verify", spec, "--weights", out)
+    assert code == 1 and "missing head.bias" in err and "unexpected extra.weight" in err
+
+
+def test_missing_torch_is_a_message_and_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    code, _, err = _cli(capsys, "export", SPECS[0], "--to", "torch", "-o", tmp_path / "m.pt")
+    assert code == 1 and "pip install 'netspec[torch]'" in err and not (tmp_path / "m.pt").exists()
+
+
+def test_load_into_a_hand_written_module():
+    from netspec.torch import load_into
+
+    net = netspec.loads("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, name: fc1, units: 5, activation: relu}\n"
+                        "  - {type: dense, name: fc2, units: 3}\n", "mlp.yaml")  # fmt: skip
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    mapping = {"fc1.weight": "0.weight", "fc1.bias": "0.bias", "fc2.weight": "2.weight", "fc2.bias": "2.bias"}
+    params = net.initialize()
+    load_into(model, net, params, mapping=mapping)
+    x = np.random.default_rng(3).standard_normal((6, 4)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(torch.from_numpy(x)).numpy(), net.forward(x, params), rtol=RTOL, atol=ATOL)
+    wrong = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3), torch.nn.Linear(3, 1))
+    with pytest.raises(NetspecError) as e:
+        load_into(wrong, net, params, mapping=mapping)
+    text = str(e.value)
+    assert "0.weight: netspec [5, 4], module [6, 4]" in text and "netspec has nothing for 3.weight" in text
+    with pytest.raises(NetspecError, match=r"the module has no fc1\.weight"):
+        load_into(model, net, params)
