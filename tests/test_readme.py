@@ -54,11 +54,22 @@ def test_hooks_check_every_file_and_report_all_failures(tmp_path):
     bad1.write_text("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, units: 0}\n")
     bad2 = tmp_path / "b.yaml"
     bad2.write_text("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, unitz: 3}\n")
-    for hook in HOOKS:
+    for hook in [h for h in HOOKS if h["id"] != "netspec-fmt"]:  # the checks (a formatter does not validate)
         cmd = [*shlex.split(hook["entry"]), str(bad1), str(good), str(bad2)]  # pre-commit appends the file names
         r = subprocess.run(cmd, env=env_with_netspec(), capture_output=True, text=True, timeout=300)
         assert r.returncode == 1, (hook["id"], r.stdout, r.stderr)
         assert "a.yaml" in r.stderr and "b.yaml" in r.stderr, (hook["id"], r.stderr)
+
+
+def test_fmt_hook_lists_every_file_out_of_layout(tmp_path):
+    good = ROOT / "specs" / "glorot-demo-4-5-3.yaml"
+    messy = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    for path in messy:
+        path.write_text("layers: [{units: 2, type: dense}]\ninput: [3]\nnetspec: 1\n")
+    hook = next(h for h in HOOKS if h["id"] == "netspec-fmt")
+    cmd = [*shlex.split(hook["entry"]), str(messy[0]), str(good), str(messy[1])]
+    r = subprocess.run(cmd, env=env_with_netspec(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "a.yaml" in r.stderr and "b.yaml" in r.stderr and "glorot" not in r.stderr
 
 
 def test_readme_does_not_call_the_articles_by_file_number():

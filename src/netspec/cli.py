@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
                    help="initialization threads, 1..1024 (default: all cores)")  # fmt: skip
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    b.add_argument("--lock", metavar="FILE", help="check the built tensors against a lock file (netspec lock); "
+                   "on any difference nothing is left written and the exit code is 1")  # fmt: skip
 
     v = sub.add_parser("validate", help="check spec files (for CI and pre-commit)",
                        description="Validate and compile each SPEC without allocating anything; a folder "
@@ -132,12 +134,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--strict", action="store_true",
                    help="fail on 'inconclusive' tensors (too small to judge) and on skipped tests too")  # fmt: skip
     r.add_argument("--json", action="store_true", help="print the report as JSON")
+    r.add_argument("--lock", metavar="FILE", help="also check every tensor's SHA-256 against a lock file (one SPEC)")
     for module in _command_modules():
         COMMANDS.update(module.add_parsers(sub))
     return p
 
 
-COMMAND_MODULES: tuple[str, ...] = ("netspec.diagnose.commands", "netspec.export.commands")
+COMMAND_MODULES: tuple[str, ...] = ("netspec.diagnose.commands", "netspec.export.commands", "netspec.vcs.commands")
 """Modules that add subcommands: each has ``add_parsers(subparsers) -> {name: run(args) -> int}``.
 
 They are imported to build the parser, so they import nothing heavy at module level."""
@@ -317,11 +320,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     ) as tensors:  # tensor i is written while tensor i + 1 is generated
         file_digest = weights_io.save_stream(tensors, layout, out, weights_io.metadata_for(net))
     content = weights_io.layout_digest(digests, layout)
+    if args.lock and _lock_drift(args.lock, net, digests):
+        os.unlink(out)
+        print(f"netspec build: {out} was not kept: the tensors differ from {args.lock}", file=sys.stderr)
+        return EXIT_INVALID
     report.update(output=out, sha256=content, file_sha256=file_digest, tensor_sha256=digests)
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
     text = f"wrote {out}{note}\ncontent sha256 {content}"
     rep.build_done(report, text + (f"\nfile sha256 {file_digest}" if file_digest else ""))
     return EXIT_OK
+
+
+def _lock_drift(path: str, net: Network, digests: dict[str, str]) -> bool:
+    """Whether the tensors (their digests) differ from the lock at ``path`` (the differences are printed)."""
+    from netspec.vcs.commands import report_drift
+    from netspec.vcs.lock import build_lock
+
+    return report_drift(path, build_lock(net, digests, net.imports), quiet=True) != EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -369,11 +384,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     paths = _spec_files(args.specs)
     if args.weights and len(paths) > 1:
         raise UsageError("--weights checks one spec's file; give one SPEC with it")
+    if args.lock and len(paths) > 1:
+        raise UsageError("--lock checks one spec; give one SPEC with it")
+    if args.lock and not os.path.isfile(args.lock):
+        raise NetspecError(f"{args.lock}: no such lock file (write it with netspec lock)")
     reports, failed = [], 0
     for path in paths:  # every spec is checked and reported, then the exit code says if any failed
         try:
             net = _compile(path, seed=args.seed)
-            reports.append(verify_spec(net, args.weights, args.alpha, args.statistical_only))
+            digests: dict[str, str] = {}
+            reports.append(verify_spec(net, args.weights, args.alpha, args.statistical_only, digests))
+            if args.lock and _lock_drift(args.lock, net, digests):
+                failed += 1
         except SpecError as exc:
             print(exc, file=sys.stderr)
             failed += 1

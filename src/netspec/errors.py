@@ -40,10 +40,14 @@ class Diagnostic:
     path: str = ""
     hint: str = ""
     severity: str = "error"
+    source: str = ""
+    """The file the position is in, when not the spec's own (an imported block library)."""
+    text: str = ""
+    """That file's text (for the code frame)."""
 
     @property
-    def sort_key(self) -> tuple[int, int, str]:
-        return (self.line, self.column, self.message)
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.source, self.line, self.column, self.message)
 
 
 @dataclass

@@ -138,7 +138,11 @@ def _finite(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def verify_spec(
-    net: Network, weights: str | None = None, alpha: float = 1e-3, statistical_only: bool = False
+    net: Network,
+    weights: str | None = None,
+    alpha: float = 1e-3,
+    statistical_only: bool = False,
+    digests: dict[str, str] | None = None,
 ) -> Report:
     """Verify a weights file against ``net``, or the weights ``net`` builds in memory.
 
@@ -147,10 +151,16 @@ def verify_spec(
 
     Raises:
         WeightsError: the file is missing, unreadable or does not match the spec.
+
+    ``digests``, if given, is filled with each tensor's SHA-256 (to compare with a lock file).
     """
     from netspec.export.files import load_weights
 
     params = load_weights(net, weights) if weights else net.initialize()
+    if digests is not None:  # every tensor's SHA-256, for a lock check
+        from netspec.io.weights import tensor_digests
+
+        digests.update(tensor_digests(params))
     return verify_network(net, params, alpha=alpha, reproduce=weights is not None and not statistical_only)
 
 

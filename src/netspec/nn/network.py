@@ -87,6 +87,8 @@ class Network:
     dtype: str = "float32"
     source: str = ""
     spec: dict[str, Any] = field(default_factory=dict)
+    imports: dict[str, str] = field(default_factory=dict)
+    """Imported block libraries: path (relative to the repository root) -> SHA-256 of the file."""
     warnings: list[Diagnostic] = field(default_factory=list)
     """Located warnings from compilation (e.g. parameter names that depend on layer positions)."""
 

@@ -17,6 +17,7 @@ from netspec.nn.catalog import LAYER_TYPES
 from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec.expansion import Expanded, expand, instance_context
+from netspec.spec.imports import Files, attribute, resolve_imports
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text
 from netspec.spec.validation import validate
 from netspec.spec.wiring import Wiring, network_inputs
@@ -45,13 +46,16 @@ def compile_text(text: str, source: str = "<string>", **options: Any) -> Network
     return compile_document(load_text(text, source), **options)
 
 
-def compile_document(doc: Document, seed: int | None = None, max_params: int = DEFAULT_MAX_PARAMS) -> Network:
+def compile_document(
+    doc: Document, seed: int | None = None, max_params: int = DEFAULT_MAX_PARAMS, files: Files | None = None
+) -> Network:
     """Compile a loaded document (see the module doc).
 
     Args:
         doc: the loaded spec.
         seed: overrides the spec's ``seed``.
         max_params: refuse networks with more parameters, before anything is allocated.
+        files: where ``imports`` are read from (default: the working tree around the spec file).
 
     Raises:
         SpecError: every located problem of the spec (schema, names, shapes, initializers).
@@ -60,13 +64,14 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
     diags = validate(doc)
     if diags:
         raise SpecError(doc.source, diags, doc.text)
+    imported = resolve_imports(doc, files)
     data = doc.data
     diags = _check_seed(doc, data, seed)
     resolver = Resolver(doc, data.get("defaults", {}))
     compiled = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
     diags += resolver.diagnostics + compiled.diagnostics
     if diags:
-        raise SpecError(doc.source, _unique(diags), doc.text)
+        raise SpecError(doc.source, attribute(_unique(diags), doc, imported), doc.text)
     stem = os.path.splitext(os.path.basename(doc.source))[0]
     layers = compiled.layers
     return Network(
@@ -80,6 +85,7 @@ def compile_document(doc: Document, seed: int | None = None, max_params: int = D
         source=doc.source,
         spec=data,
         warnings=_positional_name_warnings(doc, layers, data.get("names", "positional")) + compiled.warnings,
+        imports=imported.digests,
     )
 
 

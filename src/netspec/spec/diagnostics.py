@@ -35,8 +35,8 @@ def render_diagnostics(source: str, diagnostics: list[Diagnostic], text: str = "
     """Located blocks, one per diagnostic: header, code frame (when the text is known), help."""
     blocks = []
     for d in diagnostics:
-        block = header(source, d)
-        frame = code_frame(text, d.line, d.column) if text else ""
+        block = header(d.source or source, d)
+        frame = code_frame(d.text if d.source else text, d.line, d.column) if (d.text if d.source else text) else ""
         if frame:
             block += "\n" + frame
         if d.hint:

@@ -124,6 +124,20 @@ def _inputs_schema(arity: int | tuple[int, int] | None) -> dict[str, Any]:
             "items": REFERENCE, **count}  # fmt: skip
 
 
+IMPORT_PATH = {"type": "string", "minLength": 1, "maxLength": 1024,
+               "description": "A spec file, relative to this one, inside the repository."}  # fmt: skip
+IMPORTS = {
+    "type": "array",
+    "maxItems": 64,
+    "description": "Block libraries: other spec files whose blocks this spec uses (a path, or {path, blocks: "
+    "[names]} for some of them). Paths stay inside the repository; no absolute paths or URLs.",
+    "items": {"oneOf": [IMPORT_PATH, {"type": "object", "additionalProperties": False, "required": ["path"],
+                                      "properties": {"path": IMPORT_PATH, "blocks": {
+                                          "type": "array", "minItems": 1, "maxItems": 256, "uniqueItems": True,
+                                          "description": "The blocks to import (default: all of them).",
+                                          "items": {"type": "string", "pattern": NAME_PATTERN}}}}]},
+}  # fmt: skip
+
 BLOCK = {
     "type": "object",
     "additionalProperties": False,
@@ -277,6 +291,7 @@ def build_schema() -> dict[str, Any]:
                 },
             },
             "layers": {"$ref": "#/$defs/layers", "description": "The layers, input to output."},
+            "imports": {"$ref": "#/$defs/imports", "description": IMPORTS["description"]},
             "blocks": {
                 "type": "object",
                 "maxProperties": 256,
@@ -287,6 +302,7 @@ def build_schema() -> dict[str, Any]:
             },
         },
         "$defs": {
+            "imports": IMPORTS,
             "layers": {
                 "type": "array",
                 "minItems": 1,

@@ -1,0 +1,178 @@
+"""The ``lock``, ``diff`` and ``fmt`` subcommands (imported to build the parser: nothing heavy at module level)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from netspec.errors import NetspecError, SpecError, UsageError
+
+EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    lock = sub.add_parser("lock", help="write SPEC.lock: every tensor's resolved initializer and SHA-256",
+                          description="Write SPEC.lock (JSON, one tensor per line): netspec version, seed, rng, "
+                          "stream, dtype, and per parameter its shape, resolved initializer, fans, declared "
+                          "distribution and SHA-256. --check rebuilds in memory and exits 1 naming every tensor "
+                          "that differs, and why.")  # fmt: skip
+    lock.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (each with its SPEC.lock)")
+    lock.add_argument("--check", action="store_true", help="compare with the lock instead of writing it")
+    lock.add_argument("--lock", metavar="FILE", help="the lock file, for one SPEC (default: SPEC.lock next to it)")
+    lock.add_argument("--json", action="store_true", help="with --check: print the differences as JSON")
+
+    diff = sub.add_parser("diff", help="semantic diff of two specs (or locks): layers, parameters, changed tensors",
+                          description="Compare OLD and NEW (each a file, or REV:path read with git show): layers "
+                          "added, removed, renamed, changed options, parameter counts, and which tensors' bytes "
+                          "change. Exit 0 same, 1 different, 2 trouble (as diff(1)). As a git diff driver: "
+                          "--external PATH OLD-FILE OLD-HEX OLD-MODE NEW-FILE NEW-HEX NEW-MODE.")  # fmt: skip
+    diff.add_argument("sides", nargs="+", metavar="SIDE", help="OLD NEW, or git's seven arguments with --external")
+    diff.add_argument("--external", action="store_true", help="take git's external diff arguments")
+    diff.add_argument("--json", action="store_true", help="print the diff as JSON")
+
+    fmt = sub.add_parser("fmt", help="rewrite specs in the canonical layout (comments kept)",
+                         description="Rewrite each SPEC in one canonical layout (key order, flow style for short "
+                         "layers, quoting), keeping comments, atomically. --check changes nothing and exits 1 "
+                         "listing the files that would change.")  # fmt: skip
+    fmt.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or folders")
+    fmt.add_argument("--check", action="store_true", help="exit 1 if a file is not in the canonical layout")
+    return {"lock": run_lock, "diff": run_diff, "fmt": run_fmt}
+
+
+def default_lock_path(spec: str) -> str:
+    return spec + ".lock"
+
+
+def run_lock(args: argparse.Namespace) -> int:
+    if args.lock and len(args.specs) > 1:
+        raise UsageError("--lock names the lock file of one SPEC")
+    if args.json and not args.check:
+        raise UsageError("--json goes with --check")
+    failed = 0
+    for spec in args.specs:  # every spec is handled and reported, then the exit code says if any failed
+        try:
+            failed += _lock_one(spec, args.lock or default_lock_path(spec), args.check, args.json)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+        except NetspecError as exc:
+            print(f"netspec lock: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _lock_one(spec: str, path: str, check: bool, as_json: bool) -> int:
+    from netspec.io.weights import atomic_write
+    from netspec.spec.compiler import compile_file
+    from netspec.vcs import lock as locks
+
+    if not os.path.isfile(spec):
+        raise NetspecError(f"{spec}: no such file")
+    if not check and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise UsageError(f"{path}: the folder does not exist")
+    net = compile_file(spec)
+    current = locks.build_lock(net, imports=net.imports)
+    if not check:
+        with atomic_write(path) as fh:
+            fh.write(locks.dumps(current).encode())
+        print(f"wrote {path} ({len(current['tensors'])} tensors, content sha256 {current['content_sha256']})")
+        return 0
+    return report_drift(path, current, as_json)
+
+
+def report_drift(path: str, current: dict, as_json: bool = False, quiet: bool = False) -> int:
+    """Compare ``current`` with the lock at ``path``; print the drift; 0 if none, else 1."""
+    from netspec.vcs import lock as locks
+
+    if not os.path.isfile(path):
+        raise NetspecError(f"{path}: no such lock file (write it with netspec lock)")
+    with open(path, encoding="utf-8") as fh:
+        old = locks.loads(fh.read(), path)
+    drifts = locks.compare(old, current)
+    if as_json:
+        json.dump({"lock": path, "ok": not drifts,
+                   "drift": [{"tensor": d.tensor, "kind": d.kind, "reason": d.reason} for d in drifts]},
+                  sys.stdout, indent=1)  # fmt: skip
+        sys.stdout.write("\n")
+    elif drifts:
+        for d in drifts:
+            print(f"{path}: {d}", file=sys.stderr)
+        spec, lib = sum(d.kind == "spec" for d in drifts), sum(d.kind == "bytes" for d in drifts)
+        print(f"{len(drifts)} tensor(s) differ from the lock: {spec} because the spec changed, {lib} because the same "
+              "spec now gives other bytes", file=sys.stderr)  # fmt: skip
+    elif not quiet:
+        print(f"{path}: ok ({len(current['tensors'])} tensors match)")
+    return 1 if drifts else 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from netspec.vcs.diff import diff_sides, read_side
+
+    sides = args.sides
+    if args.external:
+        if len(sides) != 7:
+            raise UsageError("--external takes git's seven arguments: PATH OLD-FILE OLD-HEX OLD-MODE NEW-FILE "
+                             "NEW-HEX NEW-MODE")  # fmt: skip
+        sides = [sides[1], sides[4]]
+    elif len(sides) != 2:
+        raise UsageError("diff takes two sides: OLD NEW")
+    try:
+        old, new = read_side(sides[0]), read_side(sides[1])
+        if args.external:
+            old.path = new.path = args.sides[0]  # git's temporary files: the real path says lock or spec
+        result = diff_sides(old, new)
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_TROUBLE
+    except NetspecError as exc:
+        print(f"netspec diff: error: {exc}", file=sys.stderr)
+        return EXIT_TROUBLE
+    if args.json:
+        json.dump(result.as_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(result.text())
+    return EXIT_SAME if result.same else EXIT_DIFFERENT
+
+
+def run_fmt(args: argparse.Namespace) -> int:
+    from netspec.io.weights import atomic_write
+    from netspec.vcs.fmt import format_text
+
+    paths = _spec_files(args.specs)
+    changed, failed = [], 0
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+            formatted = format_text(text, path)
+        except (SpecError, NetspecError, OSError, UnicodeDecodeError) as exc:
+            print(exc if isinstance(exc, SpecError) else f"netspec fmt: error: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if formatted == text:
+            continue
+        changed.append(path)
+        if args.check:
+            print(f"{path}: not in the canonical layout (run netspec fmt {path})", file=sys.stderr)
+        else:
+            with atomic_write(path) as fh:
+                fh.write(formatted.encode())
+            print(f"formatted {path}")
+    if not args.check:
+        return 1 if failed else 0
+    return 1 if changed or failed else 0
+
+
+def _spec_files(paths: list[str]) -> list[str]:
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, _, files in sorted(os.walk(path)):
+                out += [os.path.join(root, f) for f in sorted(files) if f.endswith((".yaml", ".yml"))]
+        else:
+            out.append(path)
+    return out

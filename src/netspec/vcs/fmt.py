@@ -1,0 +1,182 @@
+"""``netspec fmt``: one canonical layout for spec files, keeping comments (ruamel.yaml's round trip).
+
+The layout: top-level keys in the schema's order (``netspec``, ``name``, ``seed``, ... ``defaults``), then
+``imports``, ``blocks`` and ``layers`` (definitions before use; ``x-`` and unknown keys after, as
+written); in a layer ``type`` (or ``block``/``repeat``), ``name``,
+``inputs``, then the layer type's own keys in the order its documentation lists them; ``name`` first in
+an initializer or activation mapping; a layer (or block parameter) on one line in flow style when it
+fits in :data:`FLOW_WIDTH` columns and holds no comment, else block style; shapes and other lists of
+scalars in flow style; quotes only where YAML needs them; 2-space indentation.
+
+The result is checked before anything is written: the formatted text must load (with netspec's own
+safe loader) to exactly the same data as the original, so formatting cannot change what a spec builds.
+Mappings that use YAML merge keys (``<<``) keep their key order.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from netspec.errors import NetspecError
+
+FLOW_WIDTH = 120
+"""A layer mapping is written on one line when it fits in this many columns (with its indentation)."""
+LAYER_HEAD = ("type", "block", "repeat", "name", "inputs")
+BLOCK_ORDER = ("description", "params", "layers")
+
+
+def _yaml() -> Any:
+    try:
+        from ruamel.yaml import YAML
+    except ImportError:
+        raise NetspecError("netspec fmt needs ruamel.yaml: pip install ruamel.yaml") from None
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = False
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def format_text(text: str, source: str = "<string>") -> str:
+    """The canonical form of spec ``text``.
+
+    Raises:
+        SpecError: the text is not YAML netspec accepts (located, as any spec error).
+        NetspecError: formatting would change the data (a bug; nothing is written).
+    """
+    from netspec.spec.loader import load_text
+
+    before = load_text(text, source).data  # netspec's safe loader first: limits, duplicate keys, tags
+    yaml = _yaml()
+    data = yaml.load(text)
+    if isinstance(data, dict):
+        _canonical(data)
+    out = io.StringIO()
+    yaml.dump(data, out)
+    result = out.getvalue()
+    if load_text(result, source).data != before:
+        raise NetspecError(f"{source}: formatting would change the spec's data; left as it is (please report)")
+    return result
+
+
+def _canonical(doc: Any) -> None:
+    from netspec.spec.schema import build_schema
+
+    top = [k for k in build_schema()["properties"] if k not in ("imports", "blocks", "layers")]
+    _reorder(doc, [*top, "imports", "blocks", "layers"])
+    for key, value in doc.items():
+        if key == "layers":
+            _layers(value, 2)
+        elif key == "blocks" and _is_map(value):
+            for block in value.values():
+                if _is_map(block):
+                    _reorder(block, list(BLOCK_ORDER))
+                    _block_style(block)
+                    if _is_map(block.get("params")) and not _flow_if_short(block["params"], 6):
+                        _block_style(block["params"])
+                        for param in block["params"].values():
+                            _flow_if_short(param, 8)
+                    _layers(block.get("layers"), 6)
+        elif key in ("input", "inputs", "outputs", "defaults"):
+            _flow_if_short(value, 2) if key != "defaults" else _style_defaults(value)
+
+
+def _style_defaults(value: Any) -> None:
+    if _is_map(value):
+        _block_style(value)
+        for v in value.values():
+            if _is_map(v):
+                _reorder(v, ["name"])
+            _flow_if_short(v, 4)
+
+
+def _layers(layers: Any, indent: int) -> None:
+    if not _is_seq(layers):
+        return
+    _block_style(layers)
+    from netspec.nn.catalog import LAYER_TYPES
+
+    for layer in layers:
+        if not _is_map(layer):
+            continue
+        cls = LAYER_TYPES.get(layer.get("type")) if isinstance(layer.get("type"), str) else None
+        _reorder(layer, [*LAYER_HEAD, *(cls.OPTIONS if cls else ())])
+        for value in layer.values():
+            if _is_map(value):
+                _reorder(value, ["name"])
+        if "repeat" in layer and _is_seq(layer.get("layers")):
+            _block_style(layer)
+            _layers(layer["layers"], indent + 4)
+        elif not _flow_if_short(layer, indent + 2):
+            _block_style(layer)
+            for value in layer.values():
+                _flow_if_short(value, indent + 4)
+
+
+def _is_map(node: Any) -> bool:
+    from ruamel.yaml.comments import CommentedMap
+
+    return isinstance(node, CommentedMap)
+
+
+def _is_seq(node: Any) -> bool:
+    from ruamel.yaml.comments import CommentedSeq
+
+    return isinstance(node, CommentedSeq)
+
+
+def _reorder(m: Any, order: list[str]) -> None:
+    """Put ``m``'s keys in ``order`` (the others after, as written), keeping their comments."""
+    if getattr(m, "merge", None):
+        return
+    keys = list(m.keys())
+    wanted = [k for k in order if k in m] + [k for k in keys if k not in order]
+    if wanted == keys:
+        return
+    comments = dict(m.ca.items)
+    for k in wanted:
+        m.move_to_end(k)
+    m.ca.items.clear()
+    m.ca.items.update(comments)
+
+
+def _has_comments(node: Any) -> bool:
+    if _is_map(node) or _is_seq(node):
+        if node.ca.items or node.ca.comment:
+            return True
+        children = node.values() if _is_map(node) else node
+        return any(_has_comments(c) for c in children)
+    return False
+
+
+def _flow_width(node: Any) -> int:
+    """The width of ``node`` written in flow style on one line (plain scalars assumed)."""
+    if _is_map(node):
+        return 2 + sum(len(str(k)) + 2 + _flow_width(v) for k, v in node.items()) + 2 * max(len(node) - 1, 0)
+    if _is_seq(node):
+        return 2 + sum(_flow_width(v) for v in node) + 2 * max(len(node) - 1, 0)
+    if isinstance(node, str):
+        return len(node)
+    return len(str(node).lower() if isinstance(node, bool) else str(node))
+
+
+def _flow_if_short(node: Any, indent: int) -> bool:
+    """Flow style for ``node`` (and everything in it) if it fits and holds no comment."""
+    if not (_is_map(node) or _is_seq(node)) or getattr(node, "merge", None) or _has_comments(node):
+        return False
+    if indent + _flow_width(node) > FLOW_WIDTH:
+        return False
+    _set_flow(node)
+    return True
+
+
+def _set_flow(node: Any) -> None:
+    node.fa.set_flow_style()
+    for child in node.values() if _is_map(node) else node:
+        if _is_map(child) or _is_seq(child):
+            _set_flow(child)
+
+
+def _block_style(node: Any) -> None:
+    node.fa.set_block_style()

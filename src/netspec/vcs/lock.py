@@ -1,0 +1,165 @@
+"""Lock files: what a spec's initialization resolved to, and the SHA-256 of every tensor's bytes.
+
+``SPEC.lock`` is JSON with sorted keys and one tensor per line, so a reviewer's diff shows exactly which
+tensors changed. It records the netspec version, the lock format, seed, rng mode, stream version and
+dtype, each imported block library's SHA-256, and per parameter its shape, the fully resolved
+initializer config (after ``auto`` and ``defaults``), fans, declared distribution and SHA-256.
+
+:func:`check` rebuilds in memory (digests computed while generating, one tensor in memory at a time)
+and explains every difference: *the spec changed* (shape, initializer, fans, seed, dtype, stream) or
+*the same spec now gives other bytes* (a library or platform change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from netspec import __version__
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    from netspec.nn.network import Network
+
+LOCK_FORMAT = 1
+NETWORK_KEYS = ("seed", "rng", "stream", "dtype")
+"""Lock entries that determine every tensor's bytes."""
+
+
+def tensor_entries(net: Network) -> dict[str, dict[str, Any]]:
+    """Per parameter: shape, resolved initializer, fans, declared distribution (no bytes yet)."""
+    from netspec.report.summary import explain
+
+    return {
+        e["parameter"]: {
+            "shape": e["shape"],
+            "initializer": e["initializer"],
+            "fans": [e["fan_in"], e["fan_out"]],
+            "declared": e["declared"],
+        }
+        for e in explain(net)
+    }
+
+
+def stream_name(net: Network) -> str:
+    from netspec.io.weights import metadata_for
+
+    return metadata_for(net)["netspec_stream"]
+
+
+def build_lock(
+    net: Network, digests: dict[str, str] | None = None, imports: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The lock document of ``net``; ``digests`` (tensor -> SHA-256) are computed if not given."""
+    from netspec.io.weights import layout_digest
+
+    if digests is None:
+        digests = {}
+        for _ in net.generate(digests=digests):
+            pass
+    tensors = tensor_entries(net)
+    for name, entry in tensors.items():
+        entry["sha256"] = digests[name]
+    layout = [(name, tuple(p.shape), net.dtype) for name, p in net.parameters()]
+    return {
+        "netspec_lock": LOCK_FORMAT,
+        "netspec_version": __version__,
+        "spec": net.name,
+        "seed": net.seed,
+        "rng": net.rng,
+        "stream": stream_name(net),
+        "dtype": net.dtype,
+        "imports": dict(sorted((imports or {}).items())),
+        "parameters": net.num_params,
+        "content_sha256": layout_digest(digests, layout),
+        "tensors": tensors,
+    }
+
+
+def dumps(lock: dict[str, Any]) -> str:
+    """Sorted JSON, one tensor per line (stable, diff-friendly)."""
+    head = {k: v for k, v in lock.items() if k != "tensors"}
+    lines = ["{"]
+    for key in sorted(head):
+        lines.append(f"  {json.dumps(key)}: {json.dumps(head[key], sort_keys=True, ensure_ascii=False)},")
+    tensors = lock.get("tensors", {})
+    lines.append('  "tensors": {')
+    rows = [f"    {json.dumps(name)}: {json.dumps(tensors[name], sort_keys=True, ensure_ascii=False)}"
+            for name in sorted(tensors)]
+    lines.append(",\n".join(rows))
+    lines.append("  }")
+    lines.append("}")
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def loads(text: str, source: str) -> dict[str, Any]:
+    """A lock document (NetspecError for one that is not)."""
+    try:
+        lock = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NetspecError(f"{source}:{exc.lineno}:{exc.colno}: not a lock file: {exc.msg}") from None
+    if not isinstance(lock, dict) or lock.get("netspec_lock") != LOCK_FORMAT or not isinstance(
+            lock.get("tensors"), dict):  # fmt: skip
+        raise NetspecError(f"{source}: not a netspec lock file (format {LOCK_FORMAT})")
+    return lock
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference between a lock and the spec now: ``kind`` is ``spec`` (the spec changed) or
+    ``bytes`` (the same spec gives other bytes)."""
+
+    tensor: str
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.tensor}: {self.reason}"
+
+
+def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Drift]:
+    """Every tensor of either lock that differs, with why (see :class:`Drift`)."""
+    changed_globals = [k for k in NETWORK_KEYS if old.get(k) != new.get(k)]
+    drifts = []
+    old_t, new_t = old["tensors"], new["tensors"]
+    for name in sorted(set(old_t) | set(new_t)):
+        if name not in old_t:
+            drifts.append(Drift(name, "spec", "added (not in the lock)"))
+        elif name not in new_t:
+            drifts.append(Drift(name, "spec", "removed (in the lock, not in the spec)"))
+        else:
+            drift = _tensor_drift(name, old_t[name], new_t[name], old, new, changed_globals)
+            if drift:
+                drifts.append(drift)
+    return drifts
+
+
+def _tensor_drift(name: str, a: dict[str, Any], b: dict[str, Any], old: dict[str, Any], new: dict[str, Any],
+                  changed_globals: list[str]) -> Drift | None:  # fmt: skip
+    if a.get("sha256") == b.get("sha256") and a.get("shape") == b.get("shape"):
+        return None
+    if a.get("shape") != b.get("shape"):
+        return Drift(name, "spec", f"shape {a.get('shape')} -> {b.get('shape')}")
+    if a.get("initializer") != b.get("initializer"):
+        return Drift(name, "spec", f"initializer {_config(a.get('initializer'))} -> {_config(b.get('initializer'))}")
+    if a.get("fans") != b.get("fans"):
+        return Drift(name, "spec", f"fans {a.get('fans')} -> {b.get('fans')}")
+    if changed_globals:
+        what = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in changed_globals)
+        return Drift(name, "spec", f"bytes changed because {what}")
+    versions = f"netspec {old.get('netspec_version')} -> {new.get('netspec_version')}"
+    return Drift(name, "bytes", f"the same spec now gives other bytes (sha256 {str(a.get('sha256'))[:12]} -> "
+                 f"{str(b.get('sha256'))[:12]}; {versions}): a netspec, NumPy or platform change")  # fmt: skip
+
+
+def _config(config: Any) -> str:
+    if not isinstance(config, dict):
+        return json.dumps(config)
+    args = ", ".join(f"{k}={v}" for k, v in config.items() if k != "name")
+    return f"{config.get('name')}({args})"
+
+
+def spec_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,62 @@
+"""netspec fmt: idempotent, keeps comments, never changes what a spec builds; --check for CI."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+
+import netspec
+from netspec.cli import main
+from netspec.spec.loader import load_text
+from netspec.testing import specs
+from netspec.vcs.fmt import format_text
+
+SPECS = sorted((Path(__file__).parent.parent / "specs").rglob("*.yaml"))
+
+
+def _tensors(net):
+    return {name: (p.shape, p.declared()) for name, p in net.parameters()}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_example_specs_format_idempotently_keeping_comments_and_bytes(path):
+    text = path.read_text()
+    once = format_text(text, str(path))
+    assert format_text(once, str(path)) == once
+    comments = [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+    assert comments == [line.strip() for line in once.splitlines() if line.strip().startswith("#")]
+    a, b = netspec.loads(text, str(path)), netspec.loads(once, str(path))
+    assert _tensors(a) == _tensors(b) and a.seed == b.seed and a.outputs == b.outputs
+
+
+@settings(max_examples=30, deadline=None)
+@given(specs())
+def test_generated_specs_format_to_the_same_data(spec):
+    text = yaml.safe_dump(spec, sort_keys=False)
+    once = format_text(text)
+    assert load_text(once, "x").data == load_text(text, "x").data
+    assert format_text(once) == once
+
+
+def test_canonical_layout():
+    text = ("# top\nlayers:\n  - units: 3   # three\n    type: dense\n    name: a\ninput:\n  - 4\nnetspec: 1\n"
+            "defaults: {weights: {std: 0.1, name: normal}}\n")  # fmt: skip
+    out = format_text(text)
+    assert out.splitlines()[:3] == ["# top", "netspec: 1", "input: [4]"]
+    assert "weights: {name: normal, std: 0.1}" in out and "# three" in out
+    assert out.index("type: dense") < out.index("name: a") < out.index("units: 3")
+
+
+def test_check_and_rewrite(tmp_path, capsys):
+    messy = tmp_path / "m.yaml"
+    messy.write_text("layers: [{units: 2, type: dense}]\ninput: [3]\nnetspec: 1\n")
+    assert main(["fmt", "--check", str(messy)]) == 1 and "not in the canonical layout" in capsys.readouterr().err
+    assert main(["fmt", str(messy)]) == 0
+    assert messy.read_text().startswith("netspec: 1\ninput: [3]\nlayers:\n  - {type: dense, units: 2}")
+    assert main(["fmt", "--check", str(tmp_path)]) == 0
+    assert not list(tmp_path.glob(".netspec-*"))
+    broken = tmp_path / "b.yaml"
+    broken.write_text("netspec: 1\nnetspec: 2\n")
+    assert main(["fmt", str(broken)]) == 1
+    assert "b.yaml:2:1" in capsys.readouterr().err and broken.read_text() == "netspec: 1\nnetspec: 2\n"
