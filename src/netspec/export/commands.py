@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from typing import Any
 
 from netspec.errors import NetspecError, UsageError
 
-TARGETS = {"torch": (".pt", ".safetensors")}
+TARGETS = {"torch": (".pt", ".safetensors"), "onnx": (".onnx",), "flax": (".msgpack",)}
 """Export target -> the output suffixes it writes."""
 
 
@@ -17,7 +18,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
                        description="Export SPEC's weights (built from its seed, or read from --weights) in a "
                        "framework's names and layouts: --to torch writes the state_dict of "
                        "netspec.torch.to_module as .pt (torch.save; torch.load(path, weights_only=True) reads it) "
-                       "or .safetensors.")  # fmt: skip
+                       "or .safetensors; --to onnx writes an .onnx model (opset 21, symbolic batch axis); "
+                       "--to flax writes the variables tree with flax.serialization (.msgpack).")  # fmt: skip
     e.add_argument("spec", metavar="SPEC")
     e.add_argument("--to", required=True, choices=sorted(TARGETS), help="the target framework")
     e.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
@@ -34,13 +36,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.output}: the folder does not exist")
     if not os.path.isfile(args.spec):
         raise NetspecError(f"{args.spec}: no such file")
-    from netspec.export import torch as torch_export
     from netspec.export.files import load_weights
     from netspec.spec.compiler import compile_file
 
-    torch_export.torch_module()  # a missing extra fails before any work
+    target = _target(args.to)
     net = compile_file(args.spec, seed=args.seed)
     params = load_weights(net, args.weights) if args.weights else net.initialize()
-    torch_export.save(net, params, args.output)
-    print(f"wrote {args.output} ({args.to} state_dict, {len(torch_export.layouts(net))} netspec tensors)")
+    target.save(net, params, args.output)
+    print(f"wrote {args.output} ({args.to}, {len(params)} netspec tensors)")
     return 0
+
+
+def _target(name: str) -> Any:
+    """The export module of a target, its extra checked before any work (exit 1 with a message)."""
+    import importlib
+
+    module = importlib.import_module(f"netspec.export.{name}")
+    getattr(module, f"{name}_module")()
+    return module

@@ -14,10 +14,15 @@ if TYPE_CHECKING:
 
 
 def exported_layout(path: str) -> str:
-    """'torch' for a ``.pt`` file or a safetensors file exported with torch layouts, else ''."""
+    """'torch' for a ``.pt`` file or a safetensors file exported with torch layouts, 'onnx' for an
+    ``.onnx`` model, 'flax' for a ``.msgpack`` variables tree, else ''."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".pt":
         return "torch"
+    if ext == ".onnx":
+        return "onnx"
+    if ext == ".msgpack":
+        return "flax"
     if ext != ".safetensors":
         return ""
     try:
@@ -37,4 +42,9 @@ def load_weights(net: Network, path: str) -> dict[str, np.ndarray]:
         from netspec.export.torch import read_file
 
         return read_file(net, path)
+    layout = exported_layout(path) if os.path.isfile(path) else ""
+    if layout in ("onnx", "flax"):
+        import importlib
+
+        return importlib.import_module(f"netspec.export.{layout}").read_file(net, path)  # type: ignore[no-any-return]
     return load_for(net, path)

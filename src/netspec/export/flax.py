@@ -1,0 +1,425 @@
+"""JAX/Flax export: the variables pytree in Flax naming, saved with ``flax.serialization``, and a
+``flax.linen`` module whose ``apply`` with them computes the network (the ``flax`` extra, lazily).
+
+Naming: a layer's variables sit under its name, dotted names nesting (``{"layer1_0": {"conv1":
+{"kernel": ...}}}``); leaves are Flax's: ``kernel`` and ``bias`` (dense and convolutions: netspec's
+input-major layouts are Flax's ``(in, out)`` and ``(*k, in/groups, out)``), ``embedding``, ``scale`` and
+``bias`` for norms with batch norm's ``mean``/``var`` in the ``batch_stats`` collection, attention's
+``query``/``key``/``value``/``out`` with ``DenseGeneral`` kernels ``(d, heads, head_dim)`` and
+``(heads, head_dim, d_out)`` (``flax.linen.MultiHeadDotProductAttention``'s), recurrent layers'
+fused ``kernel``, ``recurrent_kernel``, ``bias``, ``recurrent_bias`` (and ``reverse``), positional
+tables as ``embedding``. Every leaf is a netspec tensor, reshaped at most, so the round trip is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.nn.network import CompiledLayer, Network
+
+Leaves = dict[str, tuple[str, tuple[int, ...]]]
+"""netspec parameter (within the layer) -> (Flax leaf path within the layer, leaf shape)."""
+
+
+def flax_module() -> Any:
+    try:
+        import flax.linen
+    except ImportError:
+        raise NetspecError("Flax export needs flax: pip install 'netspec[flax]'") from None
+    return flax.linen
+
+
+def leaves(cl: CompiledLayer) -> Leaves:
+    """Where each of a layer's tensors goes in the Flax tree (see the module doc)."""
+    kind = cl.layer.type
+    shapes = {p.name: p.shape for p in cl.params}
+    if kind == "embedding" or kind == "positional_embedding":
+        return {"weights": ("embedding", shapes["weights"])}
+    if kind in ("batch_norm", "layer_norm"):
+        names = {"gamma": "scale", "beta": "bias", "moving_mean": "batch_stats:mean",
+                 "moving_variance": "batch_stats:var"}  # fmt: skip
+        return {k: (names[k], s) for k, s in shapes.items()}
+    if kind == "multi_head_attention":
+        heads = cl.layer.options["heads"]
+        out: Leaves = {}
+        for name, shape in shapes.items():
+            proj, leaf = name.split(".")
+            flax_proj = "out" if proj == "output" else proj
+            if leaf == "weights":
+                new = (heads, shape[0] // heads, shape[1]) if proj == "output" else (shape[0], heads, shape[1] // heads)
+                out[name] = (f"{flax_proj}.kernel", new)
+            else:
+                out[name] = (f"{flax_proj}.bias", shape if proj == "output" else (heads, shape[0] // heads))
+        return out
+    rename = {"weights": "kernel", "recurrent_weights": "recurrent_kernel", "bias": "bias",
+              "recurrent_bias": "recurrent_bias"}  # fmt: skip
+    out = {}
+    for name, shape in shapes.items():
+        *prefix, leaf = name.split(".")
+        out[name] = (".".join([*prefix, rename[leaf]]), shape)
+    return out
+
+
+def variables(net: Network, params: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``{"params": tree, "batch_stats": tree}`` (the latter only if the network has batch norm)."""
+    out: dict[str, Any] = {"params": {}}
+    for cl in net.layers:
+        for local, (path, shape) in leaves(cl).items():
+            collection, _, path = path.rpartition(":") if ":" in path else ("params", "", path)
+            node = out.setdefault(collection, {})
+            *parents, leaf = [*cl.name.split("."), *path.split(".")]
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = params[f"{cl.name}.{local}"].reshape(shape)
+    return out
+
+
+def read_variables(net: Network, tree: dict[str, Any]) -> dict[str, np.ndarray]:
+    """netspec's arrays from a variables tree of :func:`variables` (NetspecError listing what is wrong)."""
+    import numpy as np
+
+    out, problems = {}, []
+    for cl in net.layers:
+        shapes = {p.name: p.shape for p in cl.params}
+        for local, (path, shape) in leaves(cl).items():
+            collection, _, path = path.rpartition(":") if ":" in path else ("params", "", path)
+            node: Any = tree.get(collection, {})
+            keys = [*cl.name.split("."), *path.split(".")]
+            for part in keys:
+                node = node.get(part) if isinstance(node, dict) else None
+            where = f"{collection}/{'/'.join(keys)}"
+            if node is None:
+                problems.append(f"missing {where}")
+                continue
+            array = np.asarray(node)
+            if array.shape != shape or array.dtype != np.dtype(net.dtype):
+                problems.append(f"{where} is {array.dtype}{list(array.shape)}, expected {net.dtype}{list(shape)}")
+                continue
+            out[f"{cl.name}.{local}"] = array.reshape(shapes[local])
+    if problems:
+        raise NetspecError("the Flax variables do not match the spec: " + "; ".join(problems))
+    return out
+
+
+def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
+    """Write :func:`variables` with ``flax.serialization.to_bytes`` (msgpack), atomically."""
+    flax_module()
+    from flax import serialization
+
+    from netspec.io.weights import atomic_write
+
+    data = serialization.msgpack_serialize(variables(net, params))
+    with atomic_write(path) as fh:
+        fh.write(data)
+
+
+def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
+    import os
+
+    flax_module()
+    from flax import serialization
+
+    if os.path.getsize(path) > net.nbytes + (1 << 20) * (1 + len(net.layers)):
+        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's weights can take")
+    with open(path, "rb") as fh:
+        try:
+            tree = serialization.msgpack_restore(fh.read())
+        except Exception as exc:  # msgpack raises several types for a corrupt file
+            raise NetspecError(f"{path}: not a Flax msgpack file: {type(exc).__name__}: {exc}") from None
+    if not isinstance(tree, dict):
+        raise NetspecError(f"{path}: holds a {type(tree).__name__}, not a variables tree")
+    return read_variables(net, tree)
+
+
+def to_module(net: Network) -> Any:
+    """A ``flax.linen`` module: ``module.apply(variables(net, params), x)`` (or keyword arguments by input
+    name) gives the network's outputs for channels-last inputs ``(batch, *input)``; ``module.init`` returns
+    the spec's own initial weights (from its seed), not Flax's."""
+    nn = flax_module()
+
+    template = variables(net, net.initialize())
+
+    class NetspecFlax(nn.Module):  # type: ignore[name-defined]
+        @nn.compact
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            inputs = {**dict(zip(net.inputs, args, strict=False)), **kwargs}
+            tree = {top: self.param(top, lambda _rng, top=top: template["params"][top])
+                    for top in template["params"]}  # fmt: skip
+            stats = {top: self.variable("batch_stats", top, lambda top=top: template["batch_stats"][top]).value
+                     for top in template.get("batch_stats", {})}  # fmt: skip
+            values = dict(inputs)
+            for cl in net.layers:
+                p = _subtree(tree, cl.name) | {"batch_stats": _subtree(stats, cl.name)}
+                values[cl.name] = APPLY[cl.layer.type](cl, p, [values[s] for s in cl.sources])
+            out = {name: values[name] for name in net.outputs}
+            return out[net.outputs[0]] if len(out) == 1 else out
+
+    return NetspecFlax()
+
+
+def _subtree(tree: dict[str, Any], dotted: str) -> dict[str, Any]:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return node
+
+
+# ----------------------------------------------------------------------------- forward in JAX
+
+Apply = Callable[["CompiledLayer", dict[str, Any], list[Any]], Any]
+APPLY: dict[str, Apply] = {}
+
+
+def applies(*types: str) -> Callable[[Apply], Apply]:
+    def register(fn: Apply) -> Apply:
+        for t in types:
+            APPLY[t] = fn
+        return fn
+
+    return register
+
+
+def activation(act: Any) -> Callable[[Any], Any]:
+    import jax
+
+    name = act.name
+    table: dict[str, Callable[[Any], Any]] = {
+        "linear": lambda x: x, "sigmoid": jax.nn.sigmoid, "tanh": jax.numpy.tanh, "relu": jax.nn.relu,
+        "selu": jax.nn.selu, "silu": jax.nn.silu, "softplus": jax.nn.softplus, "softsign": jax.nn.soft_sign,
+        "softmax": lambda x: jax.nn.softmax(x, axis=-1), "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
+        "leaky_relu": lambda x: jax.nn.leaky_relu(x, act.alpha), "elu": lambda x: jax.nn.elu(x, act.alpha),
+    }  # fmt: skip
+    if name == "gelu":
+        return lambda x: jax.nn.gelu(x, approximate=act.approximate == "tanh")
+    if name not in table:
+        raise NetspecError(f"activation {name!r} has no Flax export")
+    return table[name]
+
+
+@applies("dense")
+def _dense(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    y = xs[0] @ p["kernel"]
+    return activation(cl.layer.activation)(y + p["bias"] if "bias" in p else y)
+
+
+def _dims(rank: int) -> tuple[str, str, str]:
+    spatial = "DHW"[3 - rank :]
+    return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
+
+
+def _same(sizes: Any, effective: Any, stride: Any) -> list[tuple[int, int]]:
+    pads = []
+    for n, k, s in zip(sizes, effective, stride, strict=True):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+@applies("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+def _conv(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    layer = cl.layer
+    _, stride, dilation, padding = layer.geometry()  # type: ignore[attr-defined]
+    rank, groups = layer.rank, layer.groups  # type: ignore[attr-defined]
+    effective = layer.effective_kernel()  # type: ignore[attr-defined]
+    w = p["kernel"]
+    if layer.type.startswith("conv_transpose"):  # a convolution of the stride-dilated input with the flipped kernel
+        flipped = jax.numpy.flip(w, axis=tuple(range(rank)))
+        full = [(k - 1, k - 1) for k in effective]
+        y = jax.lax.conv_general_dilated(xs[0], flipped, (1,) * rank, full, lhs_dilation=stride,
+                                         rhs_dilation=dilation, dimension_numbers=_dims(rank),
+                                         feature_group_count=groups)  # fmt: skip
+        out = cl.output_shape[:-1]
+        if padding == "same":
+            starts = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
+        else:
+            starts = [0] * rank
+        y = y[(slice(None), *(slice(b, b + o) for b, o in zip(starts, out, strict=True)))]
+        short = [o - size for o, size in zip(out, y.shape[1:-1], strict=True)]
+        if any(short):
+            y = jax.numpy.pad(y, [(0, 0), *((0, m) for m in short), (0, 0)])
+    else:
+        pads = _same(cl.input_shape[:-1], effective, stride) if padding == "same" else [(0, 0)] * rank
+        y = jax.lax.conv_general_dilated(xs[0], w, stride, pads, rhs_dilation=dilation,
+                                         dimension_numbers=_dims(rank), feature_group_count=groups)  # fmt: skip
+    if "bias" in p:
+        y = y + p["bias"]
+    return activation(layer.activation)(y)
+
+
+@applies("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
+def _pool(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    layer = cl.layer
+    window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
+    pads = [(0, 0), *(_same(cl.input_shape[:-1], window, stride) if padding == "same"
+                      else [(0, 0)] * len(window)), (0, 0)]  # fmt: skip
+    dims, strides = (1, *window, 1), (1, *stride, 1)
+    x = xs[0]
+    if layer.reduce == "max":  # type: ignore[attr-defined]
+        return jax.lax.reduce_window(x, -jax.numpy.inf, jax.lax.max, dims, strides, pads)
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pads)
+    count = jax.lax.reduce_window(jax.numpy.ones_like(x), 0.0, jax.lax.add, dims, strides, pads)
+    return total / count
+
+
+@applies("flatten")
+def _flatten(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return xs[0].reshape(xs[0].shape[0], -1)
+
+
+@applies("dropout")
+def _identity(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return xs[0]
+
+
+@applies("activation")
+def _activation(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return activation(cl.layer.activation)(xs[0])
+
+
+@applies("batch_norm")
+def _batch_norm(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    stats = p["batch_stats"]
+    scale = p["scale"] / jax.numpy.sqrt(stats["var"] + cl.layer.epsilon)  # type: ignore[attr-defined]
+    return (xs[0] - stats["mean"]) * scale + p["bias"]
+
+
+@applies("layer_norm")
+def _layer_norm(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    x = xs[0]
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / jax.numpy.sqrt(var + cl.layer.epsilon) * p["scale"] + p["bias"]  # type: ignore[attr-defined]
+
+
+@applies("embedding")
+def _embedding(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return p["embedding"][xs[0].astype("int32")]
+
+
+@applies("positional_embedding")
+def _positional(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return xs[0] + p["embedding"][: xs[0].shape[1]]
+
+
+@applies("add", "subtract", "multiply", "concat")
+def _merge(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    kind = cl.layer.type
+    if kind == "concat":
+        return jax.numpy.concatenate(xs, axis=1 + cl.layer.axis(len(cl.input_shape)))  # type: ignore[attr-defined]
+    y = xs[0]
+    for x in xs[1:]:
+        y = y + x if kind == "add" else y - x if kind == "subtract" else y * x
+    return y
+
+
+@applies("global_avg_pool", "global_max_pool")
+def _global(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    axes = tuple(range(1, xs[0].ndim - 1))
+    return xs[0].mean(axis=axes) if cl.layer.type == "global_avg_pool" else xs[0].max(axis=axes)
+
+
+@applies("zero_pad")
+def _zero_pad(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    return jax.numpy.pad(xs[0], [(0, 0), *cl.layer.pads(cl.input_shape), (0, 0)])  # type: ignore[attr-defined]
+
+
+@applies("upsample")
+def _upsample(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    x = xs[0]
+    for axis, k in enumerate(cl.layer.factors(cl.input_shape), start=1):  # type: ignore[attr-defined]
+        x = x.repeat(k, axis=axis)
+    return x
+
+
+@applies("reshape")
+def _reshape(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return xs[0].reshape(xs[0].shape[0], *cl.output_shape)
+
+
+@applies("permute")
+def _permute(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    return xs[0].transpose(0, *(int(a) for a in cl.layer.options["axes"]))
+
+
+@applies("simple_rnn", "gru", "lstm")
+def _recurrent(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    layer = cl.layer
+    units = layer.units  # type: ignore[attr-defined]
+    outs = [_direction(cl, p, xs[0], units)]
+    if layer.directions == 2:  # type: ignore[attr-defined]
+        outs.append(_direction(cl, p["reverse"], xs[0][:, ::-1], units)[:, ::-1])
+    if layer.options.get("return_sequences", False):
+        return jax.numpy.concatenate(outs, axis=-1)
+    return jax.numpy.concatenate([outs[0][:, -1]] + ([outs[1][:, 0]] if len(outs) > 1 else []), axis=-1)
+
+
+def _direction(cl: CompiledLayer, p: dict[str, Any], x: Any, units: int) -> Any:
+    import jax
+
+    jnp = jax.numpy
+    kind = cl.layer.type
+    xw = x @ p["kernel"]
+    if "bias" in p:
+        xw = xw + p["bias"]
+    rb = p.get("recurrent_bias")
+
+    def step(state: Any, xt: Any) -> tuple[Any, Any]:
+        h, c = state
+        if kind == "simple_rnn":
+            h = jnp.tanh(xt + h @ p["recurrent_kernel"])
+        elif kind == "lstm":
+            i, f, g, o = jnp.split(xt + h @ p["recurrent_kernel"], 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        else:
+            hw = h @ p["recurrent_kernel"] + (rb if rb is not None else 0.0)
+            xz, xr, xh = jnp.split(xt, 3, axis=-1)
+            hz, hr, hh = jnp.split(hw, 3, axis=-1)
+            z = jax.nn.sigmoid(xz + hz)
+            h = z * h + (1 - z) * jnp.tanh(xh + jax.nn.sigmoid(xr + hr) * hh)
+        return (h, c), h
+
+    zeros = jnp.zeros((x.shape[0], units), dtype=x.dtype)
+    _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(xw, 0, 1))
+    return jnp.swapaxes(hs, 0, 1)
+
+
+@applies("multi_head_attention")
+def _attention(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    jnp = jax.numpy
+    x, c = xs[0], xs[-1]
+
+    def project(a: Any, proj: str) -> Any:
+        y = jnp.einsum("btd,dhk->bthk", a, p[proj]["kernel"])
+        return y + p[proj]["bias"] if "bias" in p[proj] else y
+
+    q, k, v = project(x, "query"), project(c, "key"), project(c, "value")
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    if cl.layer.options.get("causal", False):
+        scores = jnp.where(jnp.tril(jnp.ones(scores.shape[-2:], dtype=bool)), scores, -jnp.inf)
+    heads = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
+    y = jnp.einsum("bqhd,hdo->bqo", heads, p["out"]["kernel"])
+    return y + p["out"]["bias"] if "bias" in p["out"] else y

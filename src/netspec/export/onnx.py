@@ -1,0 +1,492 @@
+"""ONNX export: a model built with the ``onnx`` package's helpers (the ``onnx`` extra, imported lazily).
+
+The model takes the spec's own inputs, ``(batch, *input)`` channels last with a symbolic batch axis
+(int64 token ids for inputs that feed an embedding), transposing inside the graph where an operator
+wants channels first. Opset :data:`OPSET`. Weights are initializers named ``<layer>.<param>``, in
+netspec's layout where the operator allows (``MatMul`` takes the input-major ``(in, out)`` kernel as
+it is) and in the operator's layout otherwise (``Conv``: ``(out, in/groups, *k)``; ``LSTM``: ``W``
+``(directions, 4*units, in)`` in ONNX's ``i, o, f, c`` gate order, ``R``, ``B`` = bias then the
+recurrent bias). Metadata properties carry the spec name, netspec version, seed, stream and every
+tensor's SHA-256 (of netspec's bytes). Past 2 GB of weights they go to an external data file beside
+the model. Each layer type has one converter in :data:`CONVERTERS` (``tests/test_export_onnx.py``
+walks the layer registry).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.nn.network import CompiledLayer, Network
+
+OPSET = 21
+EXTERNAL_DATA_BYTES = 1 << 31
+"""Weights past this many bytes go to an external data file (ONNX's protobuf limit is 2 GB)."""
+
+
+def onnx_module() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise NetspecError("ONNX export needs onnx: pip install 'netspec[onnx]'") from None
+    return onnx
+
+
+class Graph:
+    """The graph being built: nodes, initializers, and which netspec tensor each initializer holds."""
+
+    def __init__(self, params: dict[str, np.ndarray], dtype: str, build: bool = True):
+        self.params = params
+        self.dtype = dtype
+        self.build = build
+        self.blank = 0.0 if build else -1.0
+        """The value of initializer elements that hold no netspec value (-1 marks them when tracing layouts)."""
+        self.nodes: list[Any] = []
+        self.initializers: dict[str, np.ndarray] = {}
+        self.layout: dict[str, tuple[str, np.ndarray]] = {}
+        """netspec tensor -> (initializer, its array in the operator's layout)."""
+        self.counter = 0
+
+    def name(self, hint: str) -> str:
+        self.counter += 1
+        return f"{hint}/{self.counter}"
+
+    def weight(self, netspec_name: str | list[str], array: np.ndarray, name: str | None = None) -> str:
+        """An initializer holding (a layout of) one netspec tensor, or of several (``name`` required)."""
+        import numpy as np
+
+        names = [netspec_name] if isinstance(netspec_name, str) else netspec_name
+        key = name or names[0]
+        self.initializers[key] = np.ascontiguousarray(array)
+        for n in names:
+            self.layout[n] = (key, self.initializers[key])
+        return key
+
+    def const(self, array: Any, hint: str = "const", dtype: str | None = None) -> str:
+        import numpy as np
+
+        name = self.name(hint)
+        self.initializers[name] = np.asarray(array, dtype=dtype or self.dtype)
+        return name
+
+    def ints(self, values: list[int]) -> str:
+        return self.const(values, "shape", "int64")
+
+    def node(self, op: str, inputs: list[str], outputs: int = 1, **attrs: Any) -> Any:
+        names = [self.name(op) for _ in range(outputs)]
+        if self.build:
+            import onnx
+
+            self.nodes.append(onnx.helper.make_node(op, inputs, names, **attrs))
+        return names[0] if outputs == 1 else names
+
+
+Converter = Callable[[Graph, "CompiledLayer", list[str]], str]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*types: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for t in types:
+            CONVERTERS[t] = fn
+        return fn
+
+    return register
+
+
+def build_model(net: Network, params: dict[str, np.ndarray]) -> Any:
+    """The ONNX ModelProto of ``net`` holding ``params`` (see the module doc)."""
+    onnx = onnx_module()
+    from onnx import TensorProto, helper, numpy_helper
+
+    from netspec import __version__
+    from netspec.io.weights import metadata_for, tensor_digests
+
+    g = _trace(net, params, build=True)
+    elem = TensorProto.FLOAT if net.dtype == "float32" else TensorProto.DOUBLE
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64 if _ids(net, name) else elem,
+                                            ["batch", *shape]) for name, shape in net.inputs.items()]  # fmt: skip
+    outputs = [helper.make_tensor_value_info(name, elem, ["batch", *net.shape_of(name)]) for name in net.outputs]
+    nodes = [*g.nodes, *(helper.make_node("Identity", [g.values[n]], [n]) for n in net.outputs)]  # type: ignore[attr-defined]
+    graph = helper.make_graph(nodes, net.name, inputs, outputs,
+                              [numpy_helper.from_array(a, name) for name, a in g.initializers.items()])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="netspec",
+                              producer_version=__version__)  # fmt: skip
+    model.ir_version = min(model.ir_version, 10)
+    meta = {**metadata_for(net), "netspec_version": __version__}
+    meta.update({f"sha256:{k}": v for k, v in tensor_digests(params).items()})
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _ids(net: Network, input_name: str) -> bool:
+    return any(input_name in cl.sources and cl.layer.type == "embedding" for cl in net.layers)
+
+
+def _trace(net: Network, params: dict[str, np.ndarray], build: bool) -> Graph:
+    g = Graph(params, net.dtype, build)
+    values = {name: name for name in net.inputs}
+    for cl in net.layers:
+        fn = CONVERTERS.get(cl.layer.type)
+        if fn is None:
+            raise NetspecError(f"{cl.name}: layer type {cl.layer.type!r} has no ONNX export")
+        values[cl.name] = fn(g, cl, [values[s] for s in cl.sources])
+    g.values = values  # type: ignore[attr-defined]
+    return g
+
+
+def layouts(net: Network) -> dict[str, tuple[str, np.ndarray, int]]:
+    """netspec tensor -> (initializer name, index array, offset): element i of the initializer holds
+    element ``index[i] - offset`` of the tensor's flat array when ``0 <= index[i] - offset < size`` (every
+    layout change is a permutation, found by exporting arrays of global element numbers)."""
+    import numpy as np
+
+    index, offsets, start = {}, {}, 0
+    for name, p in net.parameters():
+        index[name] = np.arange(start, start + p.size, dtype=np.float64).reshape(p.shape)
+        offsets[name], start = start, start + p.size
+    g = _trace(net, index, build=False)
+    return {k: (key, np.asarray(a).astype(np.int64), offsets[k]) for k, (key, a) in g.layout.items()}
+
+
+def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
+    """Write the model atomically; weights past :data:`EXTERNAL_DATA_BYTES` to ``<path>.data`` beside it."""
+    onnx = onnx_module()
+    from netspec.io.weights import atomic_write
+
+    model = build_model(net, params)
+    if sum(a.nbytes for a in params.values()) >= EXTERNAL_DATA_BYTES:
+        data = os.path.basename(path) + ".data"
+        onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data)
+        folder = os.path.dirname(os.path.abspath(path))
+        onnx.save_model(model, os.path.join(folder, ".netspec-" + os.path.basename(path)), save_as_external_data=True,
+                        location=data)  # fmt: skip
+        os.replace(os.path.join(folder, ".netspec-" + os.path.basename(path)), path)
+        return
+    with atomic_write(path) as fh:
+        fh.write(model.SerializeToString())
+
+
+def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
+    """netspec's arrays from an exported ``.onnx`` file's initializers (layouts undone by name).
+
+    Raises:
+        NetspecError: the file is unreadable, too large, or its initializers do not match the spec.
+    """
+    import numpy as np
+
+    onnx = onnx_module()
+    from onnx import numpy_helper
+
+    limit = net.nbytes + (64 << 20) + (1 << 20) * len(net.layers)
+    if os.path.getsize(path) > limit:
+        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's model can take")
+    try:
+        model = onnx.load(path, load_external_data=True)
+    except Exception as exc:  # protobuf raises several types for a corrupt file
+        raise NetspecError(f"{path}: not a readable ONNX model: {type(exc).__name__}: {exc}") from None
+    found = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = {name: p.shape for name, p in net.parameters()}
+    out, problems = {}, []
+    for name, (key, index, offset) in layouts(net).items():
+        if key not in found:
+            problems.append(f"missing initializer {key}")
+            continue
+        array = found[key]
+        if array.shape != index.shape or array.dtype != np.dtype(net.dtype):
+            problems.append(f"{key} is {array.dtype}{list(array.shape)}, expected {net.dtype}{list(index.shape)}")
+            continue
+        local = index.ravel() - offset
+        mine = (local >= 0) & (local < math.prod(shapes[name]))
+        flat = np.empty(math.prod(shapes[name]), dtype=array.dtype)
+        flat[local[mine]] = array.ravel()[mine]
+        out[name] = flat.reshape(shapes[name])
+    if problems:
+        raise NetspecError(f"{path} does not match the spec: " + "; ".join(problems))
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _act(g: Graph, act: Any, x: str) -> str:
+    name = act.name
+    if name == "linear":
+        return x
+    simple = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softplus": "Softplus", "softsign": "Softsign"}
+    if name in simple:
+        return g.node(simple[name], [x])
+    if name == "leaky_relu":
+        return g.node("LeakyRelu", [x], alpha=float(act.alpha))
+    if name == "elu":
+        return g.node("Elu", [x], alpha=float(act.alpha))
+    if name == "selu":
+        from netspec.nn.activations import SELU_ALPHA, SELU_SCALE
+
+        return g.node("Selu", [x], alpha=float(SELU_ALPHA), gamma=float(SELU_SCALE))
+    if name == "gelu":
+        return g.node("Gelu", [x], approximate=act.approximate)
+    if name == "silu":
+        return g.node("Mul", [x, g.node("Sigmoid", [x])])
+    if name == "softmax":
+        return g.node("Softmax", [x], axis=-1)
+    if name == "log_softmax":
+        return g.node("LogSoftmax", [x], axis=-1)
+    raise NetspecError(f"activation {name!r} has no ONNX export")
+
+
+def _bias(g: Graph, cl: CompiledLayer, x: str, key: str = "bias") -> str:
+    full = f"{cl.name}.{key}"
+    return g.node("Add", [x, g.weight(full, g.params[full])]) if full in g.params else x
+
+
+def _first(rank: int) -> list[int]:
+    """Channels last -> channels first: (b, *s, c) -> (b, c, *s)."""
+    return [0, rank + 1, *range(1, rank + 1)]
+
+
+def _last(rank: int) -> list[int]:
+    return [0, *range(2, rank + 2), 1]
+
+
+# ----------------------------------------------------------------------------- converters
+
+
+@converter("dense")
+def _dense(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    y = g.node("MatMul", [xs[0], g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])])
+    return _act(g, cl.layer.activation, _bias(g, cl, y))
+
+
+@converter("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    import numpy as np
+
+    layer = cl.layer
+    kernel, stride, dilation, padding = layer.geometry()  # type: ignore[attr-defined]
+    rank, groups = layer.rank, layer.groups  # type: ignore[attr-defined]
+    effective = layer.effective_kernel()  # type: ignore[attr-defined]
+    w = g.params[f"{cl.name}.weights"]
+    x = g.node("Transpose", [xs[0]], perm=_first(rank))
+    transposed = layer.type.startswith("conv_transpose")
+    if transposed:
+        cin, filters = w.shape[-2] * groups, w.shape[-1]
+        per = np.moveaxis(w.reshape(*w.shape[:-1], groups, filters // groups), rank + 1, 0)
+        onnx_w = np.transpose(per, (0, rank + 1, rank + 2, *range(1, rank + 1)))
+        onnx_w = onnx_w.reshape(cin, filters // groups, *kernel)
+        extra = layer.output_padding()  # type: ignore[attr-defined]
+        y = g.node("ConvTranspose", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
+                   dilations=list(dilation), group=groups, output_padding=list(extra))  # fmt: skip
+        if padding == "same":
+            sizes = cl.input_shape[:-1]
+            starts = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
+            full = [(a - 1) * s + k for a, s, k in zip(sizes, stride, effective, strict=True)]
+            out = [a * s for a, s in zip(sizes, stride, strict=True)]
+            ends = [min(b + o, f) for b, o, f in zip(starts, out, full, strict=True)]
+            y = g.node("Slice", [y, g.ints(starts), g.ints(ends), g.ints(list(range(2, rank + 2)))])
+            short = [o - (e - b) for o, b, e in zip(out, starts, ends, strict=True)]
+            if any(short):
+                y = g.node("Pad", [y, g.ints([0] * (rank + 2) + [0, 0, *short])])
+    else:
+        onnx_w = np.transpose(w, (rank + 1, rank, *range(rank)))
+        pads_begin, pads_end = [], []
+        for n, k, s in zip(cl.input_shape[:-1], effective, stride, strict=True):
+            total = max((-(-n // s) - 1) * s + k - n, 0) if padding == "same" else 0
+            pads_begin.append(total // 2)
+            pads_end.append(total - total // 2)
+        y = g.node("Conv", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
+                   dilations=list(dilation), group=groups, pads=pads_begin + pads_end)  # fmt: skip
+    y = g.node("Transpose", [y], perm=_last(rank))
+    return _act(g, layer.activation, _bias(g, cl, y))
+
+
+@converter("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
+def _pool(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    layer = cl.layer
+    window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
+    rank = layer.rank  # type: ignore[attr-defined]
+    begin, end = [], []
+    for n, k, s in zip(cl.input_shape[:-1], window, stride, strict=True):
+        total = max((-(-n // s) - 1) * s + k - n, 0) if padding == "same" else 0
+        begin.append(total // 2)
+        end.append(total - total // 2)
+    x = g.node("Transpose", [xs[0]], perm=_first(rank))
+    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride), "pads": begin + end}
+    if layer.reduce == "max":  # type: ignore[attr-defined]
+        y = g.node("MaxPool", [x], **attrs)
+    else:
+        y = g.node("AveragePool", [x], count_include_pad=0, **attrs)
+    return g.node("Transpose", [y], perm=_last(rank))
+
+
+@converter("flatten")
+def _flatten(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    return g.node("Flatten", [xs[0]], axis=1)
+
+
+@converter("dropout")
+def _identity(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    return g.node("Identity", [xs[0]])
+
+
+@converter("activation")
+def _activation(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    return _act(g, cl.layer.activation, xs[0])
+
+
+@converter("batch_norm")
+def _batch_norm(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    p = {k: g.weight(f"{cl.name}.{k}", g.params[f"{cl.name}.{k}"])
+         for k in ("gamma", "beta", "moving_mean", "moving_variance")}  # fmt: skip
+    eps = g.const(cl.layer.epsilon)  # type: ignore[attr-defined]
+    scale = g.node("Div", [p["gamma"], g.node("Sqrt", [g.node("Add", [p["moving_variance"], eps])])])
+    return g.node("Add", [g.node("Mul", [g.node("Sub", [xs[0], p["moving_mean"]]), scale]), p["beta"]])
+
+
+@converter("layer_norm")
+def _layer_norm(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    gamma = g.weight(f"{cl.name}.gamma", g.params[f"{cl.name}.gamma"])
+    beta = g.weight(f"{cl.name}.beta", g.params[f"{cl.name}.beta"])
+    return g.node("LayerNormalization", [xs[0], gamma, beta], axis=-1, epsilon=float(cl.layer.epsilon))  # type: ignore[attr-defined]
+
+
+@converter("embedding")
+def _embedding(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    table = g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])
+    return g.node("Gather", [table, g.node("Cast", [xs[0]], to=7)], axis=0)  # 7: INT64
+
+
+@converter("positional_embedding")
+def _positional(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    table = g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])
+    rows = g.node("Slice", [table, g.ints([0]), g.ints([cl.input_shape[0]]), g.ints([0])])
+    return g.node("Add", [xs[0], rows])
+
+
+@converter("add", "subtract", "multiply", "concat")
+def _merge(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    kind = cl.layer.type
+    if kind == "concat":
+        return g.node("Concat", xs, axis=1 + cl.layer.axis(len(cl.input_shape)))  # type: ignore[attr-defined]
+    op = {"add": "Add", "subtract": "Sub", "multiply": "Mul"}[kind]
+    y = xs[0]
+    for x in xs[1:]:
+        y = g.node(op, [y, x])
+    return y
+
+
+@converter("global_avg_pool", "global_max_pool")
+def _global(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    op = "ReduceMean" if cl.layer.type == "global_avg_pool" else "ReduceMax"
+    return g.node(op, [xs[0], g.ints(list(range(1, len(cl.input_shape))))], keepdims=0)
+
+
+@converter("zero_pad")
+def _zero_pad(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    pads = cl.layer.pads(cl.input_shape)  # type: ignore[attr-defined]
+    begin = [0, *(a for a, _ in pads), 0]
+    end = [0, *(b for _, b in pads), 0]
+    return g.node("Pad", [xs[0], g.ints(begin + end)])
+
+
+@converter("upsample")
+def _upsample(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    factors = cl.layer.factors(cl.input_shape)  # type: ignore[attr-defined]
+    x, shape = xs[0], list(cl.input_shape)
+    for axis, k in enumerate(factors, start=1):
+        if k == 1:
+            continue
+        x = g.node("Unsqueeze", [x, g.ints([axis + 1])])
+        x = g.node("Expand", [x, g.ints([1] * (axis + 1) + [k] + [1] * (len(shape) - axis))])
+        shape[axis - 1] *= k
+        x = g.node("Reshape", [x, g.ints([-1, *shape])])
+    return x
+
+
+@converter("reshape")
+def _reshape(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    return g.node("Reshape", [xs[0], g.ints([-1, *cl.output_shape])])
+
+
+@converter("permute")
+def _permute(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    return g.node("Transpose", [xs[0]], perm=[0, *(int(a) for a in cl.layer.options["axes"])])
+
+
+ONNX_GATES = {"lstm": [0, 3, 1, 2], "gru": [0, 1, 2], "simple_rnn": [0]}
+"""netspec gate slice order -> ONNX's: LSTM i, f, c, o -> i, o, f, c; GRU z, r, h is ONNX's z, r, h."""
+
+
+def _onnx_gates(a: np.ndarray, kind: str) -> np.ndarray:
+    import numpy as np
+
+    slices = np.split(a, len(ONNX_GATES[kind]), axis=-1)
+    return np.concatenate([slices[i] for i in ONNX_GATES[kind]], axis=-1)
+
+
+@converter("simple_rnn", "gru", "lstm")
+def _recurrent(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    import numpy as np
+
+    layer, kind = cl.layer, cl.layer.type
+    units, directions = layer.units, layer.directions  # type: ignore[attr-defined]
+    prefixes = ["", "reverse."][:directions]
+    p = g.params
+    w = np.stack([_onnx_gates(p[f"{cl.name}.{q}weights"], kind).T for q in prefixes])
+    r = np.stack([_onnx_gates(p[f"{cl.name}.{q}recurrent_weights"], kind).T for q in prefixes])
+    inputs = [g.node("Transpose", [xs[0]], perm=[1, 0, 2])]  # (seq, batch, features)
+    inputs += [g.weight([f"{cl.name}.{q}weights" for q in prefixes], w, f"{cl.name}.W"),
+               g.weight([f"{cl.name}.{q}recurrent_weights" for q in prefixes], r, f"{cl.name}.R")]  # fmt: skip
+    if f"{cl.name}.bias" in p:
+        blank = np.full_like(p[f"{cl.name}.bias"], g.blank)  # ONNX's recurrent bias: netspec's GRU has one
+        b = np.stack([np.concatenate([_onnx_gates(p[f"{cl.name}.{q}bias"], kind),
+                                      _onnx_gates(p.get(f"{cl.name}.{q}recurrent_bias", blank), kind)])
+                      for q in prefixes])  # fmt: skip
+        held = [f"{cl.name}.{q}{b}" for q in prefixes for b in ("bias", "recurrent_bias") if f"{cl.name}.{q}{b}" in p]
+        inputs.append(g.weight(held, b, f"{cl.name}.B"))
+    attrs: dict[str, Any] = {"hidden_size": units, "direction": "bidirectional" if directions == 2 else "forward"}
+    if kind == "gru":
+        attrs["linear_before_reset"] = 1
+    op = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}[kind]
+    y, y_h = g.node(op, inputs, outputs=3 if kind == "lstm" else 2, **attrs)[:2]
+    if layer.options.get("return_sequences", False):
+        y = g.node("Transpose", [y], perm=[2, 0, 1, 3])  # (seq, dir, batch, h) -> (batch, seq, dir, h)
+        return g.node("Reshape", [y, g.ints([-1, cl.input_shape[0], directions * units])])
+    y_h = g.node("Transpose", [y_h], perm=[1, 0, 2])  # (dir, batch, h) -> (batch, dir, h)
+    return g.node("Reshape", [y_h, g.ints([-1, directions * units])])
+
+
+@converter("multi_head_attention")
+def _attention(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    import numpy as np
+
+    layer = cl.layer
+    heads, qk, vd = layer.dims()  # type: ignore[attr-defined]
+    x, c = xs[0], xs[-1]
+    tq, tk = cl.input_shapes[0][0], cl.input_shapes[-1][0]
+
+    def project(a: str, proj: str, t: int, width: int) -> str:
+        y = g.node("MatMul", [a, g.weight(f"{cl.name}.{proj}.weights", g.params[f"{cl.name}.{proj}.weights"])])
+        y = _bias(g, cl, y, f"{proj}.bias")
+        y = g.node("Reshape", [y, g.ints([-1, t, heads, width // heads])])
+        return g.node("Transpose", [y], perm=[0, 2, 1, 3])  # (b, h, t, d)
+
+    q, k, v = project(x, "query", tq, qk), project(c, "key", tk, qk), project(c, "value", tk, vd)
+    scores = g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])])
+    scores = g.node("Div", [scores, g.const(math.sqrt(qk // heads))])
+    if layer.options.get("causal", False):
+        mask = np.where(np.tril(np.ones((tq, tk), dtype=bool)), 0.0, -np.inf)
+        scores = g.node("Add", [scores, g.const(mask)])
+    attn = g.node("Softmax", [scores], axis=-1)
+    o = g.node("Transpose", [g.node("MatMul", [attn, v])], perm=[0, 2, 1, 3])
+    o = g.node("Reshape", [o, g.ints([-1, tq, vd])])
+    y = g.node("MatMul", [o, g.weight(f"{cl.name}.output.weights", g.params[f"{cl.name}.output.weights"])])
+    return _bias(g, cl, y, "output.bias")

@@ -1,0 +1,148 @@
+"""ONNX and JAX/Flax export: every layer type converts, onnxruntime and Flax compute netspec's outputs,
+exported tensors equal netspec's arrays after undoing the layout, files verify, missing extras.
+
+Tolerance: float32 outputs of implementations that sum in different orders differ by a few ulps per
+accumulated product; rtol 1e-5 / atol 1e-5 allows ~100 ulps on O(1) activations, while a wrong layout
+(a transpose, a gate order) changes outputs at O(1)."""
+
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+
+import netspec
+from netspec.cli import main
+from netspec.nn.catalog import LAYER_TYPES
+from netspec.testing import specs
+from test_examples import SPECS, batch
+from test_layer_registry import EXAMPLES, INTEGER_INPUTS
+
+RTOL = ATOL = 1e-5
+
+
+def _net(layer_type):
+    shape, layer = EXAMPLES[layer_type]
+    return netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml"), shape
+
+
+def _x(layer_type, shape, n=3):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 11, (n, *shape)) if layer_type in INTEGER_INPUTS else (
+        rng.standard_normal((n, *shape)).astype(np.float32))  # fmt: skip
+
+
+def _onnx_outputs(net, params, x):
+    ort = pytest.importorskip("onnxruntime")
+    from netspec.export.onnx import build_model
+
+    session = ort.InferenceSession(build_model(net, params).SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = x if isinstance(x, dict) else {next(iter(net.inputs)): x}
+    kinds = {i.name: i.type for i in session.get_inputs()}
+    feeds = {k: np.asarray(v).astype(np.int64 if kinds[k] == "tensor(int64)" else np.float32)
+             for k, v in inputs.items()}
+    out = session.run(None, feeds)
+    return out[0] if len(out) == 1 else dict(zip(net.outputs, out, strict=True))
+
+
+def _flax_outputs(net, params, x):
+    pytest.importorskip("flax")
+    from netspec.export.flax import to_module, variables
+
+    inputs = x if isinstance(x, dict) else {next(iter(net.inputs)): x}
+    out = to_module(net).apply(variables(net, params), **inputs)
+    return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else np.asarray(out)
+
+
+def _close(ours, theirs):
+    if isinstance(ours, dict):
+        for k in ours:
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=RTOL, atol=ATOL)
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+
+
+def test_every_layer_type_has_a_converter_in_every_target():
+    from netspec.export import flax, onnx, torch
+
+    for table in (onnx.CONVERTERS, flax.APPLY, torch.CONVERTERS):
+        assert sorted(table) == sorted(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
+def test_layer_type_onnx(layer_type):
+    onnx = pytest.importorskip("onnx")
+    from netspec.export.onnx import build_model, layouts
+
+    net, shape = _net(layer_type)
+    params = net.initialize()
+    for n in (1, 7):  # one model, any batch size
+        _close(net.forward(_x(layer_type, shape, n), params), _onnx_outputs(net, params, _x(layer_type, shape, n)))
+    model = build_model(net, params)
+    onnx.checker.check_model(model, full_check=True)
+    found = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    for name, (key, index, offset) in layouts(net).items():  # each initializer holds netspec's exact values
+        mine = (index >= offset) & (index < offset + params[name].size)
+        assert np.array_equal(found[key][mine], params[name].ravel()[index[mine] - offset]), name
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["netspec_seed"] == "0" and all(meta[f"sha256:{k}"] for k in params)
+
+
+@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
+def test_layer_type_flax(layer_type):
+    pytest.importorskip("flax")
+    from netspec.export.flax import read_variables, variables
+
+    net, shape = _net(layer_type)
+    params = net.initialize()
+    _close(net.forward(_x(layer_type, shape), params), _flax_outputs(net, params, _x(layer_type, shape)))
+    back = read_variables(net, variables(net, params))
+    assert all(back[k].tobytes() == params[k].tobytes() for k in params)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_example_specs_agree_in_onnxruntime_and_flax(path):
+    net = netspec.load(str(path))
+    params = net.initialize()
+    x = batch(net, np.random.default_rng(5), 2)
+    ours = net.forward(x, params)
+    _close(ours, _onnx_outputs(net, params, x))
+    _close(ours, _flax_outputs(net, params, x))
+
+
+@settings(max_examples=15, deadline=None)
+@given(specs())
+def test_generated_specs_agree_in_onnxruntime_and_flax(spec):
+    net = netspec.loads(yaml.safe_dump({**spec, "dtype": "float32"}), "generated.yaml")
+    params = net.initialize(threads=1)
+    x = batch(net, np.random.default_rng(6), 2)
+    ours = net.forward(x, params)
+    _close(ours, _onnx_outputs(net, params, x))
+    _close(ours, _flax_outputs(net, params, x))
+
+
+def _cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("target,suffix", [("onnx", ".onnx"), ("flax", ".msgpack")])
+def test_exported_files_verify(target, suffix, tmp_path, capsys):
+    pytest.importorskip(target)
+    spec = SPECS[[p.stem for p in SPECS].index("lstm-text-classifier")]
+    out = tmp_path / f"model{suffix}"
+    code, _, err = _cli(capsys, "export", spec, "--to", target, "-o", out)
+    assert code == 0, err
+    code, text, err = _cli(capsys, "verify", spec, "--weights", out)
+    assert code == 0, text + err
+    assert _cli(capsys, "export", spec, "--to", target, "-o", tmp_path / "m.pt")[0] == 2
+
+
+@pytest.mark.parametrize("target,module", [("onnx", "onnx"), ("flax", "flax.linen")])
+def test_missing_extra_is_a_message_and_exit_1(target, module, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)
+    suffix = {"onnx": ".onnx", "flax": ".msgpack"}[target]
+    code, _, err = _cli(capsys, "export", SPECS[0], "--to", target, "-o", tmp_path / f"m{suffix}")
+    assert code == 1 and f"pip install 'netspec[{target}]'" in err and "Traceback" not in err
