@@ -18,6 +18,7 @@ zeros for LSTM and RNN); batch norm -> ``BatchNorm1d`` (``weight``, ``bias``, ``
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -92,15 +93,17 @@ def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
         if fn is None:
             raise NetspecError(f"{cl.name}: layer type {cl.layer.type!r} has no PyTorch export")
         own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
-        module, tensors = fn(cl, own)
+        with torch.device("meta"):  # no memory and no torch initialization: the tensors come from netspec
+            module, tensors = fn(cl, own)
+        module = module.to_empty(device="cpu")
         if net.dtype == "float64":
             module = module.double()
         _attach(root, cl.name, module)
-        sd = module.state_dict()
+        sd = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in module.state_dict().items()}  # torch's extras: 0
         for local, (torch_name, array) in tensors.items():
             if torch_name not in sd or tuple(sd[torch_name].shape) != array.shape:
                 raise NetspecError(f"{cl.name}.{local}: converter gave {torch_name} {array.shape}")
-            sd[torch_name] = torch.from_numpy(array.copy())
+            sd[torch_name] = torch.from_numpy(array)  # load_state_dict copies it into the module
             mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
         module.load_state_dict(sd, strict=True)
         runners.append((cl.name, list(cl.sources), module))
@@ -192,25 +195,11 @@ def _lambda(fn: Callable[..., Any]) -> Any:
 
 
 def _then(module: Any, act: Any) -> Any:
-    """``module`` followed by an activation, as one module (the parameters keep the module's names)."""
-    torch = torch_module()
+    """``module`` followed by an activation, as the same module (its tensors keep their names)."""
     fn = activation_fn(act)
-
-    class WithActivation(torch.nn.Module):  # type: ignore[name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            for name, child in module.named_children():
-                self.add_module(name, child)
-            for name, p in module.named_parameters(recurse=False):
-                self.register_parameter(name, p)
-            for name, b in module.named_buffers(recurse=False):
-                self.register_buffer(name, b)
-            self.inner = [module]  # not a child: its tensors are registered above under their own names
-
-        def forward(self, *xs: Any) -> Any:
-            return fn(self.inner[0](*xs))
-
-    return WithActivation()
+    base = type(module).forward
+    module.forward = types.MethodType(lambda self, *xs: fn(base(self, *xs)), module)
+    return module
 
 
 def _channels_first(x: Any) -> Any:
@@ -267,31 +256,27 @@ def _conv(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     f = torch.nn.functional
     act = activation_fn(layer.activation)
 
-    class Convolution(torch.nn.Module):  # type: ignore[name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.weight, self.bias = conv.weight, conv.bias
-            self.inner = [conv]
+    base = type(conv).forward
 
-        def forward(self, x: Any) -> Any:
-            x = _channels_first(x)
-            if padding == "same" and not transposed:
-                pads = []
-                for n, k, s in reversed(list(zip(in_shape, effective, stride, strict=True))):
-                    total = max((-(-n // s) - 1) * s + k - n, 0)
-                    pads += [total // 2, total - total // 2]
-                x = f.pad(x, pads)
-            y = self.inner[0](x)
-            if padding == "same" and transposed:
-                crops = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
-                index = (slice(None), slice(None), *(slice(c, c + o) for c, o in zip(crops, out_shape, strict=True)))
-                y = y[index]
-                short = [o - size for o, size in zip(out_shape, y.shape[2:], strict=True)]
-                if any(short):
-                    y = f.pad(y, [v for m in reversed(short) for v in (0, m)])
-            return act(_channels_last(y))
+    def forward(self: Any, x: Any) -> Any:  # channels last in and out, TensorFlow's 'same', then the activation
+        x = _channels_first(x)
+        if padding == "same" and not transposed:
+            pads = []
+            for n, k, s in reversed(list(zip(in_shape, effective, stride, strict=True))):
+                total = max((-(-n // s) - 1) * s + k - n, 0)
+                pads += [total // 2, total - total // 2]
+            x = f.pad(x, pads)
+        y = base(self, x)
+        if padding == "same" and transposed:
+            crops = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
+            y = y[(slice(None), slice(None), *(slice(c, c + o) for c, o in zip(crops, out_shape, strict=True)))]
+            short = [o - size for o, size in zip(out_shape, y.shape[2:], strict=True)]
+            if any(short):
+                y = f.pad(y, [v for m in reversed(short) for v in (0, m)])
+        return act(_channels_last(y))
 
-    return Convolution(), tensors
+    conv.forward = types.MethodType(forward, conv)
+    return conv, tensors
 
 
 @converter("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
@@ -618,7 +603,6 @@ def torch_extras(net: Network) -> list[str]:
 def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
     """Write the torch ``state_dict`` atomically: ``.pt`` with ``torch.save`` (readable with
     ``torch.load(path, weights_only=True)``), ``.safetensors`` with torch names and layouts."""
-    import io
     import os
 
     from netspec.io.weights import atomic_write, metadata_for
@@ -628,10 +612,9 @@ def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
     if os.path.splitext(path)[1].lower() == ".safetensors":
         save_arrays(torch_arrays(net, params), path, {**metadata_for(net), LAYOUT_KEY: "torch"})
         return
-    buffer = io.BytesIO()
-    torch.save(to_module(net, params).state_dict(), buffer)
+    state = to_module(net, params).state_dict()
     with atomic_write(path) as fh:
-        fh.write(buffer.getvalue())
+        torch.save(state, fh)
 
 
 def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
