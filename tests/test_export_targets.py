@@ -146,3 +146,22 @@ def test_missing_extra_is_a_message_and_exit_1(target, module, tmp_path, capsys,
     suffix = {"onnx": ".onnx", "flax": ".msgpack"}[target]
     code, _, err = _cli(capsys, "export", SPECS[0], "--to", target, "-o", tmp_path / f"m{suffix}")
     assert code == 1 and f"pip install 'netspec[{target}]'" in err and "Traceback" not in err
+
+
+def test_large_onnx_weights_go_to_external_data(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from netspec.export import onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 1000)  # as if past 2 GB
+    net = netspec.loads("netspec: 1\ninput: [16]\nlayers:\n  - {type: dense, name: fc, units: 32}\n", "big.yaml")
+    params = net.initialize()
+    path = tmp_path / "big.onnx"
+    onnx_export.save(net, params, str(path))
+    assert (tmp_path / "big.onnx.data").stat().st_size >= params["fc.weights"].nbytes
+    assert path.stat().st_size < params["fc.weights"].nbytes  # the weights are not in the model file
+    back = onnx_export.read_file(net, str(path))
+    assert all(back[k].tobytes() == params[k].tobytes() for k in params)
+    x = np.ones((2, 16), np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], net.forward(x, params), rtol=RTOL, atol=ATOL)
