@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
+
+from build import best  # bench/build.py: best of n runs
 
 SPEC = """netspec: 1
 name: mlp
@@ -31,15 +31,6 @@ layers:
     layers:
       - {{type: dense, name: fc, units: {width}}}
 """
-
-
-def best(fn: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def fsync(path: Path) -> None:

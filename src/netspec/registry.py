@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -127,3 +127,21 @@ class Registry(Generic[T]):
             return cls.from_config(spec)
         except TypeError as exc:  # a wrongly typed value the class did not check itself
             raise InitializerError(f"{self.kind} {cls.name!r}: {exc}") from None
+
+
+F = TypeVar("F")
+
+
+def registrar(table: dict[str, F]) -> Callable[..., Callable[[F], F]]:
+    """A decorator factory filling ``table``: ``@by_type("dense", "conv2d")`` registers a function under
+    each name (the exporters' per-layer-type converter tables)."""
+
+    def by_type(*names: str) -> Callable[[F], F]:
+        def register(fn: F) -> F:
+            for name in names:
+                table[name] = fn
+            return fn
+
+        return register
+
+    return by_type

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+from netspec.nn.convolution import same_padding
+from netspec.registry import registrar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,13 +179,7 @@ Apply = Callable[["CompiledLayer", dict[str, Any], list[Any]], Any]
 APPLY: dict[str, Apply] = {}
 
 
-def applies(*types: str) -> Callable[[Apply], Apply]:
-    def register(fn: Apply) -> Apply:
-        for t in types:
-            APPLY[t] = fn
-        return fn
-
-    return register
+applies = registrar(APPLY)
 
 
 def activation(act: Any) -> Callable[[Any], Any]:
@@ -214,14 +210,6 @@ def _dims(rank: int) -> tuple[str, str, str]:
     return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
 
 
-def _same(sizes: Any, effective: Any, stride: Any) -> list[tuple[int, int]]:
-    pads = []
-    for n, k, s in zip(sizes, effective, stride, strict=True):
-        total = max((-(-n // s) - 1) * s + k - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return pads
-
-
 @applies("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
 def _conv(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
     import jax
@@ -247,7 +235,7 @@ def _conv(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
         if any(short):
             y = jax.numpy.pad(y, [(0, 0), *((0, m) for m in short), (0, 0)])
     else:
-        pads = _same(cl.input_shape[:-1], effective, stride) if padding == "same" else [(0, 0)] * rank
+        pads = same_padding(cl.input_shape[:-1], effective, stride) if padding == "same" else [(0, 0)] * rank
         y = jax.lax.conv_general_dilated(xs[0], w, stride, pads, rhs_dilation=dilation,
                                          dimension_numbers=_dims(rank), feature_group_count=groups)  # fmt: skip
     if "bias" in p:
@@ -261,7 +249,7 @@ def _pool(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
 
     layer = cl.layer
     window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
-    pads = [(0, 0), *(_same(cl.input_shape[:-1], window, stride) if padding == "same"
+    pads = [(0, 0), *(same_padding(cl.input_shape[:-1], window, stride) if padding == "same"
                       else [(0, 0)] * len(window)), (0, 0)]  # fmt: skip
     dims, strides = (1, *window, 1), (1, *stride, 1)
     x = xs[0]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+from netspec.registry import registrar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,13 +93,7 @@ Converter = Callable[[Graph, "CompiledLayer", list[str]], str]
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(*types: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for t in types:
-            CONVERTERS[t] = fn
-        return fn
-
-    return register
+converter = registrar(CONVERTERS)
 
 
 def build_model(net: Network, params: dict[str, np.ndarray], check: bool = True) -> Any:
@@ -251,6 +246,15 @@ def _bias(g: Graph, cl: CompiledLayer, x: str, key: str = "bias") -> str:
     return g.node("Add", [x, g.weight(full, g.params[full])]) if full in g.params else x
 
 
+def _onnx_pads(cl: CompiledLayer, window: Any, stride: Any, padding: str) -> list[int]:
+    """ONNX's ``pads``: every axis's begin, then every axis's end (TensorFlow's 'same', or none)."""
+    from netspec.nn.convolution import same_padding
+
+    sizes = cl.input_shape[:-1]
+    pads = same_padding(sizes, window, stride) if padding == "same" else [(0, 0)] * len(sizes)
+    return [b for b, _ in pads] + [a for _, a in pads]
+
+
 def _first(rank: int) -> list[int]:
     """Channels last -> channels first: (b, *s, c) -> (b, c, *s)."""
     return [0, rank + 1, *range(1, rank + 1)]
@@ -300,13 +304,8 @@ def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
                 y = g.node("Pad", [y, g.ints([0] * (rank + 2) + [0, 0, *short])])
     else:
         onnx_w = np.transpose(w, (rank + 1, rank, *range(rank)))
-        pads_begin, pads_end = [], []
-        for n, k, s in zip(cl.input_shape[:-1], effective, stride, strict=True):
-            total = max((-(-n // s) - 1) * s + k - n, 0) if padding == "same" else 0
-            pads_begin.append(total // 2)
-            pads_end.append(total - total // 2)
         y = g.node("Conv", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
-                   dilations=list(dilation), group=groups, pads=pads_begin + pads_end)  # fmt: skip
+                   dilations=list(dilation), group=groups, pads=_onnx_pads(cl, effective, stride, padding))  # fmt: skip
     y = g.node("Transpose", [y], perm=_last(rank))
     return _act(g, layer.activation, _bias(g, cl, y))
 
@@ -316,13 +315,9 @@ def _pool(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     layer = cl.layer
     window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
     rank = layer.rank  # type: ignore[attr-defined]
-    begin, end = [], []
-    for n, k, s in zip(cl.input_shape[:-1], window, stride, strict=True):
-        total = max((-(-n // s) - 1) * s + k - n, 0) if padding == "same" else 0
-        begin.append(total // 2)
-        end.append(total - total // 2)
     x = g.node("Transpose", [xs[0]], perm=_first(rank))
-    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride), "pads": begin + end}
+    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride),
+                             "pads": _onnx_pads(cl, window, stride, padding)}  # fmt: skip
     if layer.reduce == "max":  # type: ignore[attr-defined]
         y = g.node("MaxPool", [x], **attrs)
     else:

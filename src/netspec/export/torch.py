@@ -23,6 +23,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+from netspec.nn.convolution import same_padding
+from netspec.registry import registrar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,13 +45,7 @@ def torch_module() -> Any:
     return torch
 
 
-def converter(*types: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for t in types:
-            CONVERTERS[t] = fn
-        return fn
-
-    return register
+converter = registrar(CONVERTERS)
 
 
 def to_module(spec_or_network: Any, params: dict[str, np.ndarray] | None = None) -> Any:
@@ -202,6 +198,11 @@ def _then(module: Any, act: Any) -> Any:
     return module
 
 
+def _torch_pads(pads: list[tuple[int, int]]) -> list[int]:
+    """(before, after) per spatial axis -> ``F.pad``'s flat list, last axis first."""
+    return [v for before, after in reversed(pads) for v in (before, after)]
+
+
 def _channels_first(x: Any) -> Any:
     return x.movedim(-1, 1)
 
@@ -261,11 +262,7 @@ def _conv(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     def forward(self: Any, x: Any) -> Any:  # channels last in and out, TensorFlow's 'same', then the activation
         x = _channels_first(x)
         if padding == "same" and not transposed:
-            pads = []
-            for n, k, s in reversed(list(zip(in_shape, effective, stride, strict=True))):
-                total = max((-(-n // s) - 1) * s + k - n, 0)
-                pads += [total // 2, total - total // 2]
-            x = f.pad(x, pads)
+            x = f.pad(x, _torch_pads(same_padding(in_shape, effective, stride)))
         y = base(self, x)
         if padding == "same" and transposed:
             crops = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
@@ -292,10 +289,7 @@ def _pool(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     def forward(x: Any) -> Any:
         x = _channels_first(x)
         if padding == "same":
-            pads = []
-            for n, k, s in reversed(list(zip(in_shape, window, stride, strict=True))):
-                total = max((-(-n // s) - 1) * s + k - n, 0)
-                pads += [total // 2, total - total // 2]
+            pads = _torch_pads(same_padding(in_shape, window, stride))
             if is_max:
                 return _channels_last(pool(f.pad(x, pads, value=-math.inf), window, stride))
             ones = torch.ones_like(x[:1, :1])

@@ -27,6 +27,7 @@ Output lengths per spatial axis (effective kernel ``k' = dilation * (k - 1) + 1`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from netspec.init.fans import Fans, compute_fans
@@ -133,8 +134,7 @@ class Conv(WeightedLayer):
         kernel, stride, dilation, padding = self.geometry()
         out = self.output_shape(x.shape[1:])[:-1]
         if padding == "same":
-            x = _pad(x, [_same_padding(n, k, s) for n, k, s in zip(x.shape[1:-1], self.effective_kernel(), stride,
-                                                                   strict=True)])  # fmt: skip
+            x = _pad(x, same_padding(x.shape[1:-1], self.effective_kernel(), stride))
         w = params["weights"]
         y = np.zeros((x.shape[0], *out, w.shape[-1]), dtype=x.dtype)
         for tap in np.ndindex(*kernel):
@@ -146,10 +146,14 @@ class Conv(WeightedLayer):
         return self.activation(y)
 
 
-def _same_padding(n: int, k: int, s: int) -> tuple[int, int]:
-    """TensorFlow's 'same' padding (before, after) of one axis; the odd pixel goes after."""
-    total = max((-(-n // s) - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
+def same_padding(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int]) -> list[tuple[int, int]]:
+    """TensorFlow's 'same' padding, (before, after) per axis: the output has ceil(n / stride) positions and
+    the odd pixel goes after (the exporters use the same numbers)."""
+    pads = []
+    for n, k, s in zip(sizes, kernel, stride, strict=True):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
 
 
 def _pad(x: np.ndarray, pads: list[tuple[int, int]]) -> np.ndarray:
