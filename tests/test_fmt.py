@@ -60,3 +60,8 @@ def test_check_and_rewrite(tmp_path, capsys):
     broken.write_text("netspec: 1\nnetspec: 2\n")
     assert main(["fmt", str(broken)]) == 1
     assert "b.yaml:2:1" in capsys.readouterr().err and broken.read_text() == "netspec: 1\nnetspec: 2\n"
+    workflow = tmp_path / "ci.yaml"
+    workflow.write_text("on:   push\njobs: {}\n")  # YAML that is not a spec: left alone, not a failure
+    broken.unlink()
+    assert main(["fmt", str(tmp_path)]) == 0 and workflow.read_text() == "on:   push\njobs: {}\n"
+    assert "not a netspec spec" in capsys.readouterr().err

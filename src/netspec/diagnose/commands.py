@@ -11,6 +11,7 @@ from collections.abc import Callable
 from netspec.errors import NetspecError, UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
+MAX_BATCH = 65536
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -19,7 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
                        "of pre-activations and outputs, saturated and dead-ReLU fractions, and per parameter the "
                        "gradient std and |grad|/|w| for a stated loss (gradients need the torch extra).")  # fmt: skip
     d.add_argument("spec", metavar="SPEC")
-    d.add_argument("--batch", type=_positive, default=256, metavar="N", help="batch size (default 256)")
+    d.add_argument("--batch", type=_batch, default=256, metavar="N", help="batch size, 1..65536 (default 256)")
     d.add_argument("--input", action="append", metavar="X",
                    help="a .npy batch instead of random inputs (NAME=FILE per input for several)")  # fmt: skip
     d.add_argument("--seed", type=int, help="the weights' seed (default: the spec's)")
@@ -58,6 +59,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _batch(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"at most {MAX_BATCH}, got {value}")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -86,7 +94,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     runs = diagnose(net, x, _names(args.compare), args.loss, gradients=not args.no_gradients)
     text = table(runs)
     if args.json:
-        json.dump(as_json(net, runs, args.batch, args.data_seed, args.loss), sys.stdout, indent=1)
+        rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
+        json.dump(as_json(net, runs, rows, None if args.input else args.data_seed, args.loss), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print(text)

@@ -96,6 +96,7 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def as_json(net: Network, runs: list[Run], batch: int, seed: int, loss: str) -> dict[str, Any]:
-    return {"spec": net.source, "name": net.name, "batch": batch, "seed": seed, "loss": loss,
-            "runs": [r.as_json() for r in runs]}  # fmt: skip
+def as_json(net: Network, runs: list[Run], batch: int, data_seed: int | None, loss: str) -> dict[str, Any]:
+    """``data_seed`` is the random batch's seed (None for the user's data); ``seed`` the weights'."""
+    return {"spec": net.source, "name": net.name, "batch": batch, "seed": net.seed, "data_seed": data_seed,
+            "loss": loss, "runs": [r.as_json() for r in runs]}  # fmt: skip

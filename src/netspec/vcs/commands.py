@@ -140,7 +140,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def run_fmt(args: argparse.Namespace) -> int:
     from netspec.io.weights import atomic_write
-    from netspec.vcs.fmt import format_text
+    from netspec.vcs.fmt import NotASpec, format_text
 
     paths = _spec_files(args.specs)
     changed, failed = [], 0
@@ -149,6 +149,9 @@ def run_fmt(args: argparse.Namespace) -> int:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
             formatted = format_text(text, path)
+        except NotASpec as exc:
+            print(f"netspec fmt: {exc}", file=sys.stderr)
+            continue
         except (SpecError, NetspecError, OSError, UnicodeDecodeError) as exc:
             print(exc if isinstance(exc, SpecError) else f"netspec fmt: error: {path}: {exc}", file=sys.stderr)
             failed += 1

@@ -48,6 +48,8 @@ def format_text(text: str, source: str = "<string>") -> str:
     from netspec.spec.loader import load_text
 
     before = load_text(text, source).data  # netspec's safe loader first: limits, duplicate keys, tags
+    if not isinstance(before, dict) or "netspec" not in before:
+        raise NotASpec(f"{source}: not a netspec spec (no top-level 'netspec:' key); left as it is")
     yaml = _yaml()
     data = yaml.load(text)
     if isinstance(data, dict):
@@ -58,6 +60,10 @@ def format_text(text: str, source: str = "<string>") -> str:
     if load_text(result, source).data != before:
         raise NetspecError(f"{source}: formatting would change the spec's data; left as it is (please report)")
     return result
+
+
+class NotASpec(NetspecError):
+    """A YAML file that is not a spec (fmt leaves it alone)."""
 
 
 def _canonical(doc: Any) -> None:
