@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
+from netspec.arguments import int_in, positive_int, seed
 from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
 
@@ -31,25 +32,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _int_in(low: int, high: int, what: str = "value") -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"{what} {value} must be >= {low}" + (f" and <= {high}" if high < 2**63 else "")
-            )
-        return value
-
-    return parse
-
-
-_positive_int = _int_in(1, 2**63, "value")
-_seed = _int_in(0, 2**63 - 1, "seed")
 
 
 def _alpha(text: str) -> float:
@@ -80,11 +62,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "-o", "--output", metavar="OUT", help="weights file, .npz or .safetensors (default: ./<spec stem>.npz)"
     )
-    b.add_argument("--seed", type=_seed, help="override the spec's seed")
+    b.add_argument("--seed", type=seed, help="override the spec's seed")
     b.add_argument("--dry-run", action="store_true", help="validate and summarize; allocate and write nothing")
-    b.add_argument("--max-params", type=_positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
+    b.add_argument("--max-params", type=positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
-    b.add_argument("--threads", type=_int_in(1, 1024, "threads"), metavar="N",
+    b.add_argument("--threads", type=int_in(1, 1024, "threads"), metavar="N",
                    help="initialization threads, 1..1024 (default: all cores)")  # fmt: skip
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -96,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
                        "means every *.yaml / *.yml file in it (recursively). Warnings (e.g. parameter names "
                        "that depend on layer positions) do not change the exit code.")  # fmt: skip
     v.add_argument("specs", metavar="SPEC", nargs="+", help="YAML spec files or folders")
-    v.add_argument("--max-params", type=_positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
+    v.add_argument("--max-params", type=positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
     v.add_argument("-q", "--quiet", action="store_true", help="print errors only (no ok lines, no warnings)")
     v.add_argument("--json", action="store_true", help="print the results (with every diagnostic) as JSON")
@@ -111,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
                    help="comma-separated values for one sample (1,2,3,4; -1,2 works too) or a .npy file with a "
                    "batch; for a network with several inputs, NAME=X once per input")  # fmt: skip
     e.add_argument("--weights", metavar="FILE", help="weights file (default: initialize from the spec's seed)")
-    e.add_argument("--seed", type=_seed, help="override the spec's seed")
+    e.add_argument("--seed", type=seed, help="override the spec's seed")
     e.add_argument("--json", action="store_true", help="print the output as JSON")
 
     x = sub.add_parser("explain", help="say, per parameter, which initializer applies, why, and its formula",
@@ -128,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("specs", metavar="SPEC", nargs="+", help="spec files or folders (every one is checked)")
     r.add_argument("--weights", metavar="FILE", help="weights file to check, for one SPEC (default: build in memory)")
     r.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm rate (default 0.001)")
-    r.add_argument("--seed", type=_seed, help="override the spec's seed (when building in memory)")
+    r.add_argument("--seed", type=seed, help="override the spec's seed (when building in memory)")
     r.add_argument("--statistical-only", action="store_true",
                    help="skip the exact check that the weights are the bytes the spec's seed produces")  # fmt: skip
     r.add_argument("--strict", action="store_true",

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from netspec.arguments import seed
 from netspec.errors import NetspecError, UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -23,8 +24,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     d.add_argument("--batch", type=_batch, default=256, metavar="N", help="batch size, 1..65536 (default 256)")
     d.add_argument("--input", action="append", metavar="X",
                    help="a .npy batch instead of random inputs (NAME=FILE per input for several)")  # fmt: skip
-    d.add_argument("--seed", type=int, help="the weights' seed (default: the spec's)")
-    d.add_argument("--data-seed", type=int, default=0, metavar="N", help="seed of the random batch (default 0)")
+    d.add_argument("--seed", type=seed, help="the weights' seed (default: the spec's)")
+    d.add_argument("--data-seed", type=seed, default=0, metavar="N", help="seed of the random batch (default 0)")
     d.add_argument("--compare", metavar="INIT[,INIT...]", default="",
                    help="also run with each initializer in place of the spec's weights initializers")  # fmt: skip
     d.add_argument("--loss", choices=["auto", "mean", "cross_entropy"], default="auto",

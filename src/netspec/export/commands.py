@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from netspec.arguments import seed
 from netspec.errors import NetspecError, UsageError
 
 TARGETS = {"torch": (".pt", ".safetensors"), "onnx": (".onnx",), "flax": (".msgpack",)}
@@ -24,7 +25,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     e.add_argument("--to", required=True, choices=sorted(TARGETS), help="the target framework")
     e.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
     e.add_argument("--weights", metavar="FILE", help="netspec weights to export (default: build from the seed)")
-    e.add_argument("--seed", type=int, help="override the spec's seed")
+    e.add_argument("--seed", type=seed, help="override the spec's seed")
     return {"export": run}
 
 

@@ -1,0 +1,28 @@
+"""Value types of the command line's options (argparse ``type=`` functions shared by every command)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def int_in(low: int, high: int, what: str = "value") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{what} {value} must be >= {low}" + (f" and <= {high}" if high < 2**63 else "")
+            )
+        return value
+
+    return parse
+
+
+positive_int = int_in(1, 2**63, "value")
+seed = int_in(0, 2**63 - 1, "seed")
+"""A seed: 0 <= seed < 2^63, as the spec's ``seed``."""
