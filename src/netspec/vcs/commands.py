@@ -11,6 +11,8 @@ from collections.abc import Callable
 from netspec.errors import NetspecError, SpecError, UsageError
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+MAX_LOCK_BYTES = 256 << 20
+"""A lock file larger than this is refused before it is read (one line per tensor is far smaller)."""
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -89,7 +91,9 @@ def report_drift(path: str, current: dict, as_json: bool = False, quiet: bool = 
 
     if not os.path.isfile(path):
         raise NetspecError(f"{path}: no such lock file (write it with netspec lock)")
-    with open(path, encoding="utf-8") as fh:
+    if os.path.getsize(path) > MAX_LOCK_BYTES:
+        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is too large for a lock file")
+    with open(path, encoding="utf-8", errors="replace") as fh:
         old = locks.loads(fh.read(), path)
     drifts = locks.compare(old, current)
     if as_json:
@@ -146,8 +150,7 @@ def run_fmt(args: argparse.Namespace) -> int:
     changed, failed = [], 0
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            text = _read_spec(path)
             formatted = format_text(text, path)
         except NotASpec as exc:
             print(f"netspec fmt: {exc}", file=sys.stderr)
@@ -168,6 +171,14 @@ def run_fmt(args: argparse.Namespace) -> int:
     if not args.check:
         return 1 if failed else 0
     return 1 if changed or failed else 0
+
+
+def _read_spec(path: str) -> str:
+    """A spec file's text, read no further than the loader's size limit (a located error past it)."""
+    from netspec.spec.loader import MAX_BYTES, decode
+
+    with open(path, "rb") as fh:
+        return decode(fh.read(MAX_BYTES + 1), path)
 
 
 def _spec_files(paths: list[str]) -> list[str]:

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+
 from netspec.spec.imports import Files
+
+MAX_LOCK_BYTES = 256 << 20
+"""A lock file larger than this is refused before it is read."""
 
 if TYPE_CHECKING:
     from netspec.nn.network import Network
@@ -41,8 +45,15 @@ class Side:
 def read_side(arg: str) -> Side:
     """A path, or ``REV:path`` from git (NetspecError when neither can be read)."""
     if os.path.isfile(arg):
-        with open(arg, encoding="utf-8") as fh:
-            return Side(arg, fh.read(), arg)
+        if arg.endswith(".lock"):
+            if os.path.getsize(arg) > MAX_LOCK_BYTES:
+                raise NetspecError(f"{arg}: {os.path.getsize(arg):,} bytes is too large for a lock file")
+            with open(arg, encoding="utf-8", errors="replace") as fh:
+                return Side(arg, fh.read(), arg)
+        from netspec.spec.loader import MAX_BYTES, decode
+
+        with open(arg, "rb") as fh:
+            return Side(arg, decode(fh.read(MAX_BYTES + 1), arg), arg)
     rev, sep, path = arg.partition(":")
     if not sep or not rev or not path or os.path.exists(arg):
         raise NetspecError(f"{arg}: no such file (a git revision is written REV:path)")
