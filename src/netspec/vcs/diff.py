@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
-
 from netspec.spec.imports import Files
 
 MAX_LOCK_BYTES = 256 << 20
