@@ -51,11 +51,20 @@ def format_text(text: str, source: str = "<string>") -> str:
     if not isinstance(before, dict) or "netspec" not in before:
         raise NotASpec(f"{source}: not a netspec spec (no top-level 'netspec:' key); left as it is")
     yaml = _yaml()
-    data = yaml.load(text)
-    if isinstance(data, dict):
-        _canonical(data)
-    out = io.StringIO()
-    yaml.dump(data, out)
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = yaml.load(text)
+        if isinstance(data, dict):
+            _canonical(data)
+        out = io.StringIO()
+        yaml.dump(data, out)
+    except YAMLError as exc:  # YAML that PyYAML's composer takes but the round-trip parser reads otherwise
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NetspecError(f"{source}{where}: cannot format this YAML (the round-trip parser reads it otherwise: "
+                           f"{problem}); left as it is") from None  # fmt: skip
     result = out.getvalue()
     if load_text(result, source).data != before:
         raise NetspecError(f"{source}: formatting would change the spec's data; left as it is (please report)")
