@@ -140,3 +140,15 @@ def test_load_into_a_hand_written_module():
     assert "0.weight: netspec [5, 4], module [6, 4]" in text and "netspec has nothing for 3.weight" in text
     with pytest.raises(NetspecError, match=r"the module has no fc1\.weight"):
         load_into(model, net, params)
+
+
+def test_load_into_from_a_weights_file(tmp_path):
+    from netspec.io.weights import save
+    from netspec.torch import load_into
+
+    net = netspec.loads("netspec: 1\nseed: 8\ninput: [3]\nlayers:\n  - {type: dense, name: fc, units: 2}\n", "one.yaml")
+    params = net.initialize()
+    save(params, str(tmp_path / "w.safetensors"))
+    model = torch.nn.Linear(3, 2)
+    load_into(model, net, str(tmp_path / "w.safetensors"), mapping={"fc.weight": "weight", "fc.bias": "bias"})
+    assert np.array_equal(model.weight.detach().numpy(), params["fc.weights"].T)

@@ -636,12 +636,14 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
     return read_state_dict(net, state)
 
 
-def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] | None = None,
+def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] | str | None = None,
               mapping: dict[str, str] | Callable[[str], str] | None = None) -> None:  # fmt: skip
     """Copy netspec's weights into a hand-written torch ``module`` whose tensors have torch layouts.
 
-    ``mapping`` renames the keys of :func:`to_module`'s ``state_dict`` (``stem.weight``) to the
-    module's own (a dict, or a function); keys it leaves out keep their names.
+    ``params``: netspec's arrays, a weights file (any format ``netspec verify`` reads), or None to
+    build them from the spec's seed. ``mapping`` renames the keys of :func:`to_module`'s
+    ``state_dict`` (``stem.weight``) to the module's own (a dict, or a function); keys it leaves out
+    keep their names.
 
     Raises:
         NetspecError: listing every missing, unexpected or mis-shaped tensor (nothing is copied then).
@@ -650,6 +652,10 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
 
     torch = torch_module()
     net = spec_or_network if isinstance(spec_or_network, Network) else _load(spec_or_network)
+    if isinstance(params, str):
+        from netspec.export.files import load_weights
+
+        params = load_weights(net, params)
     params = net.initialize() if params is None else params
     rename = mapping if callable(mapping) else (lambda k: (mapping or {}).get(k, k))
     extras = set(torch_extras(net))
