@@ -99,7 +99,8 @@ def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
         for local, (torch_name, array) in tensors.items():
             if torch_name not in sd or tuple(sd[torch_name].shape) != array.shape:
                 raise NetspecError(f"{cl.name}.{local}: converter gave {torch_name} {array.shape}")
-            sd[torch_name] = torch.from_numpy(array)  # load_state_dict copies it into the module
+            # load_state_dict copies it into the module; torch refuses to wrap a read-only array quietly
+            sd[torch_name] = torch.from_numpy(array if array.flags.writeable else array.copy())
             mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
         module.load_state_dict(sd, strict=True)
         runners.append((cl.name, list(cl.sources), module))
