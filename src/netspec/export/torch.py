@@ -641,7 +641,7 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
               mapping: dict[str, str] | Callable[[str], str] | None = None) -> None:  # fmt: skip
     """Copy netspec's weights into a hand-written torch ``module`` whose tensors have torch layouts.
 
-    ``params``: netspec's arrays, a weights file (any format ``netspec verify`` reads), or None to
+    ``params``: netspec's arrays, a netspec weights file (``.npz``, ``.safetensors``), or None to
     build them from the spec's seed. ``mapping`` renames the keys of :func:`to_module`'s
     ``state_dict`` (``stem.weight``) to the module's own (a dict, or a function); keys it leaves out
     keep their names.
@@ -654,9 +654,9 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
     torch = torch_module()
     net = spec_or_network if isinstance(spec_or_network, Network) else _load(spec_or_network)
     if isinstance(params, str):
-        from netspec.export.files import load_weights
+        from netspec.io.weights import load_for
 
-        params = load_weights(net, params)
+        params = load_for(net, params)
     params = net.initialize() if params is None else params
     rename = mapping if callable(mapping) else (lambda k: (mapping or {}).get(k, k))
     extras = set(torch_extras(net))
