@@ -5,7 +5,8 @@
 
 For the 8 x width^2 MLP (glorot_uniform), weights already in memory, best of ``--repeats``:
 
-* ``netspec.export.onnx.save`` (graph built with the onnx helpers, checker full_check, atomic write)
+* ``netspec.export.onnx.save`` (graph built with the onnx helpers, atomic write with fsync; the checker
+  runs in the tests, not on every save)
   against ``torch.onnx.export`` of the same ``nn.Module`` (TorchScript exporter, ``dynamo=False``);
 * ``netspec.export.torch.save`` (``.pt``: to_module + state_dict + torch.save, atomic write) against
   ``torch.save(model.state_dict())``.

@@ -5,6 +5,7 @@ Tolerance: float32 outputs of implementations that sum in different orders diffe
 accumulated product; rtol 1e-5 / atol 1e-5 allows ~100 ulps on O(1) activations, while a wrong layout
 (a transpose, a gate order) changes outputs at O(1)."""
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -33,17 +34,32 @@ def _x(layer_type, shape, n=3):
         rng.standard_normal((n, *shape)).astype(np.float32))  # fmt: skip
 
 
-def _onnx_outputs(net, params, x):
+def _session(net, params, path=None):
+    """An onnxruntime session of the exported model: from the file ``path`` (written by ``save``), or in memory."""
     ort = pytest.importorskip("onnxruntime")
-    from netspec.export.onnx import build_model
+    from netspec.export.onnx import build_model, save
 
-    session = ort.InferenceSession(build_model(net, params).SerializeToString(), providers=["CPUExecutionProvider"])
+    if path is None:
+        return ort.InferenceSession(build_model(net, params).SerializeToString(), providers=["CPUExecutionProvider"])
+    save(net, params, str(path))
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _onnx_outputs(net, params, x, session=None):
+    session = session or _session(net, params)
     inputs = x if isinstance(x, dict) else {next(iter(net.inputs)): x}
     kinds = {i.name: i.type for i in session.get_inputs()}
     feeds = {k: np.asarray(v).astype(np.int64 if kinds[k] == "tensor(int64)" else np.float32)
              for k, v in inputs.items()}
     out = session.run(None, feeds)
     return out[0] if len(out) == 1 else dict(zip(net.outputs, out, strict=True))
+
+
+def _same_bytes(back, params):
+    assert back.keys() == params.keys()
+    for k in params:
+        assert back[k].dtype == params[k].dtype and back[k].shape == params[k].shape, k
+        assert back[k].tobytes() == params[k].tobytes(), k
 
 
 def _flax_outputs(net, params, x):
@@ -71,22 +87,27 @@ def test_every_layer_type_has_a_converter_in_every_target():
 
 
 @pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
-def test_layer_type_onnx(layer_type):
+def test_layer_type_onnx(layer_type, tmp_path):
     onnx = pytest.importorskip("onnx")
-    from netspec.export.onnx import build_model, layouts
+    from netspec.export.onnx import build_model, layouts, read_file
 
     net, shape = _net(layer_type)
     params = net.initialize()
-    for n in (1, 7):  # one model, any batch size
-        _close(net.forward(_x(layer_type, shape, n), params), _onnx_outputs(net, params, _x(layer_type, shape, n)))
+    session = _session(net, params, tmp_path / "m.onnx")
+    for n in (1, 7):  # one file, any batch size
+        x = _x(layer_type, shape, n)
+        _close(net.forward(x, params), _onnx_outputs(net, params, x, session))
     model = build_model(net, params)
     onnx.checker.check_model(model, full_check=True)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     found = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     for name, (key, index, offset) in layouts(net).items():  # each initializer holds netspec's exact values
         mine = (index >= offset) & (index < offset + params[name].size)
         assert np.array_equal(found[key][mine], params[name].ravel()[index[mine] - offset]), name
+    _same_bytes(read_file(net, str(tmp_path / "m.onnx")), params)
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["netspec_seed"] == "0" and all(meta[f"sha256:{k}"] for k in params)
+    assert meta["netspec_seed"] == "0" and meta["netspec_spec"] == net.name and meta["netspec_version"]
+    assert {k[len("sha256:"):] for k in meta if k.startswith("sha256:")} == set(params)
 
 
 @pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
@@ -97,18 +118,43 @@ def test_layer_type_flax(layer_type):
     net, shape = _net(layer_type)
     params = net.initialize()
     _close(net.forward(_x(layer_type, shape), params), _flax_outputs(net, params, _x(layer_type, shape)))
-    back = read_variables(net, variables(net, params))
-    assert all(back[k].tobytes() == params[k].tobytes() for k in params)
+    _same_bytes(read_variables(net, variables(net, params)), params)
+
+
+def _round_trips(net, params):
+    """Every target's exported tensors are netspec's arrays once the layouts are undone."""
+    if importlib.util.find_spec("onnx"):
+        from netspec.export.onnx import build_model, read_model
+
+        _same_bytes(read_model(net, build_model(net, params, check=False)), params)
+    if importlib.util.find_spec("flax"):
+        from netspec.export.flax import read_variables, variables
+
+        _same_bytes(read_variables(net, variables(net, params)), params)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-def test_example_specs_agree_in_onnxruntime_and_flax(path):
+def test_example_specs_agree_in_onnxruntime_and_flax(path, tmp_path):
     net = netspec.load(str(path))
     params = net.initialize()
     x = batch(net, np.random.default_rng(5), 2)
     ours = net.forward(x, params)
-    _close(ours, _onnx_outputs(net, params, x))
+    _close(ours, _onnx_outputs(net, params, x, _session(net, params, tmp_path / "m.onnx")))
     _close(ours, _flax_outputs(net, params, x))
+    from netspec.export.flax import read_variables, variables
+    from netspec.export.onnx import read_file
+
+    _same_bytes(read_file(net, str(tmp_path / "m.onnx")), params)  # the file that ships
+    _same_bytes(read_variables(net, variables(net, params)), params)
+
+
+def test_example_models_pass_the_onnx_checker():
+    onnx = pytest.importorskip("onnx")
+    from netspec.export.onnx import build_model
+
+    for path in SPECS:
+        net = netspec.load(str(path))
+        onnx.checker.check_model(build_model(net, net.initialize(), check=False), full_check=True)
 
 
 @settings(max_examples=15, deadline=None)
@@ -120,6 +166,20 @@ def test_generated_specs_agree_in_onnxruntime_and_flax(spec):
     ours = net.forward(x, params)
     _close(ours, _onnx_outputs(net, params, x))
     _close(ours, _flax_outputs(net, params, x))
+    _round_trips(net, params)
+
+
+def test_flax_init_gives_the_specs_own_weights():
+    jax = pytest.importorskip("jax")
+    from netspec.export.flax import to_module, variables
+
+    net, shape = _net("conv2d")
+    params = net.initialize()
+    got = to_module(net).init(jax.random.PRNGKey(0), _x("conv2d", shape, 1))
+    want = variables(net, params)
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want),
+                                                     strict=True))
 
 
 def _cli(capsys, *args):
@@ -142,10 +202,17 @@ def test_exported_files_verify(target, suffix, tmp_path, capsys):
 
 @pytest.mark.parametrize("target,module", [("onnx", "onnx"), ("flax", "flax.linen")])
 def test_missing_extra_is_a_message_and_exit_1(target, module, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, module, None)
+    pytest.importorskip(module)
     suffix = {"onnx": ".onnx", "flax": ".msgpack"}[target]
+    exported = tmp_path / f"exported{suffix}"
+    assert _cli(capsys, "export", SPECS[0], "--to", target, "-o", exported)[0] == 0
+    monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
+    message = f"needs {target}: pip install 'netspec[{target}]'"
     code, _, err = _cli(capsys, "export", SPECS[0], "--to", target, "-o", tmp_path / f"m{suffix}")
-    assert code == 1 and f"pip install 'netspec[{target}]'" in err and "Traceback" not in err
+    assert code == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / f"m{suffix}").exists()
+    code, out, err = _cli(capsys, "verify", SPECS[0], "--weights", exported)  # reading an export needs it too
+    assert code == 1 and message in out + err and "Traceback" not in out + err
 
 
 def test_large_onnx_weights_go_to_external_data(tmp_path, monkeypatch):
@@ -165,3 +232,28 @@ def test_large_onnx_weights_go_to_external_data(tmp_path, monkeypatch):
     x = np.ones((2, 16), np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"input": x})[0], net.forward(x, params), rtol=RTOL, atol=ATOL)
+
+
+def test_onnx_external_data_rewritten_in_place_and_bounded(tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    from netspec.errors import NetspecError
+    from netspec.export import onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 1000)
+    monkeypatch.chdir(tmp_path)  # a second export beside the first, from the folder that holds it
+    net = netspec.loads("netspec: 1\ninput: [16]\nlayers:\n  - {type: dense, name: fc, units: 32}\n", "big.yaml")
+    params = net.initialize()
+    onnx_export.save(net, params, "big.onnx")
+    onnx_export.save(net, {k: v + 1 for k, v in params.items()}, "big.onnx")
+    _same_bytes(onnx_export.read_file(net, "big.onnx"), {k: v + 1 for k, v in params.items()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]  # no temporary left
+    model = onnx.load("big.onnx", load_external_data=False)
+    huge = 1 << 30  # a crafted model naming a gigabyte of a (sparse) data file: refused before reading
+    with open("huge.data", "wb") as fh:
+        fh.truncate(huge)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            entry.value = {"location": "huge.data", "offset": "0", "length": str(huge)}.get(entry.key, entry.value)
+    onnx.save(model, "crafted.onnx")
+    with pytest.raises(NetspecError, match="more than the spec's model can take"):
+        onnx_export.read_file(net, "crafted.onnx")

@@ -38,6 +38,9 @@ def _agree(net, x, params):
             np.testing.assert_allclose(ours[k], theirs[k], rtol=RTOL, atol=ATOL)
     else:
         np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+    back = read_state_dict(net, module.state_dict())  # the exported tensors, layouts undone: netspec's bytes
+    assert back.keys() == params.keys()
+    assert all(back[k].dtype == params[k].dtype and back[k].tobytes() == params[k].tobytes() for k in params)
     return module
 
 
@@ -53,11 +56,7 @@ def test_layer_type_exports(layer_type):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 11, (3, *shape)) if layer_type in INTEGER_INPUTS else (
         rng.standard_normal((3, *shape)).astype(np.float32))  # fmt: skip
-    module = _agree(net, x, params)
-    state = module.state_dict()
-    back = read_state_dict(net, state)
-    assert back.keys() == params.keys()
-    assert all(back[k].tobytes() == params[k].tobytes() for k in params)  # byte for byte after undoing layouts
+    state = _agree(net, x, params).state_dict()  # outputs agree, tensors read back byte for byte
     fresh = to_module(net, {k: np.zeros_like(v) for k, v in params.items()})
     fresh.load_state_dict(state, strict=True)
 
@@ -116,9 +115,15 @@ def test_a_tampered_export_fails_verify_and_a_wrong_one_is_listed(tmp_path, caps
 
 
 def test_missing_torch_is_a_message_and_exit_1(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)
+    for suffix in (".pt", ".safetensors"):
+        assert _cli(capsys, "export", SPECS[0], "--to", "torch", "-o", tmp_path / f"exported{suffix}")[0] == 0
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if the extra were not installed
+    message = "PyTorch export needs torch: pip install 'netspec[torch]'"
     code, _, err = _cli(capsys, "export", SPECS[0], "--to", "torch", "-o", tmp_path / "m.pt")
-    assert code == 1 and "pip install 'netspec[torch]'" in err and not (tmp_path / "m.pt").exists()
+    assert code == 1 and message in err and "Traceback" not in err and not (tmp_path / "m.pt").exists()
+    for suffix in (".pt", ".safetensors"):  # reading a torch export back needs torch's layouts too
+        code, out, err = _cli(capsys, "verify", SPECS[0], "--weights", tmp_path / f"exported{suffix}")
+        assert code == 1 and message in out + err and "Traceback" not in out + err
 
 
 def test_load_into_a_hand_written_module():

@@ -9,6 +9,14 @@ input-major layouts are Flax's ``(in, out)`` and ``(*k, in/groups, out)``), ``em
 ``(heads, head_dim, d_out)`` (``flax.linen.MultiHeadDotProductAttention``'s), recurrent layers'
 fused ``kernel``, ``recurrent_kernel``, ``bias``, ``recurrent_bias`` (and ``reverse``), positional
 tables as ``embedding``. Every leaf is a netspec tensor, reshaped at most, so the round trip is exact.
+
+Adding a layer type: one entry in :data:`APPLY`, registered with ``@applies("type", ...)``:
+``apply(compiled_layer, p, inputs) -> output`` computes the layer in JAX on channels-last arrays, where
+``p`` is the layer's subtree of the variables (``p["kernel"]``, ``p["query"]["bias"]``;
+``p["batch_stats"]`` holds its ``batch_stats`` collection). :func:`leaves` names the variables: the
+default renames ``weights`` -> ``kernel``, ``recurrent_weights`` -> ``recurrent_kernel`` and keeps
+``bias``, ``recurrent_bias`` and dotted prefixes (``reverse.``); a layer type whose variables Flax
+names or shapes otherwise gets a branch there. ``tests/test_export_targets.py`` walks the layer registry.
 """
 
 from __future__ import annotations
@@ -65,6 +73,9 @@ def leaves(cl: CompiledLayer) -> Leaves:
     out = {}
     for name, shape in shapes.items():
         *prefix, leaf = name.split(".")
+        if leaf not in rename:
+            raise NetspecError(f"{cl.name}.{name}: no Flax name for a {kind} layer's {leaf!r} "
+                               "(netspec.export.flax.leaves names each layer type's variables)")  # fmt: skip
         out[name] = (".".join([*prefix, rename[leaf]]), shape)
     return out
 

@@ -8,8 +8,19 @@ it is) and in the operator's layout otherwise (``Conv``: ``(out, in/groups, *k)`
 ``(directions, 4*units, in)`` in ONNX's ``i, o, f, c`` gate order, ``R``, ``B`` = bias then the
 recurrent bias). Metadata properties carry the spec name, netspec version, seed, stream and every
 tensor's SHA-256 (of netspec's bytes). Past 2 GB of weights they go to an external data file beside
-the model. Each layer type has one converter in :data:`CONVERTERS` (``tests/test_export_onnx.py``
-walks the layer registry).
+the model.
+
+Converters: each layer type has one entry in :data:`CONVERTERS`, registered with
+``@converter("type", ...)``: ``converter(g, compiled_layer, inputs) -> output`` where ``inputs`` are
+the names of the layer's input values (channels last, ``(batch, *shape)``) and ``output`` is the name
+of the value it produces, in the same layout. It adds nodes with ``g.node(op, inputs, **attrs)``,
+constants with ``g.const``/``g.ints``, and each weight with ``g.weight(netspec_name, array)``, reading
+netspec's arrays from ``g.params[f"{layer}.{param}"]``. The array it passes to ``g.weight`` must be
+netspec's tensor with its elements moved (transposed, reordered, reshaped, stacked, padded with
+``g.blank``) and never computed from: :func:`layouts` runs every converter on arrays of element
+numbers to learn where each element went, which is how ``verify`` undoes the layout of an exported
+file. ``tests/test_export_targets.py`` walks the layer registry and runs each type through
+onnxruntime.
 """
 
 from __future__ import annotations
@@ -156,21 +167,37 @@ def layouts(net: Network) -> dict[str, tuple[str, np.ndarray, int]]:
 
 
 def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
-    """Write the model atomically; weights past :data:`EXTERNAL_DATA_BYTES` to ``<path>.data`` beside it."""
+    """Write the model atomically; weights past :data:`EXTERNAL_DATA_BYTES` to ``<path>.data`` beside it
+    (written to a temporary file, synced and renamed before the model that names it is)."""
     onnx = onnx_module()
     from netspec.io.weights import atomic_write
 
     model = build_model(net, params, check=False)
     if sum(a.nbytes for a in params.values()) >= EXTERNAL_DATA_BYTES:
-        data = os.path.basename(path) + ".data"
-        onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, location=data)
-        folder = os.path.dirname(os.path.abspath(path))
-        onnx.save_model(model, os.path.join(folder, ".netspec-" + os.path.basename(path)), save_as_external_data=True,
-                        location=data)  # fmt: skip
-        os.replace(os.path.join(folder, ".netspec-" + os.path.basename(path)), path)
-        return
+        _write_external_data(onnx, model, path)
     with atomic_write(path) as fh:
         fh.write(model.SerializeToString())
+
+
+def _write_external_data(onnx: Any, model: Any, path: str) -> None:
+    """Move the initializers' bytes to ``<path>.data`` (the model keeps each one's offset and length).
+
+    Written here rather than by ``convert_model_to_external_data``, which refuses when a file of that
+    name exists relative to the working directory (a second export beside the first)."""
+    from netspec.io.weights import atomic_write
+
+    data = os.path.basename(path) + ".data"
+    offset = 0
+    with atomic_write(os.path.join(os.path.dirname(os.path.abspath(path)), data)) as fh:
+        for tensor in model.graph.initializer:
+            if len(tensor.raw_data) < 1024:  # small constants stay in the model, as onnx's own threshold
+                continue
+            raw = tensor.raw_data  # one read: each access may copy the bytes
+            fh.write(raw)
+            onnx.external_data_helper.set_external_data(tensor, data, offset, len(raw))
+            tensor.ClearField("raw_data")
+            offset += len(raw)
+            del raw
 
 
 def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
@@ -179,18 +206,30 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
     Raises:
         NetspecError: the file is unreadable, too large, or its initializers do not match the spec.
     """
-    import numpy as np
-
     onnx = onnx_module()
-    from onnx import numpy_helper
-
     limit = net.nbytes + (64 << 20) + (1 << 20) * len(net.layers)
     if os.path.getsize(path) > limit:
         raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's model can take")
     try:
-        model = onnx.load(path, load_external_data=True)
-    except Exception as exc:  # protobuf raises several types for a corrupt file
+        model = onnx.load(path, load_external_data=False)
+        _load_external_initializers(onnx, model, os.path.dirname(os.path.abspath(path)), limit, path)
+    except NetspecError:
+        raise
+    except Exception as exc:  # protobuf and the external data reader raise several types for a corrupt file
         raise NetspecError(f"{path}: not a readable ONNX model: {type(exc).__name__}: {exc}") from None
+    return read_model(net, model, path)
+
+
+def read_model(net: Network, model: Any, where: str = "the model") -> dict[str, np.ndarray]:
+    """netspec's arrays from the initializers of an ONNX ``ModelProto`` (external data loaded), byte for
+    byte: each initializer's layout is undone by name (:func:`layouts`).
+
+    Raises:
+        NetspecError: listing every missing or mis-shaped initializer.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
     found = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     shapes = {name: p.shape for name, p in net.parameters()}
     out, problems = {}, []
@@ -208,8 +247,25 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
         flat[local[mine]] = array.ravel()[mine]
         out[name] = flat.reshape(shapes[name])
     if problems:
-        raise NetspecError(f"{path} does not match the spec: " + "; ".join(problems))
+        raise NetspecError(f"{where} does not match the spec: " + "; ".join(problems))
     return out
+
+
+def _load_external_initializers(onnx: Any, model: Any, folder: str, limit: int, path: str) -> None:
+    """Load the initializers' external data (onnx confines it to ``folder`` and to the file's size),
+    first refusing more than ``limit`` bytes in all (a length left out counts as the rest of the file)."""
+    helper = onnx.external_data_helper
+    external = [t for t in model.graph.initializer if helper.uses_external_data(t)]
+    total = 0
+    for tensor in external:
+        info = helper.ExternalDataInfo(tensor)
+        where = os.path.join(folder, info.location)
+        rest = os.path.getsize(where) - int(info.offset or 0) if os.path.isfile(where) else 0
+        total += int(info.length) if info.length is not None else max(rest, 0)
+    if total > limit:
+        raise NetspecError(f"{path}: its external data ({total:,} bytes) is more than the spec's model can take")
+    for tensor in external:
+        helper.load_external_data_for_tensor(tensor, folder)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -546,12 +546,14 @@ def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
     permutation of elements)."""
     import numpy as np
 
+    torch = torch_module()
     out: dict[str, tuple[str, np.ndarray]] = {}
     for cl in net.layers:
         if not cl.params:
             continue
         own = {p.name: np.arange(p.size, dtype=np.float64).reshape(p.shape) for p in cl.params}
-        _, tensors = CONVERTERS[cl.layer.type](cl, own)
+        with torch.device("meta"):  # the module is thrown away: no memory, no torch initialization
+            _, tensors = CONVERTERS[cl.layer.type](cl, own)
         for local, (torch_name, index) in tensors.items():
             out[f"{cl.name}.{local}"] = (f"{cl.name}.{torch_name}", np.asarray(index).astype(np.int64))
     return out
