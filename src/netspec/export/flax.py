@@ -154,7 +154,11 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
 def to_module(net: Network) -> Any:
     """A ``flax.linen`` module: ``module.apply(variables(net, params), x)`` (or keyword arguments by input
     name) gives the network's outputs for channels-last inputs ``(batch, *input)``; ``module.init`` returns
-    the spec's own initial weights (from its seed), not Flax's."""
+    the spec's own initial weights (from its seed), not Flax's.
+
+    A float64 spec computes in float64 only with JAX's 64-bit types enabled (``with
+    jax.enable_x64(True):`` around ``apply``, or the ``jax_enable_x64`` flag); without them JAX would
+    quietly compute in float32, so ``apply`` raises :class:`NetspecError` instead."""
     nn = flax_module()
 
     template = variables(net, net.initialize())
@@ -162,6 +166,11 @@ def to_module(net: Network) -> Any:
     class NetspecFlax(nn.Module):  # type: ignore[name-defined]
         @nn.compact
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            import jax
+
+            if net.dtype == "float64" and not jax.config.read("jax_enable_x64"):
+                raise NetspecError(f"{net.name} is float64 but JAX computes in float32 unless 64-bit types are "
+                                   "enabled: apply it inside 'with jax.enable_x64(True):'")  # fmt: skip
             inputs = {**dict(zip(net.inputs, args, strict=False)), **kwargs}
             tree = {top: self.param(top, lambda _rng, top=top: template["params"][top])
                     for top in template["params"]}  # fmt: skip
