@@ -157,3 +157,20 @@ def test_load_into_from_a_weights_file(tmp_path):
     model = torch.nn.Linear(3, 2)
     load_into(model, net, str(tmp_path / "w.safetensors"), mapping={"fc.weight": "weight", "fc.bias": "bias"})
     assert np.array_equal(model.weight.detach().numpy(), params["fc.weights"].T)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_module_owns_its_tensors_in_the_specs_dtype(dtype):
+    net = netspec.loads(f"netspec: 1\ndtype: {dtype}\ninput: [6, 4]\nlayers:\n"
+                        "  - {type: lstm, name: rnn, units: 3, return_sequences: true}\n"
+                        "  - {type: layer_norm, name: norm}\n  - {type: dense, name: fc, units: 2}\n",
+                        "own.yaml")  # fmt: skip
+    params = net.initialize()
+    before = {k: v.copy() for k, v in params.items()}
+    x = np.random.default_rng(4).standard_normal((2, 6, 4)).astype(dtype)
+    module = _agree(net, x, params)
+    assert {t.dtype for t in module.state_dict().values()} == {getattr(torch, dtype)}
+    with torch.no_grad():
+        for t in module.parameters():
+            t.add_(1.0)  # a training step must not write into netspec's arrays
+    assert all(np.array_equal(params[k], before[k]) for k in params)

@@ -112,28 +112,49 @@ def build_model(net: Network, params: dict[str, np.ndarray], check: bool = True)
     ``onnx.checker.check_model(full_check=True)`` unless ``check`` is false (the tests check every layer
     type and example spec; :func:`save` skips the checker's second serialization of the weights)."""
     onnx = onnx_module()
-    from onnx import TensorProto, helper, numpy_helper
+    from concurrent.futures import ThreadPoolExecutor
+
+    from onnx import TensorProto, helper
 
     from netspec import __version__
     from netspec.io.weights import metadata_for, tensor_digests
 
+    with ThreadPoolExecutor(1) as pool:  # hashlib releases the GIL: the digests come while the graph is built
+        digests = pool.submit(tensor_digests, params)
+        model = _model(net, params, helper, TensorProto, __version__)
+        meta = {**metadata_for(net), "netspec_version": __version__}
+        meta.update({f"sha256:{k}": v for k, v in digests.result().items()})
+    helper.set_model_props(model, meta)
+    if check:
+        onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _model(net: Network, params: dict[str, np.ndarray], helper: Any, TensorProto: Any, version: str) -> Any:
     g = _trace(net, params, build=True)
     elem = TensorProto.FLOAT if net.dtype == "float32" else TensorProto.DOUBLE
     inputs = [helper.make_tensor_value_info(name, TensorProto.INT64 if _ids(net, name) else elem,
                                             ["batch", *shape]) for name, shape in net.inputs.items()]  # fmt: skip
     outputs = [helper.make_tensor_value_info(name, elem, ["batch", *net.shape_of(name)]) for name in net.outputs]
     nodes = [*g.nodes, *(helper.make_node("Identity", [g.values[n]], [n]) for n in net.outputs)]  # type: ignore[attr-defined]
-    graph = helper.make_graph(nodes, net.name, inputs, outputs,
-                              [numpy_helper.from_array(a, name) for name, a in g.initializers.items()])  # fmt: skip
+    graph = helper.make_graph(nodes, net.name, inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="netspec",
-                              producer_version=__version__)  # fmt: skip
+                              producer_version=version)  # fmt: skip
     model.ir_version = min(model.ir_version, 10)
-    meta = {**metadata_for(net), "netspec_version": __version__}
-    meta.update({f"sha256:{k}": v for k, v in tensor_digests(params).items()})
-    helper.set_model_props(model, meta)
-    if check:
-        onnx.checker.check_model(model, full_check=True)
+    for name, array in g.initializers.items():
+        _initializer(model.graph, name, array, helper)
     return model
+
+
+def _initializer(graph: Any, name: str, array: np.ndarray, helper: Any) -> None:
+    """Add ``array`` as an initializer of ``graph`` in place: what ``numpy_helper.from_array`` makes (raw
+    little-endian bytes), without the two further copies of every weight that passing tensors to
+    ``make_graph`` and the graph to ``make_model`` would take."""
+    tensor = graph.initializer.add()
+    tensor.name = name
+    tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+    tensor.dims.extend(array.shape)
+    tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
 def _ids(net: Network, input_name: str) -> bool:

@@ -79,11 +79,11 @@ def state_dict(net: Network, params: dict[str, np.ndarray]) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in to_module(net, params).state_dict().items()}
 
 
-def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
-    nn = torch.nn
-    root = nn.Module()
-    mapping: dict[str, str] = {}
-    runners: list[tuple[str, list[str], Any]] = []
+def _layers(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
+    """Per layer: ``(compiled layer, module on the meta device, state, mapping)``, where ``state`` is the
+    module's whole state_dict as tensors over the converters' arrays (no copy where the layout is
+    netspec's; PyTorch's own extra tensors, e.g. an LSTM's ``bias_hh``, zero) and ``mapping`` maps
+    netspec names to state_dict keys."""
     for cl in net.layers:
         fn = CONVERTERS.get(cl.layer.type)
         if fn is None:
@@ -91,20 +91,48 @@ def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
         own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
         with torch.device("meta"):  # no memory and no torch initialization: the tensors come from netspec
             module, tensors = fn(cl, own)
-        module = module.to_empty(device="cpu")
-        if net.dtype == "float64":
-            module = module.double()
-        _attach(root, cl.name, module)
-        sd = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in module.state_dict().items()}  # torch's extras: 0
+        expected = module.state_dict()
+        state, mapping = {}, {}
         for local, (torch_name, array) in tensors.items():
-            if torch_name not in sd or tuple(sd[torch_name].shape) != array.shape:
+            if torch_name not in expected or tuple(expected[torch_name].shape) != array.shape:
                 raise NetspecError(f"{cl.name}.{local}: converter gave {torch_name} {array.shape}")
-            # load_state_dict copies it into the module; torch refuses to wrap a read-only array quietly
-            sd[torch_name] = torch.from_numpy(array if array.flags.writeable else array.copy())
+            # torch's transposing copy is faster than NumPy's; torch will not wrap a read-only array quietly
+            state[torch_name] = torch.from_numpy(array if array.flags.writeable else array.copy()).contiguous()
             mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
-        module.load_state_dict(sd, strict=True)
+        dtype = getattr(torch, net.dtype)
+        for k, v in expected.items():  # PyTorch's own extras (an LSTM's bias_hh) are zero
+            if k not in state:
+                state[k] = torch.zeros(v.shape, dtype=dtype if v.is_floating_point() else v.dtype)
+        yield cl, module, {k: state[k] for k in expected}, mapping
+
+
+def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
+    import numpy as np
+
+    root = torch.nn.Module()
+    mapping: dict[str, str] = {}
+    runners: list[tuple[str, list[str], Any]] = []
+    sources = list(params.values())
+    for cl, module, state, names in _layers(torch, net, params):
+        for k, t in state.items():  # the module's tensors are its own: training it leaves ``params`` alone
+            if any(np.may_share_memory(t.numpy(), a) for a in sources):
+                state[k] = t.clone()
+        module.load_state_dict(state, strict=True, assign=True)  # the meta tensors become these
+        if any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
+            raise NetspecError(f"{cl.name}: the {cl.layer.type} converter left tensors outside its state_dict")
+        _attach(root, cl.name, module)
+        mapping |= names
         runners.append((cl.name, list(cl.sources), module))
     return _Network(torch, root, runners, list(net.inputs), list(net.outputs), mapping)
+
+
+def _state(torch: Any, net: Network, params: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The whole state_dict of :func:`to_module` without building it: tensors over netspec's arrays
+    where the layout is the same (for writing files, not for handing out)."""
+    out: dict[str, Any] = {}
+    for cl, _, state, _ in _layers(torch, net, params):
+        out |= {f"{cl.name}.{k}": v for k, v in state.items()}
+    return out
 
 
 def _attach(root: Any, dotted: str, module: Any) -> None:
@@ -537,7 +565,7 @@ LAYOUT_KEY = "netspec_layout"
 def torch_arrays(net: Network, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every tensor of the torch ``state_dict`` as a NumPy array, by torch key (the converters' arrays;
     PyTorch's own extra tensors, e.g. an LSTM's zero ``bias_hh``, included)."""
-    return {k: v.detach().numpy().copy() for k, v in to_module(net, params).state_dict().items()}
+    return {k: v.numpy().copy() for k, v in _state(torch_module(), net, params).items()}
 
 
 def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
@@ -609,7 +637,7 @@ def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
     if os.path.splitext(path)[1].lower() == ".safetensors":
         save_arrays(torch_arrays(net, params), path, {**metadata_for(net), LAYOUT_KEY: "torch"})
         return
-    state = to_module(net, params).state_dict()
+    state = _state(torch, net, params)
     with atomic_write(path) as fh:
         torch.save(state, fh)
 
