@@ -283,3 +283,20 @@ def test_float64_specs_in_flax_and_onnx():
     np.testing.assert_allclose(theirs, ours, rtol=1e-10, atol=1e-10)  # float64: eps 2.2e-16, not float32's
     onnx.checker.check_model(build_model(net, params), full_check=True)
     np.testing.assert_allclose(_onnx_outputs(net, params, x), ours, rtol=1e-10, atol=1e-10)
+
+
+def test_onnx_elements_netspec_has_no_parameter_for_must_be_zero():
+    onnx = pytest.importorskip("onnx")
+    from netspec.errors import NetspecError
+    from netspec.export.onnx import build_model, read_model
+
+    net, _ = _net("lstm")
+    params = net.initialize()
+    model = build_model(net, params, check=False)
+    _same_bytes(read_model(net, model), params)
+    (b,) = [t for t in model.graph.initializer if t.name.endswith(".B")]
+    array = onnx.numpy_helper.to_array(b).copy()
+    array[..., -1] = 1.0  # ONNX's recurrent bias of the last gate: netspec's LSTM has none
+    b.CopyFrom(onnx.numpy_helper.from_array(array, b.name))
+    with pytest.raises(NetspecError, match=r"\.B: 1 elements netspec has no parameter for are not zero"):
+        read_model(net, model)

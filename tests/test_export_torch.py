@@ -174,3 +174,21 @@ def test_the_module_owns_its_tensors_in_the_specs_dtype(dtype):
         for t in module.parameters():
             t.add_(1.0)  # a training step must not write into netspec's arrays
     assert all(np.array_equal(params[k], before[k]) for k in params)
+
+
+def test_load_into_a_hand_written_lstm_zeroes_torchs_second_bias():
+    from netspec.torch import load_into
+
+    net = netspec.loads("netspec: 1\ninput: [5, 3]\nlayers:\n  - {type: lstm, name: enc, units: 4}\n", "lstm.yaml")
+    params = net.initialize()
+    model = torch.nn.LSTM(3, 4, batch_first=True)  # torch initializes bias_hh_l0 at random; netspec has no such bias
+    load_into(model, net, params, mapping=lambda k: k.removeprefix("enc.rnn."))
+    assert not model.bias_hh_l0.detach().any()
+    x = np.random.default_rng(5).standard_normal((2, 5, 3)).astype(np.float32)
+    with torch.no_grad():
+        h = model(torch.from_numpy(x))[1][0][0].numpy()
+    np.testing.assert_allclose(h, net.forward(x, params), rtol=RTOL, atol=ATOL)
+    state = to_module(net, params).state_dict()
+    state["enc.rnn.bias_hh_l0"] = torch.ones(16)  # a shipped file whose module computes something else
+    with pytest.raises(NetspecError, match=r"enc\.rnn\.bias_hh_l0 is not zero"):
+        read_state_dict(net, state)

@@ -605,6 +605,8 @@ def read_state_dict(net: Network, state: dict[str, Any]) -> dict[str, np.ndarray
                  for k in expected if k in arrays and arrays[k].dtype != np.dtype(net.dtype)]  # fmt: skip
     extra = sorted(set(arrays) - set(expected) - set(torch_extras(net)))
     problems += [f"unexpected {k}" for k in extra]
+    problems += [f"{k} is not zero (netspec's {k.rsplit('.', 2)[0]} has no such bias)"
+                 for k in torch_extras(net) if k in arrays and np.any(arrays[k])]  # fmt: skip
     if problems:
         raise NetspecError("the state_dict does not match the spec: " + "; ".join(problems))
     out = {}
@@ -689,16 +691,17 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
         params = load_for(net, params)
     params = net.initialize() if params is None else params
     rename = mapping if callable(mapping) else (lambda k: (mapping or {}).get(k, k))
-    extras = set(torch_extras(net))
-    ours = {rename(k): v for k, v in torch_arrays(net, params).items() if k not in extras}
+    extras = {rename(k) for k in torch_extras(net)}  # zero where the module has them (torch initialized them)
+    ours = {rename(k): v for k, v in torch_arrays(net, params).items()}
     theirs = module.state_dict()
-    ignorable = {k for k in theirs if k.endswith("num_batches_tracked") or k in {rename(e) for e in extras}}
-    problems = [f"the module has no {k}" for k in ours if k not in theirs]
+    problems = [f"the module has no {k}" for k in ours if k not in theirs and k not in extras]
     problems += [f"{k}: netspec {list(v.shape)}, module {list(theirs[k].shape)}"
                  for k, v in ours.items() if k in theirs and tuple(theirs[k].shape) != v.shape]  # fmt: skip
-    problems += [f"netspec has nothing for {k}" for k in theirs if k not in ours and k not in ignorable]
+    problems += [f"netspec has nothing for {k}" for k in theirs
+                 if k not in ours and not k.endswith("num_batches_tracked")]  # fmt: skip
     if problems:
         raise NetspecError(f"cannot load into {type(module).__name__}: " + "; ".join(problems))
     with torch.no_grad():
         for k, v in ours.items():
-            theirs[k].copy_(torch.from_numpy(v))
+            if k in theirs:
+                theirs[k].copy_(torch.from_numpy(v))
