@@ -171,7 +171,7 @@ def test_generated_specs_agree_in_onnxruntime_and_flax(spec):
 
 def test_flax_init_gives_the_specs_own_weights():
     jax = pytest.importorskip("jax")
-    from netspec.export.flax import to_module, variables
+    from netspec.flax import to_module, variables  # the public alias
 
     net, shape = _net("conv2d")
     params = net.initialize()
@@ -300,3 +300,19 @@ def test_onnx_elements_netspec_has_no_parameter_for_must_be_zero():
     b.CopyFrom(onnx.numpy_helper.from_array(array, b.name))
     with pytest.raises(NetspecError, match=r"\.B: 1 elements netspec has no parameter for are not zero"):
         read_model(net, model)
+
+
+def test_public_aliases_take_spec_files():
+    pytest.importorskip("flax")
+    pytest.importorskip("onnx")
+    import netspec.flax
+    import netspec.onnx
+    from netspec.export import onnx as onnx_export
+
+    assert netspec.onnx.save is onnx_export.save and netspec.onnx.OPSET == 21
+    path = SPECS[[p.stem for p in SPECS].index("mnist-mlp")]
+    net = netspec.load(str(path))
+    params = net.initialize()
+    x = batch(net, np.random.default_rng(8), 2)
+    module = netspec.flax.to_module(path)
+    _close(net.forward(x, params), np.asarray(module.apply(netspec.flax.variables(net, params), x)))

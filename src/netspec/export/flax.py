@@ -151,16 +151,20 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
     return read_variables(net, tree)
 
 
-def to_module(net: Network) -> Any:
-    """A ``flax.linen`` module: ``module.apply(variables(net, params), x)`` (or keyword arguments by input
-    name) gives the network's outputs for channels-last inputs ``(batch, *input)``; ``module.init`` returns
-    the spec's own initial weights (from its seed), not Flax's.
+def to_module(spec_or_network: Any) -> Any:
+    """A ``flax.linen`` module of a :class:`Network` or a spec file: ``module.apply(variables(net,
+    params), x)`` (or keyword arguments by input name) gives the network's outputs for channels-last
+    inputs ``(batch, *input)``; ``module.init`` returns the spec's own initial weights (from its seed),
+    not Flax's.
 
     A float64 spec computes in float64 only with JAX's 64-bit types enabled (``with
     jax.enable_x64(True):`` around ``apply``, or the ``jax_enable_x64`` flag); without them JAX would
     quietly compute in float32, so ``apply`` raises :class:`NetspecError` instead."""
     nn = flax_module()
+    from netspec.nn.network import Network
+    from netspec.spec.compiler import compile_file
 
+    net = spec_or_network if isinstance(spec_or_network, Network) else compile_file(str(spec_or_network))
     template = variables(net, net.initialize())
 
     class NetspecFlax(nn.Module):  # type: ignore[name-defined]
