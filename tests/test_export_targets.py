@@ -316,3 +316,26 @@ def test_public_aliases_take_spec_files():
     x = batch(net, np.random.default_rng(8), 2)
     module = netspec.flax.to_module(path)
     _close(net.forward(x, params), np.asarray(module.apply(netspec.flax.variables(net, params), x)))
+
+
+def test_export_cli_seed_and_weights_from_another_export(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    from netspec.export.onnx import read_file
+    from netspec.spec.compiler import compile_file
+
+    spec = SPECS[[p.stem for p in SPECS].index("lstm-text-classifier")]
+    net = compile_file(str(spec), seed=5)
+    params = net.initialize()
+    assert _cli(capsys, "export", spec, "--to", "torch", "--seed", "5", "-o", tmp_path / "m.pt")[0] == 0
+    code, _, err = _cli(capsys, "export", spec, "--to", "onnx", "--weights", tmp_path / "m.pt",
+                        "-o", tmp_path / "m.onnx")
+    assert code == 0, err
+    _same_bytes(read_file(net, str(tmp_path / "m.onnx")), params)  # torch export -> netspec arrays -> ONNX
+    code, _, err = _cli(capsys, "export", spec, "--to", "onnx", "--seed", "5", "-o", tmp_path / "s.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "s.onnx")).metadata_props}
+    assert code == 0 and meta["netspec_seed"] == "5"
+    _same_bytes(read_file(net, str(tmp_path / "s.onnx")), params)
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+        _cli(capsys, "export", spec, "--to", "onnx", "--seed", "-1", "-o", tmp_path / "x.onnx")
+    assert exit_.value.code == 2 and not (tmp_path / "x.onnx").exists()
