@@ -94,7 +94,8 @@ def test_git_revisions_with_imports(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, doc, err = _json(capsys, "HEAD:model.yaml", "model.yaml")
     assert code == 1, err
-    assert doc["layers"]["changed"]["m.fc"]["activation"] == [None, "relu"]  # the old side's library is HEAD's
+    # the old side's library is HEAD's; what the layer computes is compared, defaults applied
+    assert doc["layers"]["changed"]["m.fc"]["activation"] == [{"name": "linear"}, {"name": "relu"}]
     assert {t["tensor"] for t in doc["tensors"]["changed"]} == {"m.fc.weights"}  # glorot -> he (auto follows relu)
     code, _, err = _cli(capsys, "diff", "HEAD:nope.yaml", "model.yaml")
     assert code == 2 and "no nope.yaml in HEAD" in err
@@ -112,9 +113,29 @@ def test_lock_files_and_the_external_driver(tmp_path, capsys):
     # git calls a diff driver with: path old-file old-hex old-mode new-file new-hex new-mode
     code, text, _ = _cli(capsys, "diff", "--external", "m.yaml.lock", tmp_path / "old.lock", "abc", "100644",
                          tmp_path / "new.lock", "def", "100644")  # fmt: skip
-    assert code == 1 and "a.weights" in text
+    assert code == 0 and "a.weights" in text and "+++ m.yaml.lock" in text  # any other status: git says it died
+    code, text, _ = _cli(capsys, "diff", "--external", "m.yaml.lock", "/dev/null", ".", ".",
+                         tmp_path / "new.lock", "def", "100644")  # an added lock file  # fmt: skip
+    assert code == 0 and "a.weights (added" in text
     code, _, err = _cli(capsys, "diff", "--external", "a", "b")
     assert code == 2 and "seven arguments" in err
+
+
+def test_defaults_changes_are_seen(tmp_path, capsys):
+    old, new = tmp_path / "m.yaml", tmp_path / "n" / "m.yaml"
+    new.parent.mkdir()
+    old.write_text("netspec: 1\ninput: [4]\ndefaults: {activation: relu}\nlayers:\n"
+                   "  - {type: dense, name: a, units: 3}\n")
+    new.write_text(old.read_text().replace("relu", "tanh"))
+    code, doc, _ = _json(capsys, old, new)
+    assert code == 1 and doc["layers"]["changed"]["a"]["activation"] == [{"name": "relu"}, {"name": "tanh"}]
+    assert "defaults" in doc["network"]
+
+
+def test_a_revision_cannot_be_an_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(capsys, "diff", "--", "--output=x:m.yaml", "m.yaml")
+    assert code == 2 and "cannot start with '-'" in err and not list(tmp_path.iterdir())
 
 
 def test_trouble_is_exit_2(tmp_path, capsys):

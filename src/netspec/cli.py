@@ -284,6 +284,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
             raise UsageError(f"{out}: the folder does not exist")
+    if args.lock and not args.dry_run:
+        from netspec.vcs.commands import read_lock
+
+        read_lock(args.lock)  # a missing or broken lock fails before anything is built
     net = _compile(args.spec, seed=args.seed, max_params=args.max_params)
     rep = reporter(args.json)
     report: dict[str, Any] = summary.as_json(net)
@@ -302,10 +306,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     ) as tensors:  # tensor i is written while tensor i + 1 is generated
         file_digest = weights_io.save_stream(tensors, layout, out, weights_io.metadata_for(net))
     content = weights_io.layout_digest(digests, layout)
-    if args.lock and _lock_drift(args.lock, net, digests):
-        os.unlink(out)
-        print(f"netspec build: {out} was not kept: the tensors differ from {args.lock}", file=sys.stderr)
-        return EXIT_INVALID
+    if args.lock:
+        try:
+            drift = _lock_drift(args.lock, net, digests)
+        except BaseException:
+            os.unlink(out)
+            raise
+        if drift:
+            os.unlink(out)
+            print(f"netspec build: {out} was not kept: the tensors differ from {args.lock}", file=sys.stderr)
+            return EXIT_INVALID
     report.update(output=out, sha256=content, file_sha256=file_digest, tensor_sha256=digests)
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
     text = f"wrote {out}{note}\ncontent sha256 {content}"

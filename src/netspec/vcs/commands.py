@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from netspec.errors import NetspecError, SpecError, UsageError
 
@@ -67,6 +68,8 @@ def run_lock(args: argparse.Namespace) -> int:
 
 
 def _lock_one(spec: str, path: str, check: bool, as_json: bool) -> int:
+    if os.path.abspath(path) == os.path.abspath(spec):
+        raise UsageError(f"{path}: the lock file cannot be the spec itself")
     from netspec.io.weights import atomic_write
     from netspec.spec.compiler import compile_file
     from netspec.vcs import lock as locks
@@ -89,12 +92,7 @@ def report_drift(path: str, current: dict, as_json: bool = False, quiet: bool = 
     """Compare ``current`` with the lock at ``path``; print the drift; 0 if none, else 1."""
     from netspec.vcs import lock as locks
 
-    if not os.path.isfile(path):
-        raise NetspecError(f"{path}: no such lock file (write it with netspec lock)")
-    if os.path.getsize(path) > MAX_LOCK_BYTES:
-        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is too large for a lock file")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        old = locks.loads(fh.read(), path)
+    old = read_lock(path)
     drifts = locks.compare(old, current)
     if as_json:
         json.dump({"lock": path, "ok": not drifts,
@@ -112,6 +110,18 @@ def report_drift(path: str, current: dict, as_json: bool = False, quiet: bool = 
     return 1 if drifts else 0
 
 
+def read_lock(path: str) -> dict[str, Any]:
+    """The lock file at ``path``, checked (NetspecError when missing, too large or malformed)."""
+    from netspec.vcs import lock as locks
+
+    if not os.path.isfile(path):
+        raise NetspecError(f"{path}: no such lock file (write it with netspec lock)")
+    if os.path.getsize(path) > MAX_LOCK_BYTES:
+        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is too large for a lock file")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return locks.loads(fh.read(), path)
+
+
 def run_diff(args: argparse.Namespace) -> int:
     from netspec.vcs.diff import diff_sides, read_side
 
@@ -124,14 +134,15 @@ def run_diff(args: argparse.Namespace) -> int:
     elif len(sides) != 2:
         raise UsageError("diff takes two sides: OLD NEW")
     try:
-        old, new = read_side(sides[0]), read_side(sides[1])
-        if args.external:
-            old.path = new.path = args.sides[0]  # git's temporary files: the real path says lock or spec
+        if args.external and os.devnull in sides and not args.sides[0].endswith(".lock"):
+            print(f"{args.sides[0]}: {'new' if sides[0] == os.devnull else 'deleted'} spec")
+            return EXIT_SAME
+        old, new = (_external_side(s, args.sides[0]) if args.external else read_side(s) for s in sides)
         result = diff_sides(old, new)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_TROUBLE
-    except NetspecError as exc:
+    except (NetspecError, OSError, UnicodeDecodeError) as exc:
         print(f"netspec diff: error: {exc}", file=sys.stderr)
         return EXIT_TROUBLE
     if args.json:
@@ -139,7 +150,21 @@ def run_diff(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(result.text())
+    if args.external:  # git reads any other exit status of a diff driver as a crash
+        return EXIT_SAME
     return EXIT_SAME if result.same else EXIT_DIFFERENT
+
+
+def _external_side(temp: str, path: str) -> Any:
+    """A side git hands a diff driver: its temporary file (or /dev/null for an added or deleted lock),
+    named by the real path."""
+    from netspec.vcs.diff import Side, read_side
+
+    if temp == os.devnull:
+        return Side(path, '{"netspec_lock": 1, "tensors": {}}', path)
+    side = read_side(temp)
+    side.label, side.path = path, path
+    return side
 
 
 def run_fmt(args: argparse.Namespace) -> int:

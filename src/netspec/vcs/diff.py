@@ -56,6 +56,8 @@ def read_side(arg: str) -> Side:
     rev, sep, path = arg.partition(":")
     if not sep or not rev or not path or os.path.exists(arg):
         raise NetspecError(f"{arg}: no such file (a git revision is written REV:path)")
+    if rev.startswith("-"):
+        raise NetspecError(f"{arg}: a revision cannot start with '-'")
     root = _git(arg, "rev-parse", "--show-toplevel").decode().strip()
     prefix = _git(arg, "rev-parse", "--show-prefix").decode().strip()
     relative = path.startswith(("./", "../"))  # as git: REV:./x is relative to the current folder
@@ -167,10 +169,12 @@ def diff_sides(old: Side, new: Side) -> Diff:
 
 def diff_networks(a: Network, b: Network, old: str, new: str) -> Diff:
     d = Diff(old, new, total=(a.num_params, b.num_params))
-    for key in ("seed", "rng", "dtype", "inputs", "outputs"):
+    for key in ("name", "seed", "rng", "dtype", "inputs", "outputs"):
         va, vb = getattr(a, key), getattr(b, key)
         if va != vb:
             d.network[key] = [_plain(va), _plain(vb)]
+    if a.spec.get("defaults", {}) != b.spec.get("defaults", {}):
+        d.network["defaults"] = [a.spec.get("defaults", {}), b.spec.get("defaults", {})]
     _layers(d, a, b)
     _tensors(d, a, b)
     return d
@@ -201,6 +205,9 @@ def _layers(d: Diff, a: Network, b: Network) -> None:
     renames = dict(d.renamed)
     for x, y in pairs:
         options = _option_changes(old[x].layer.options, new[y].layer.options)
+        acts = [cl.layer.activation.get_config() if cl.layer.has_activation() else None for cl in (old[x], new[y])]
+        if acts[0] != acts[1]:  # what the layer computes, after defaults (the option may be unwritten)
+            options["activation"] = acts
         if [renames.get(s, s) for s in old[x].sources] != list(new[y].sources):
             options["inputs"] = [list(old[x].sources), list(new[y].sources)]
         if options:

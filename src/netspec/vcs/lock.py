@@ -103,7 +103,27 @@ def loads(text: str, source: str) -> dict[str, Any]:
     if not isinstance(lock, dict) or lock.get("netspec_lock") != LOCK_FORMAT or not isinstance(
             lock.get("tensors"), dict):  # fmt: skip
         raise NetspecError(f"{source}: not a netspec lock file (format {LOCK_FORMAT})")
+    for key in ("seed", "parameters"):
+        if key in lock and (not isinstance(lock[key], int) or isinstance(lock[key], bool)):
+            raise NetspecError(f"{source}: {key} is {lock[key]!r}, not an integer")
+    for name, entry in lock["tensors"].items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise NetspecError(f"{source}: tensor {name!r}: {problem}")
     return lock
+
+
+def _entry_problem(entry: Any) -> str:
+    """What is wrong with one tensor entry of a lock file ('' if nothing)."""
+    if not isinstance(entry, dict):
+        return f"expected a mapping, got {type(entry).__name__}"
+    digest = entry.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        return "sha256 must be 64 lowercase hex digits"
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        return "shape must be a list of integers"
+    return ""
 
 
 @dataclass(frozen=True)
