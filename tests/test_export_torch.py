@@ -192,3 +192,14 @@ def test_load_into_a_hand_written_lstm_zeroes_torchs_second_bias():
     state["enc.rnn.bias_hh_l0"] = torch.ones(16)  # a shipped file whose module computes something else
     with pytest.raises(NetspecError, match=r"enc\.rnn\.bias_hh_l0 is not zero"):
         read_state_dict(net, state)
+
+
+def test_the_module_goes_through_torch_export():
+    """Serving path: ``torch.export`` captures the module's graph (no Python control flow it cannot trace)."""
+    spec = SPECS[[p.stem for p in SPECS].index("resnet-tiny")]
+    net = netspec.load(str(spec))
+    params = net.initialize()
+    x = torch.from_numpy(batch(net, np.random.default_rng(6), 2))
+    program = torch.export.export(to_module(net, params), (x,))
+    with torch.no_grad():
+        np.testing.assert_allclose(program.module()(x).numpy(), net.forward(x.numpy(), params), rtol=RTOL, atol=ATOL)
