@@ -89,7 +89,8 @@ def test_cycles_and_clashes(repo):
     (repo / "lib" / "b.yaml").write_text("netspec: 1\nimports: [a.yaml]\nblocks: {}\n")
     e = _error(_spec(repo, "[../lib/a.yaml]"))
     assert "import cycle: lib/a.yaml -> lib/b.yaml -> lib/a.yaml" in str(e)
-    e = _error(_spec(repo, "[../lib/blocks.yaml, ../lib/blocks.yaml]"))
+    (repo / "lib" / "copy.yaml").write_text(LIB)  # another file defining blocks of the same names
+    e = _error(_spec(repo, "[../lib/blocks.yaml, ../lib/copy.yaml]"))
     assert "already defined" in str(e)
 
 
@@ -102,3 +103,23 @@ def test_a_broken_library_is_located_in_it(repo):
 def test_imports_from_text_need_a_file():
     with pytest.raises(SpecError, match="imports need a spec file"):
         netspec.loads("netspec: 1\ninput: [4]\nimports: [x.yaml]\nlayers:\n  - {type: dense, units: 2}\n", "t.yaml")
+
+
+def test_diamonds_load_each_file_once(repo, monkeypatch):
+    lib = repo / "lib"
+    (lib / "d.yaml").write_text(LIB)
+    (lib / "b.yaml").write_text("netspec: 1\nimports: [d.yaml]\n")
+    (lib / "c.yaml").write_text("netspec: 1\nimports: [d.yaml]\n")
+    net = netspec.load(_spec(repo, "[../lib/b.yaml, ../lib/c.yaml]"))  # B and C both bring D's blocks
+    assert len(net.imports) == 3 and net.num_params > 0
+    from netspec.spec import imports
+
+    loads = []
+    real_load = imports._load
+    monkeypatch.setattr(imports, "_load", lambda *a: loads.append(a[2]) or real_load(*a))
+    for level in range(30):  # a ladder where every file imports both files of the next level: 2^30 paths
+        for side in "ab":
+            nxt = f"[l{level + 1}a.yaml, l{level + 1}b.yaml]" if level < 29 else "[]"
+            (lib / f"l{level}{side}.yaml").write_text(f"netspec: 1\nimports: {nxt}\n")
+    netspec.load(_spec(repo, "[../lib/l0a.yaml, ../lib/l0b.yaml]", "  - {type: dense, units: 2}\n"))
+    assert len(loads) == len(set(loads)) == 60  # each file loaded once, not once per path

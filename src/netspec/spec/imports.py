@@ -33,7 +33,9 @@ class Imported:
     origins: dict[str, tuple[Document, Path]] = field(default_factory=dict)
     """Block name -> (the document it is defined in, the import entry's path in the importing spec)."""
     digests: dict[str, str] = field(default_factory=dict)
-    """Imported file (relative to the root spec's folder) -> SHA-256 of its bytes."""
+    """Imported file (relative to the repository root) -> SHA-256 of its text (UTF-8)."""
+    loaded: dict[str, tuple[Document, dict[str, tuple[Document, Path]]]] = field(default_factory=dict)
+    """Each imported file, loaded and grafted once however many files import it, with its own grafts."""
 
 
 def repository_root(spec_path: str) -> str:
@@ -124,11 +126,14 @@ def _graft(
         if target in stack:
             chain = " -> ".join(os.path.relpath(p, files.root) for p in [*stack[stack.index(target):], target])
             raise SpecError(doc.source, [_diag(doc, where, f"import cycle: {chain}")], doc.text)
-        if len(result.digests) >= MAX_IMPORTED_FILES:
-            raise SpecError(doc.source, [_diag(doc, where, f"more than {MAX_IMPORTED_FILES} imported files")], doc.text)
-        library = _load(doc, where, target, files)
-        result.digests[os.path.relpath(target, files.root)] = hashlib.sha256(library.text.encode()).hexdigest()
-        nested = _graft(library, target, files, result, [*stack, target])
+        if target not in result.loaded:  # each file once: a file many import costs one load (no blow-up)
+            if len(result.loaded) >= MAX_IMPORTED_FILES:
+                raise SpecError(doc.source, [_diag(doc, where, f"more than {MAX_IMPORTED_FILES} imported files")],
+                                doc.text)  # fmt: skip
+            library = _load(doc, where, target, files)
+            result.digests[os.path.relpath(target, files.root)] = hashlib.sha256(library.text.encode()).hexdigest()
+            result.loaded[target] = (library, _graft(library, target, files, result, [*stack, target]))
+        library, nested = result.loaded[target]
         available = library.data.get("blocks", {})
         names = list(available) if wanted is None else wanted
         for j, name in enumerate(names):
@@ -136,6 +141,8 @@ def _graft(
             if name not in available:
                 raise SpecError(doc.source, [_diag(doc, at, f"{rel} defines no block {name!r}"
                                                    f"{did_you_mean(name, list(available))}")], doc.text)  # fmt: skip
+            if name in blocks and blocks[name] is available[name]:
+                continue  # the same block of the same file, reached twice (B and C both import D)
             if name in blocks:
                 raise SpecError(doc.source, [_diag(doc, at, f"block {name!r} from {rel} is already defined "
                                                    "(locally or by another import)")], doc.text)  # fmt: skip
