@@ -195,3 +195,13 @@ def test_gradient_statistics_equal_finite_differences(loss):
         if np.any(w):
             ratio = np.linalg.norm(grad) / np.linalg.norm(w)
             assert ratio > 1e-4 and stats[name].grad_to_weight == pytest.approx(ratio, rel=1e-5), name
+
+
+def test_one_sample_and_a_dead_network(tmp_path, capsys):
+    dead = tmp_path / "dead.yaml"
+    dead.write_text("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, units: 3, activation: relu, weights: zeros}\n"
+                    "  - {type: dense, units: 2, activation: relu}\n")  # fmt: skip
+    code, out, err = _cli(capsys, "diagnose", dead, "--no-gradients", "--json", "--fail-if", "std_ratio<0.5")
+    assert code == 1 and "std_ratio 0" in err and json.loads(out)["runs"][0]["std_ratio"] == 0.0
+    code, out, _ = _cli(capsys, "diagnose", dead, "--input", "1,2,3,4", "--json")  # one sample, not a batch of 4
+    assert code == 0 and json.loads(out)["batch"] == 1

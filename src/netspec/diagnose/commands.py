@@ -89,6 +89,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
         from netspec.nn.inputs import read_inputs
 
         values = read_inputs(args.input, net.inputs, net.dtype)
+        values = {k: v[None] if v.shape == tuple(net.inputs[k]) else v for k, v in values.items()}  # one sample
         x = values if len(values) > 1 else next(iter(values.values()))
     else:
         x = default_batch(net, args.batch, args.data_seed)
@@ -96,7 +97,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     text = table(runs)
     if args.json:
         rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
-        json.dump(as_json(net, runs, rows, None if args.input else args.data_seed, args.loss), sys.stdout, indent=1)
+        document = as_json(net, runs, rows, None if args.input else args.data_seed, args.loss)
+        json.dump(document, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(text)

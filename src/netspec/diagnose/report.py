@@ -3,6 +3,7 @@ table, the JSON document and the ``--fail-if`` checks."""
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -98,5 +99,16 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 
 def as_json(net: Network, runs: list[Run], batch: int, data_seed: int | None, loss: str) -> dict[str, Any]:
     """``data_seed`` is the random batch's seed (None for the user's data); ``seed`` the weights'."""
-    return {"spec": net.source, "name": net.name, "batch": batch, "seed": net.seed, "data_seed": data_seed,
-            "loss": loss, "runs": [r.as_json() for r in runs]}  # fmt: skip
+    return _finite({"spec": net.source, "name": net.name, "batch": batch, "seed": net.seed, "data_seed": data_seed,
+                    "loss": loss, "runs": [r.as_json() for r in runs]})  # fmt: skip
+
+
+def _finite(value: Any) -> Any:
+    """The document with NaN and infinities as null (strict JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

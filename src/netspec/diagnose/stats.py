@@ -70,8 +70,10 @@ class Run:
 
     @property
     def std_ratio(self) -> float:
+        """Last over first output std of the layers with an activation; 0 when the first is 0 (a dead
+        signal: every ``std_ratio<X`` check fails, none passes by an infinite ratio)."""
         hidden = [s for s in self.layers if s.pre_std is not None] or self.layers
-        return hidden[-1].std / hidden[0].std if hidden[0].std > 0 else float("inf")
+        return hidden[-1].std / hidden[0].std if hidden[0].std > 0 else 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {"initializer": self.initializer, "std_ratio": self.std_ratio,

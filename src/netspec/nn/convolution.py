@@ -189,7 +189,7 @@ class ConvTranspose(Conv):
 
     def output_padding(self) -> tuple[int, ...]:
         value = self.options.get("output_padding", 0)
-        if value and self.options.get("padding", "valid") == "same":
+        if any(_tuple(value, self.rank, "output_padding")) and self.options.get("padding", "valid") == "same":
             raise ShapeError("output_padding needs padding 'valid' ('same' gives input length * stride)")
         padding = _tuple(value, self.rank, "output_padding")
         _, stride, dilation, _ = self.geometry()
