@@ -339,3 +339,49 @@ def test_export_cli_seed_and_weights_from_another_export(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # argparse's usage error
         _cli(capsys, "export", spec, "--to", "onnx", "--seed", "-1", "-o", tmp_path / "x.onnx")
     assert exit_.value.code == 2 and not (tmp_path / "x.onnx").exists()
+
+
+def test_flax_variables_load_into_flax_linens_own_layers():
+    """The names and layouts are Flax's own: hand-written ``flax.linen`` layers named like the spec's
+    layers take the exported variables as they are and compute netspec's outputs."""
+    pytest.importorskip("flax")
+    import flax.linen as nn
+    import jax
+
+    from netspec.export.flax import variables
+
+    seq = netspec.loads("netspec: 1\ninput: [5, 8]\nlayers:\n"
+                        "  - {type: multi_head_attention, name: attn, heads: 2, key_dim: 4}\n"
+                        "  - {type: layer_norm, name: norm, epsilon: 0.001}\n"
+                        "  - {type: dense, name: fc, units: 6, activation: relu}\n"
+                        "  - {type: batch_norm, name: bn, epsilon: 0.001}\n", "seq.yaml")  # fmt: skip
+    img = netspec.loads("netspec: 1\ninput: [9, 9, 4]\nlayers:\n"
+                        "  - {type: conv2d, name: conv, filters: 6, kernel: 3, stride: 2, padding: same, groups: 2}\n",
+                        "img.yaml")  # fmt: skip
+    ids = netspec.loads("netspec: 1\ninput: [5]\nlayers:\n  - {type: embedding, name: emb, vocab: 11, dim: 3}\n",
+                        "ids.yaml")  # fmt: skip
+
+    class Seq(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8, name="attn")(x)
+            x = nn.LayerNorm(epsilon=1e-3, name="norm")(x)
+            x = jax.nn.relu(nn.Dense(6, name="fc")(x))
+            return nn.BatchNorm(use_running_average=True, epsilon=1e-3, name="bn")(x)
+
+    class Img(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Conv(6, (3, 3), strides=2, padding="SAME", feature_group_count=2, name="conv")(x)
+
+    class Ids(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Embed(11, 3, name="emb")(x)
+
+    rng = np.random.default_rng(9)
+    for net, module, x in [(seq, Seq(), rng.standard_normal((2, 5, 8)).astype(np.float32)),
+                           (img, Img(), rng.standard_normal((2, 9, 9, 4)).astype(np.float32)),
+                           (ids, Ids(), rng.integers(0, 11, (2, 5)))]:  # fmt: skip
+        params = net.initialize()
+        _close(net.forward(x, params), np.asarray(module.apply(variables(net, params), x)))
