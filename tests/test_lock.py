@@ -57,7 +57,7 @@ def test_changed_seed_moves_every_tensor(locked, capsys):
     spec, _ = locked
     spec.write_text(SPEC.replace("seed: 3", "seed: 4"))
     code, out, _ = _cli(capsys, "lock", "--check", spec, "--json")
-    report = json.loads(out)
+    (report,) = json.loads(out)  # one document listing every spec
     random = {"fc1.weights", "fc2.weights", "out.weights"}  # zero biases have the same bytes under any seed
     assert code == 1 and {d["tensor"] for d in report["drift"]} == random
     assert all(d["kind"] == "spec" and "seed 3 -> 4" in d["reason"] for d in report["drift"])

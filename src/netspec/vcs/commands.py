@@ -55,19 +55,25 @@ def run_lock(args: argparse.Namespace) -> int:
     if args.json and not args.check:
         raise UsageError("--json goes with --check")
     failed = 0
+    docs: list[dict[str, Any]] | None = [] if args.json else None
     for spec in args.specs:  # every spec is handled and reported, then the exit code says if any failed
         try:
-            failed += _lock_one(spec, args.lock or default_lock_path(spec), args.check, args.json)
+            failed += _lock_one(spec, args.lock or default_lock_path(spec), args.check, docs)
         except SpecError as exc:
             print(exc, file=sys.stderr)
             failed += 1
         except NetspecError as exc:
             print(f"netspec lock: error: {exc}", file=sys.stderr)
             failed += 1
+            if docs is not None:
+                docs.append({"spec": spec, "ok": False, "error": str(exc)})
+    if docs is not None:  # one JSON document for every spec
+        json.dump(docs, sys.stdout, indent=1)
+        sys.stdout.write("\n")
     return 1 if failed else 0
 
 
-def _lock_one(spec: str, path: str, check: bool, as_json: bool) -> int:
+def _lock_one(spec: str, path: str, check: bool, docs: list[dict[str, Any]] | None) -> int:
     if os.path.abspath(path) == os.path.abspath(spec):
         raise UsageError(f"{path}: the lock file cannot be the spec itself")
     from netspec.io.weights import atomic_write
@@ -85,20 +91,19 @@ def _lock_one(spec: str, path: str, check: bool, as_json: bool) -> int:
             fh.write(locks.dumps(current).encode())
         print(f"wrote {path} ({len(current['tensors'])} tensors, content sha256 {current['content_sha256']})")
         return 0
-    return report_drift(path, current, as_json)
+    return report_drift(path, current, docs)
 
 
-def report_drift(path: str, current: dict, as_json: bool = False, quiet: bool = False) -> int:
-    """Compare ``current`` with the lock at ``path``; print the drift; 0 if none, else 1."""
+def report_drift(path: str, current: dict, docs: list[dict[str, Any]] | None = None, quiet: bool = False) -> int:
+    """Compare ``current`` with the lock at ``path``; print the drift (or add it to ``docs``, for JSON);
+    0 if none, else 1."""
     from netspec.vcs import lock as locks
 
     old = read_lock(path)
     drifts = locks.compare(old, current)
-    if as_json:
-        json.dump({"lock": path, "ok": not drifts,
-                   "drift": [{"tensor": d.tensor, "kind": d.kind, "reason": d.reason} for d in drifts]},
-                  sys.stdout, indent=1)  # fmt: skip
-        sys.stdout.write("\n")
+    if docs is not None:
+        docs.append({"lock": path, "ok": not drifts,
+                     "drift": [{"tensor": d.tensor, "kind": d.kind, "reason": d.reason} for d in drifts]})  # fmt: skip
     elif drifts:
         for d in drifts:
             print(f"{path}: {d}", file=sys.stderr)
@@ -190,8 +195,11 @@ def run_fmt(args: argparse.Namespace) -> int:
         if args.check:
             print(f"{path}: not in the canonical layout (run netspec fmt {path})", file=sys.stderr)
         else:
-            with atomic_write(path) as fh:
+            real = os.path.realpath(path)  # a symbolic link keeps pointing at the formatted spec
+            mode = os.stat(real).st_mode & 0o7777
+            with atomic_write(real) as fh:
                 fh.write(formatted.encode())
+            os.chmod(real, mode)  # and the file keeps its permissions
             print(f"formatted {path}")
     if not args.check:
         return 1 if failed else 0
@@ -210,7 +218,8 @@ def _spec_files(paths: list[str]) -> list[str]:
     out = []
     for path in paths:
         if os.path.isdir(path):
-            for root, _, files in sorted(os.walk(path)):
+            for root, folders, files in os.walk(path):
+                folders[:] = sorted(f for f in folders if not f.startswith("."))  # not .git, .venv, .github
                 out += [os.path.join(root, f) for f in sorted(files) if f.endswith((".yaml", ".yml"))]
         else:
             out.append(path)

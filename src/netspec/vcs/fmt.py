@@ -16,6 +16,7 @@ Mappings that use YAML merge keys (``<<``) keep their key order.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from netspec.errors import NetspecError
@@ -47,6 +48,8 @@ def format_text(text: str, source: str = "<string>") -> str:
     """
     from netspec.spec.loader import load_text
 
+    if not re.search(r"^netspec\s*:", text, re.M):  # other YAML (CI workflows, templates) is not ours to judge
+        raise NotASpec(f"{source}: not a netspec spec (no top-level 'netspec:' key); left as it is")
     before = load_text(text, source).data  # netspec's safe loader first: limits, duplicate keys, tags
     if not isinstance(before, dict) or "netspec" not in before:
         raise NotASpec(f"{source}: not a netspec spec (no top-level 'netspec:' key); left as it is")
