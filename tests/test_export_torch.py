@@ -206,3 +206,16 @@ def test_the_module_goes_through_torch_export():
     program = torch.export.export(to_module(net, params), (x,))
     with torch.no_grad():
         np.testing.assert_allclose(program.module()(x).numpy(), net.forward(x.numpy(), params), rtol=RTOL, atol=ATOL)
+
+
+def test_malformed_exports_and_seed_with_weights(tmp_path, capsys):
+    spec = SPECS[[p.stem for p in SPECS].index("glorot-demo-4-5-3")]
+    t = torch.zeros(3)
+    torch.save({1: t, "a": t}, tmp_path / "mixed.pt")
+    torch.save({"dense_1.weight": [[1.0], [1.0, 2.0]]}, tmp_path / "ragged.pt")
+    for name, expected in (("mixed.pt", "keys that are not names"), ("ragged.pt", "not a readable torch export")):
+        code, _, err = _cli(capsys, "verify", spec, "--weights", tmp_path / name)
+        assert code == 1 and expected in err, err
+    code, _, err = _cli(capsys, "export", spec, "--to", "torch", "-o", tmp_path / "m.pt", "--weights",
+                        tmp_path / "w.npz", "--seed", "5")  # fmt: skip
+    assert code == 2 and "--seed goes with building" in err

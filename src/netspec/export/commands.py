@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.output}: --to {args.to} writes {' or '.join(TARGETS[args.to])}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
         raise UsageError(f"{args.output}: the folder does not exist")
+    if args.weights and args.seed is not None:
+        raise UsageError("--seed goes with building from the spec, not with --weights (the file's seed is its own)")
     if not os.path.isfile(args.spec):
         raise NetspecError(f"{args.spec}: no such file")
     from netspec.export.files import load_weights

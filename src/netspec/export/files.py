@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from netspec.errors import NetspecError
 from netspec.io.weights import WeightsError, load_for, load_metadata
 
 if TYPE_CHECKING:
@@ -38,13 +39,13 @@ def load_weights(net: Network, path: str) -> dict[str, np.ndarray]:
     Raises:
         WeightsError, NetspecError: the file is missing, unreadable or does not match the spec.
     """
-    if os.path.isfile(path) and exported_layout(path) == "torch":
-        from netspec.export.torch import read_file
-
-        return read_file(net, path)
     layout = exported_layout(path) if os.path.isfile(path) else ""
-    if layout in ("onnx", "flax"):
-        import importlib
+    if not layout:
+        return load_for(net, path)
+    import importlib
 
-        return importlib.import_module(f"netspec.export.{layout}").read_file(net, path)  # type: ignore[no-any-return]
-    return load_for(net, path)
+    reader = importlib.import_module(f"netspec.export.{layout}").read_file
+    try:
+        return reader(net, path)  # type: ignore[no-any-return]
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # a malformed file's contents
+        raise NetspecError(f"{path}: not a readable {layout} export: {type(exc).__name__}: {exc}") from None

@@ -181,10 +181,13 @@ def layouts(net: Network) -> dict[str, tuple[str, np.ndarray, int]]:
 
     index, offsets, start = {}, {}, 0
     for name, p in net.parameters():
-        index[name] = np.arange(start, start + p.size, dtype=np.float64).reshape(p.shape)
+        index[name] = np.arange(start, start + p.size, dtype=np.int64).reshape(p.shape)
         offsets[name], start = start, start + p.size
     g = _trace(net, index, build=False)
-    return {k: (key, np.asarray(a).astype(np.int64), offsets[k]) for k, (key, a) in g.layout.items()}
+    computed = [k for k, (_, a) in g.layout.items() if np.asarray(a).dtype != np.int64]
+    if computed:  # arithmetic on the weights, not a layout: it cannot be undone
+        raise NetspecError(f"the ONNX converters compute {', '.join(computed)} instead of moving its elements")
+    return {k: (key, np.asarray(a), offsets[k]) for k, (key, a) in g.layout.items()}
 
 
 def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:

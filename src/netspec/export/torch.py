@@ -570,8 +570,8 @@ def torch_arrays(net: Network, params: dict[str, np.ndarray]) -> dict[str, np.nd
 
 def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
     """netspec parameter name -> (torch key, index array): the torch tensor's element i is the netspec
-    tensor's flat element ``index[i]`` (found by converting an index array: every layout change is a
-    permutation of elements)."""
+    tensor's flat element ``index[i]`` (found by converting arrays of element numbers, int64: every layout
+    change is a permutation of elements; a converter that computes instead is an error)."""
     import numpy as np
 
     torch = torch_module()
@@ -579,11 +579,14 @@ def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
     for cl in net.layers:
         if not cl.params:
             continue
-        own = {p.name: np.arange(p.size, dtype=np.float64).reshape(p.shape) for p in cl.params}
+        own = {p.name: np.arange(p.size, dtype=np.int64).reshape(p.shape) for p in cl.params}
         with torch.device("meta"):  # the module is thrown away: no memory, no torch initialization
             _, tensors = CONVERTERS[cl.layer.type](cl, own)
         for local, (torch_name, index) in tensors.items():
-            out[f"{cl.name}.{local}"] = (f"{cl.name}.{torch_name}", np.asarray(index).astype(np.int64))
+            if np.asarray(index).dtype != np.int64:  # arithmetic on the weights, not a layout: cannot be undone
+                raise NetspecError(f"{cl.name}.{local}: the {cl.layer.type} converter computes {torch_name} "
+                                   "from netspec's tensor instead of moving its elements")  # fmt: skip
+            out[f"{cl.name}.{local}"] = (f"{cl.name}.{torch_name}", np.asarray(index))
     return out
 
 
@@ -596,6 +599,9 @@ def read_state_dict(net: Network, state: dict[str, Any]) -> dict[str, np.ndarray
     import numpy as np
 
     plan = layouts(net)
+    keys = [k for k in state if not isinstance(k, str)]
+    if keys:
+        raise NetspecError(f"the state_dict has keys that are not names: {keys[:5]!r}")
     arrays = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()}
     expected = {key: index.shape for key, index in plan.values()}
     problems = [f"missing {k} {list(s)}" for k, s in expected.items() if k not in arrays]
