@@ -157,10 +157,13 @@ def _Network(torch: Any, root: Any, runners: list[Any], inputs: list[str], outpu
 
         def __init__(self) -> None:
             super().__init__()
-            for name, child in root.named_children():
-                self.add_module(name, child)
             self._runners = runners
             self._inputs, self._outputs, self._mapping = inputs, outputs, mapping
+            for name, child in root.named_children():
+                if hasattr(self, name):  # forward, training, netspec_parameters, _mapping, ...
+                    raise NetspecError(f"layer name {name!r} is taken by the torch module itself; rename the "
+                                       "layer to export it to PyTorch")  # fmt: skip
+                self.add_module(name, child)
 
         def forward(self, *args: Any, **kwargs: Any) -> Any:
             if args:
