@@ -21,6 +21,7 @@ names or shapes otherwise gets a branch there. ``tests/test_export_targets.py`` 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -165,7 +166,14 @@ def to_module(spec_or_network: Any) -> Any:
     from netspec.spec.compiler import compile_file
 
     net = spec_or_network if isinstance(spec_or_network, Network) else compile_file(str(spec_or_network))
-    template = variables(net, net.initialize())
+    tops: dict[str, dict[str, None]] = {"params": {}, "batch_stats": {}}  # collection -> top-level names
+    for cl in net.layers:
+        for path, _ in leaves(cl).values():
+            tops["batch_stats" if ":" in path else "params"][cl.name.split(".")[0]] = None
+
+    @functools.cache
+    def template() -> dict[str, Any]:  # the spec's weights, built only if ``init`` asks for them
+        return variables(net, net.initialize())
 
     class NetspecFlax(nn.Module):  # type: ignore[name-defined]
         @nn.compact
@@ -176,10 +184,10 @@ def to_module(spec_or_network: Any) -> Any:
                 raise NetspecError(f"{net.name} is float64 but JAX computes in float32 unless 64-bit types are "
                                    "enabled: apply it inside 'with jax.enable_x64(True):'")  # fmt: skip
             inputs = {**dict(zip(net.inputs, args, strict=False)), **kwargs}
-            tree = {top: self.param(top, lambda _rng, top=top: template["params"][top])
-                    for top in template["params"]}  # fmt: skip
-            stats = {top: self.variable("batch_stats", top, lambda top=top: template["batch_stats"][top]).value
-                     for top in template.get("batch_stats", {})}  # fmt: skip
+            tree = {top: self.param(top, lambda _rng, top=top: template()["params"][top])
+                    for top in tops["params"]}  # fmt: skip
+            stats = {top: self.variable("batch_stats", top, lambda top=top: template()["batch_stats"][top]).value
+                     for top in tops["batch_stats"]}  # fmt: skip
             values = dict(inputs)
             for cl in net.layers:
                 p = _subtree(tree, cl.name) | {"batch_stats": _subtree(stats, cl.name)}
