@@ -646,7 +646,8 @@ def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
 
     torch = torch_module()
     if os.path.splitext(path)[1].lower() == ".safetensors":
-        save_arrays(torch_arrays(net, params), path, {**metadata_for(net), LAYOUT_KEY: "torch"})
+        arrays = {k: v.numpy() for k, v in _state(torch, net, params).items()}  # written, not handed out: no copy
+        save_arrays(arrays, path, {**metadata_for(net), LAYOUT_KEY: "torch"})
         return
     state = _state(torch, net, params)
     with atomic_write(path) as fh:
