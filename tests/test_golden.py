@@ -1,9 +1,12 @@
 """Golden digests: the bytes netspec produces are pinned; changing them must be deliberate.
 
 float32 uniform and normal families use only integer and IEEE basic arithmetic,
-so these digests hold on every machine; the orthogonal case also depends on
-LAPACK's QR, so a change there on a new platform is reported, not silently
-accepted (see README, "Reproducibility").
+so these digests hold on every machine (stream version 2: float64 too); the
+orthogonal case also depends on LAPACK's QR, so a change there on a new platform
+is reported, not silently accepted (see README, "Reproducibility").
+
+Mode ``block/1`` is stream version 1 (Box-Muller normals), pinned since before
+version 2 existed: its digests never change. ``block/2`` is the ziggurat.
 """
 
 import hashlib
@@ -11,15 +14,21 @@ import hashlib
 import pytest
 
 from netspec.init.initializers import get_initializer
-from netspec.init.streams import BlockStream, LegacyStream
+from netspec.init.streams import BlockStream, LegacyStream, block_version
+
+
+def stream(mode, seed, path):
+    """The stream of a golden case: ``legacy``, or ``block/N`` (block stream version N)."""
+    return LegacyStream(seed) if mode == "legacy" else BlockStream(seed, path, version=block_version(mode))
+
 
 GOLDEN = [
-    ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block", "551ec069700a278b081a37b3d18a5fa1d36cb556aa503e2f7bfdca19ae1813cd"),  # noqa: E501
-    ("he_normal", (3, 3, 16, 32), 42, "conv2d_1.weights", "block", "47955f454b3497ca36deac0d48a73023e0fa34de98473c35d2fddb6affe23b8a"),  # noqa: E501
-    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "block", "392f8ba289f5567e6431b1717dacee65eb9eacecf74620e9aab37416fc1ac7c7"),  # noqa: E501
-    ({"name": "uniform", "low": -0.3, "high": 0.7}, (1000,), 1, "bias", "block", "6884e4c05d48e621dcc9359ec03d61b44871f9299497960cc5aa642a83334447"),  # noqa: E501
-    ("orthogonal", (40, 30), 3, "dense_3.weights", "block", "0cd20466514337e5772a0e073c447721e5babf93183b21704224e9156f80760f"),  # noqa: E501
-    ("he_uniform", (300000,), 5, "big.weights", "block", "e94fb19f2d0f38684038adf7f90a10f350880deac1b5e008cc8056e293443ba4"),  # noqa: E501
+    ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block/1", "551ec069700a278b081a37b3d18a5fa1d36cb556aa503e2f7bfdca19ae1813cd"),  # noqa: E501
+    ("he_normal", (3, 3, 16, 32), 42, "conv2d_1.weights", "block/1", "47955f454b3497ca36deac0d48a73023e0fa34de98473c35d2fddb6affe23b8a"),  # noqa: E501
+    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "block/1", "392f8ba289f5567e6431b1717dacee65eb9eacecf74620e9aab37416fc1ac7c7"),  # noqa: E501
+    ({"name": "uniform", "low": -0.3, "high": 0.7}, (1000,), 1, "bias", "block/1", "6884e4c05d48e621dcc9359ec03d61b44871f9299497960cc5aa642a83334447"),  # noqa: E501
+    ("orthogonal", (40, 30), 3, "dense_3.weights", "block/1", "0cd20466514337e5772a0e073c447721e5babf93183b21704224e9156f80760f"),  # noqa: E501
+    ("he_uniform", (300000,), 5, "big.weights", "block/1", "e94fb19f2d0f38684038adf7f90a10f350880deac1b5e008cc8056e293443ba4"),  # noqa: E501
     ("glorot_uniform", (4, 5), 0, "dense_1.weights", "legacy", "24927711c4d2cba72cd5a87762745d91b862d877cd9074aa28f0ecd6980680eb"),  # noqa: E501
     ({"name": "truncated_normal", "std": 0.5}, (50, 20), 9, "x", "legacy", "b29251ce7bcddfbf7a0f3686a58f178914037290640fe4019d913df21db459ea"),  # noqa: E501
 ]  # fmt: skip
@@ -27,8 +36,7 @@ GOLDEN = [
 
 @pytest.mark.parametrize(("config", "shape", "seed", "path", "mode", "digest"), GOLDEN, ids=lambda v: str(v)[:24])
 def test_golden_digest(config, shape, seed, path, mode, digest):
-    stream = BlockStream(seed, path) if mode == "block" else LegacyStream(seed)
-    values = get_initializer(config)(shape, stream)
+    values = get_initializer(config)(shape, stream(mode, seed, path))
     assert hashlib.sha256(values.tobytes()).hexdigest() == digest
 
 
@@ -41,27 +49,67 @@ def _tn(lower, upper):
 # they do not depend on SIMD dispatch) and every truncation sampler path: both tails and a narrow band
 # (uniform proposals), 24.5% mass (uniform proposals, just below the 25% switch), 27.3% (normal proposals).
 GOLDEN_DTYPES = [
-    ("he_normal", (64, 32), 0, "dense_1.weights", "block", "float64", "b5b89a80893877c6b4aa4b90ee376bbbc731db10ecf0ca06ca0c7e61d155081b"),  # noqa: E501
-    ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block", "float64", "6b931cf2508d88617f88cba7967f882d5889117b670ef5dbb99ab2526f1e0a9f"),  # noqa: E501
-    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "block", "float64", "014cb887ba2a55c40f11b7e224011247b8fb50c9d878a57ce37f0d90e84fb2ff"),  # noqa: E501
+    ("he_normal", (64, 32), 0, "dense_1.weights", "block/1", "float64", "b5b89a80893877c6b4aa4b90ee376bbbc731db10ecf0ca06ca0c7e61d155081b"),  # noqa: E501
+    ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block/1", "float64", "6b931cf2508d88617f88cba7967f882d5889117b670ef5dbb99ab2526f1e0a9f"),  # noqa: E501
+    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "block/1", "float64", "014cb887ba2a55c40f11b7e224011247b8fb50c9d878a57ce37f0d90e84fb2ff"),  # noqa: E501
     ("he_normal", (50, 20), 9, "x", "legacy", "float64", "dd0df83ad426e8801c6025103de5dc7316fc57538bdf61055b55c6cbe86db4c0"),  # noqa: E501
-    (_tn(2.0, 3.0), (5000,), 11, "tail", "block", "float32", "952b45d9fe21759bd7c315a00490a154f88e2cbe2fde794f976bba475301cbad"),  # noqa: E501
-    (_tn(2.0, 3.0), (5000,), 11, "tail", "block", "float64", "0399ec2c91af5a23625cb9d114ce6306098a33992bb1849ac10b8061a7254776"),  # noqa: E501
-    (_tn(-3.0, -2.5), (5000,), 12, "tail", "block", "float32", "3daa24e20f4a808591fc580a7061b9677d4b716aac6e403c91e596a3804bc9eb"),  # noqa: E501
-    (_tn(-0.125, 0.125), (5000,), 13, "narrow", "block", "float32", "da1b63baa6e7685b492944f62725999d5505182595c9760b40b2d1e2dada9211"),  # noqa: E501
-    (_tn(-0.3125, 0.3125), (5000,), 14, "band", "block", "float32", "8dfda3a2151553a883a695ee6546ecfc0408bec64a810b4024bbe9fcfee72ca2"),  # noqa: E501
-    (_tn(0.0, 0.75), (5000,), 15, "band", "block", "float32", "d08f8828263dda7e1b5ed409fd785b75a9d2fff7a7f9caca92e08e7748d108d4"),  # noqa: E501
-    (_tn(0.0, 0.75), (5000,), 15, "band", "block", "float64", "abcd12c65aa2046f5383d21dcbab0e147a7a7b3cc3e0674526bee3436429294e"),  # noqa: E501
+    (_tn(2.0, 3.0), (5000,), 11, "tail", "block/1", "float32", "952b45d9fe21759bd7c315a00490a154f88e2cbe2fde794f976bba475301cbad"),  # noqa: E501
+    (_tn(2.0, 3.0), (5000,), 11, "tail", "block/1", "float64", "0399ec2c91af5a23625cb9d114ce6306098a33992bb1849ac10b8061a7254776"),  # noqa: E501
+    (_tn(-3.0, -2.5), (5000,), 12, "tail", "block/1", "float32", "3daa24e20f4a808591fc580a7061b9677d4b716aac6e403c91e596a3804bc9eb"),  # noqa: E501
+    (_tn(-0.125, 0.125), (5000,), 13, "narrow", "block/1", "float32", "da1b63baa6e7685b492944f62725999d5505182595c9760b40b2d1e2dada9211"),  # noqa: E501
+    (_tn(-0.3125, 0.3125), (5000,), 14, "band", "block/1", "float32", "8dfda3a2151553a883a695ee6546ecfc0408bec64a810b4024bbe9fcfee72ca2"),  # noqa: E501
+    (_tn(0.0, 0.75), (5000,), 15, "band", "block/1", "float32", "d08f8828263dda7e1b5ed409fd785b75a9d2fff7a7f9caca92e08e7748d108d4"),  # noqa: E501
+    (_tn(0.0, 0.75), (5000,), 15, "band", "block/1", "float64", "abcd12c65aa2046f5383d21dcbab0e147a7a7b3cc3e0674526bee3436429294e"),  # noqa: E501
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("config", "shape", "seed", "path", "mode", "dtype", "digest"), GOLDEN_DTYPES,
                          ids=lambda v: str(v)[:24])  # fmt: skip
 def test_golden_digest_float64_and_truncation_paths(config, shape, seed, path, mode, dtype, digest):
-    stream = BlockStream(seed, path) if mode == "block" else LegacyStream(seed)
-    values = get_initializer(config)(shape, stream, dtype)
+    values = get_initializer(config)(shape, stream(mode, seed, path), dtype)
     assert values.dtype == dtype
     assert hashlib.sha256(values.tobytes()).hexdigest() == digest
+
+
+# stream version 2 (ziggurat normals): every normal family, float32 and float64, the truncation paths
+# (the uniform-proposal tails keep version 1's bytes), a tensor of several blocks, and truncation at
+# +-3 std (normal proposals, several redraw rounds).
+GOLDEN_V2 = [
+    ("he_normal", (3, 3, 16, 32), 42, "conv2d_1.weights", "float32", "312f01fcff0ed7491fd2ebf98b663f616b51ff31710201968bb64e4caab35876"),  # noqa: E501
+    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "float32", "32e2523eb5936e31082c20cacdf717309e88cef66ed0fa086849dea0ae0493b5"),  # noqa: E501
+    ("orthogonal", (40, 30), 3, "dense_3.weights", "float32", "4436b84fd400f738cd325fa5c80ec9ecc72c231b3667930681ba952ea05e5fba"),  # noqa: E501
+    ({"name": "normal", "std": 0.02}, (600_000,), 5, "big.weights", "float32", "4dd71f2b70fc8228391e4bc3fa5c8863d7022effff7086ebfe24c3af1d29b323"),  # noqa: E501
+    ("he_normal", (64, 32), 0, "dense_1.weights", "float64", "14558ea049659f8e4327a8ee6fd1ad25e08d3d8722769ebeb4a86b43715239bc"),  # noqa: E501
+    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "float64", "f8b50b746d9ab70cb081ade227afc3cda42f300c890f426f6bf6770f33baf5dc"),  # noqa: E501
+    ({"name": "normal", "std": 0.02}, (300_000,), 5, "big.weights", "float64", "d93fe5fff462907f4d4a244193b0ce2c280cb8522763acc17dd70747452880a9"),  # noqa: E501
+    (_tn(2.0, 3.0), (5000,), 11, "tail", "float32", "952b45d9fe21759bd7c315a00490a154f88e2cbe2fde794f976bba475301cbad"),
+    (_tn(2.0, 3.0), (5000,), 11, "tail", "float64", "0399ec2c91af5a23625cb9d114ce6306098a33992bb1849ac10b8061a7254776"),
+    (_tn(0.0, 0.75), (5000,), 15, "band", "float32", "ad32a9ce2dd2dfe1ca78c2f4232e09b7d3ac4c2155a26ee299ebca4d1340fe8f"),  # noqa: E501
+    (_tn(0.0, 0.75), (5000,), 15, "band", "float64", "e4d716ecba410040e3d1ad42991e6c2e9d0465c2c0d5bcb3fda3e434f8ed4d4e"),  # noqa: E501
+    (_tn(-3.0, 3.0), (300_000,), 16, "wide", "float32", "24f55d6402554ca0f2969e46cd81d3e76e4d3eb3322d1220ec82597df057af76"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("config", "shape", "seed", "path", "dtype", "digest"), GOLDEN_V2, ids=lambda v: str(v)[:24])
+def test_golden_digest_stream_version_2(config, shape, seed, path, dtype, digest):
+    values = get_initializer(config)(shape, stream("block/2", seed, path), dtype)
+    assert hashlib.sha256(values.tobytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("config", ["glorot_uniform", "he_uniform", {"name": "uniform", "low": -0.3, "high": 0.7}],
+                         ids=str)  # fmt: skip
+def test_version_2_keeps_uniform_bytes(config):
+    """Stream version 2 changes only the normal family: uniform tensors keep version 1's bytes."""
+    init = get_initializer(config)
+    for dtype in ("float32", "float64"):
+        v1 = init((300_000,), stream("block/1", 5, "u"), dtype)
+        assert v1.tobytes() == init((300_000,), stream("block/2", 5, "u"), dtype).tobytes()
+
+
+def test_plain_block_is_the_newest_version():
+    assert block_version("block") == 2
+    a = get_initializer("he_normal")((50, 20), BlockStream(9, "x"))
+    assert a.tobytes() == get_initializer("he_normal")((50, 20), stream("block/2", 9, "x")).tobytes()
 
 
 PROBE = """
@@ -72,8 +120,9 @@ from netspec.init.streams import BlockStream
 digests = []
 configs = ["he_normal", {"name": "he_normal", "truncated": True}]
 configs.append({"name": "truncated_normal", "lower": 2.0, "upper": 3.0})
-for config in configs:
-    values = get_initializer(config)((300_000,), BlockStream(5, "probe"), fans=None)
+cases = [(c, 1, "float32") for c in configs] + [(c, 2, d) for c in configs for d in ("float32", "float64")]
+for config, version, dtype in cases:
+    values = get_initializer(config)((300_000,), BlockStream(5, "probe", version=version), dtype, fans=None)
     digests.append(hashlib.sha256(values.tobytes()).hexdigest())
 x = np.linspace(1e-6, 1, 4096, dtype=np.float32)
 digests.append(hashlib.sha256(np.log(x).tobytes() + np.sin(x).tobytes()).hexdigest())
@@ -83,7 +132,8 @@ print(" ".join(digests))
 
 def test_normal_bytes_do_not_depend_on_numpys_simd_dispatch():
     """Run the normal-family samplers with NumPy's dispatched SIMD kernels (AVX2, AVX-512, ...) disabled:
-    NumPy's own float32 log/sin change on this machine, netspec's values must not."""
+    NumPy's own float32 log/sin change on this machine, netspec's values must not (stream version 1 in
+    float32; version 2, the ziggurat, in float32 and float64)."""
     import os
     import subprocess
     import sys
@@ -100,6 +150,7 @@ def test_normal_bytes_do_not_depend_on_numpys_simd_dispatch():
         return out.stdout.split()
 
     default, baseline = probe([]), probe(dispatched)
-    assert default[:3] == baseline[:3]
-    if default[3] == baseline[3]:
+    assert len(default) == 10
+    assert default[:9] == baseline[:9]  # stream version 1 (float32), version 2 (float32 and float64)
+    if default[9] == baseline[9]:
         pytest.skip("NumPy's own log/sin did not change either: the probe shows nothing on this CPU")

@@ -83,3 +83,83 @@ def test_legacy_reproduces_seed_001_glorot_weights():
     expect_ho = np.array([[np.float32(rnd.uniform(-sd2, sd2)) for _ in range(3)] for _ in range(5)])
     assert np.array_equal(ih, expect_ih) and np.array_equal(ho, expect_ho)
     assert ih[0, 0] == pytest.approx(0.0797, abs=1e-4)
+
+
+# ---------------------------------------------------------------- stream versions in specs
+
+VERSIONED = """netspec: 1
+input: [40]
+{rng}layers:
+  - {{type: dense, units: 30, weights: he_normal, bias: {{name: normal, std: 0.1}}}}
+  - {{type: dense, units: 20, weights: {{name: lecun_normal, truncated: true}}}}
+  - {{type: dense, units: 10, weights: glorot_uniform}}
+"""
+
+
+def _versioned(rng):
+    import netspec
+
+    return netspec.loads(VERSIONED.format(rng=f"rng: {rng}\n" if rng else ""), "versioned.yaml")
+
+
+def test_rng_spellings_select_block_stream_versions():
+    from netspec.init.streams import RNG_MODES, STREAM_VERSION, block_version
+    from netspec.spec.schema import build_schema
+
+    assert build_schema()["properties"]["rng"]["enum"] == list(RNG_MODES)
+    assert [block_version(m) for m in RNG_MODES[:-1]] == [STREAM_VERSION, 1, 2]
+    for bad in ("legacy", "block/3", "block/", "blocks"):
+        with pytest.raises(Exception, match="names no block stream"):
+            block_version(bad)
+
+
+@pytest.mark.parametrize(("rng", "version"), [("", 2), ("block", 2), ("block/1", 1), ("block/2", 2)])
+def test_a_spec_builds_with_its_stream_and_records_it(rng, version):
+    from netspec.init.streams import BlockStream
+    from netspec.io.weights import metadata_for
+
+    net = _versioned(rng)
+    params = net.initialize(threads=1)
+    for path, p in net.parameters():
+        assert params[path].tobytes() == p.draw(BlockStream(net.seed, path, version=version), net.dtype).tobytes()
+    assert metadata_for(net)["netspec_stream"] == f"block/{version}"
+    assert metadata_for(_versioned("legacy"))["netspec_stream"] == "legacy"
+
+
+def test_stream_versions_change_only_normal_tensors():
+    v1, v2 = _versioned("block/1").initialize(), _versioned("block/2").initialize()
+    changed = sorted(name for name in v1 if v1[name].tobytes() != v2[name].tobytes())
+    assert changed == ["dense_1.bias", "dense_1.weights", "dense_2.weights"]
+
+
+def test_a_bad_rng_is_a_located_error():
+    from netspec.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        _versioned("block/3")
+    text = str(info.value)
+    assert "versioned.yaml:3:6" in text and "did you mean 'block/2'" in text
+
+
+def test_verify_regenerates_with_the_stream_the_file_records(tmp_path):
+    """A file built with stream 1 verifies (exact bytes) against the same spec with plain ``rng: block``; a spec
+    pinning ``block/2`` is taken at its word and the file fails reproduction, saying why."""
+    from netspec.check.verify import verify_spec
+    from netspec.io import weights as weights_io
+
+    old = _versioned("block/1")
+    for suffix in (".npz", ".safetensors"):
+        path = str(tmp_path / f"old{suffix}")
+        weights_io.save(old.initialize(), path, weights_io.metadata_for(old))
+        report = verify_spec(_versioned(""), path)
+        assert report.passed and all(t.reproduces for t in report.tensors)
+        assert report.stream == "block/1 (recorded in the file)"
+        pinned = verify_spec(_versioned("block/2"), path)
+        assert not pinned.passed
+        failed = [t for t in pinned.tensors if t.reproduces is False]
+        assert [t.name for t in failed] == ["dense_1.weights", "dense_1.bias", "dense_2.weights"]
+        assert "with stream block/2" in failed[0].problems[0] and "the file records block/1" in pinned.stream
+    new = _versioned("")
+    path = str(tmp_path / "new.npz")
+    weights_io.save(new.initialize(), path, weights_io.metadata_for(new))
+    assert verify_spec(new, path).stream == "block/2"

@@ -90,6 +90,8 @@ class Report:
     per_test_alpha: float
     z_crit: float
     tensors: list[TensorReport]
+    stream: str = ""
+    """The stream the exact reproduction check regenerated with (empty: no reproduction check)."""
 
     @property
     def passed(self) -> bool:
@@ -128,6 +130,7 @@ class Report:
             "inconclusive": self.inconclusive,
             "skipped": self.skipped,
             "summary": self.summary(),
+            "stream": self.stream,
             "tensors": [_finite({**asdict(t), "skipped": t.skipped}) for t in self.tensors],
         }
 
@@ -161,7 +164,42 @@ def verify_spec(
         from netspec.io.weights import tensor_digests
 
         digests.update(tensor_digests(params))
-    return verify_network(net, params, alpha=alpha, reproduce=weights is not None and not statistical_only)
+    reproduce = weights is not None and not statistical_only
+    if weights is None or not reproduce:
+        return verify_network(net, params, alpha=alpha, reproduce=reproduce)
+    source, note = stream_for_file(net, weights)
+    report = verify_network(source, params, alpha=alpha, reproduce=True)
+    report.stream = note
+    return report
+
+
+def stream_for_file(net: Network, weights: str) -> tuple[Network, str]:
+    """The network whose streams regenerate a weights file's bytes, and which stream that is.
+
+    A spec with plain ``rng: block`` (the newest block stream) is checked against the block stream the
+    file records in its metadata (``netspec_stream: block/1`` for a file built before stream version 2),
+    so older files keep verifying; a spec that pins a stream (``rng: block/N``, ``legacy``) is taken at
+    its word.
+    """
+    import dataclasses
+
+    from netspec.init.streams import RNG_MODES
+    from netspec.io.weights import WeightsError, file_format, load_metadata, metadata_for
+
+    declared = metadata_for(net)["netspec_stream"]
+    recorded = ""
+    if file_format(weights) in (".npz", ".safetensors"):
+        try:
+            recorded = load_metadata(weights).get("netspec_stream", "")
+        except WeightsError:
+            recorded = ""
+    if net.rng == "block" and recorded.startswith("block/") and recorded in RNG_MODES:
+        if recorded == declared:
+            return net, declared
+        return dataclasses.replace(net, rng=recorded), f"{recorded} (recorded in the file)"
+    if recorded and recorded != declared:
+        return net, f"{declared} (the spec's rng: {net.rng}; the file records {recorded})"
+    return net, declared
 
 
 def verify_network(
@@ -177,19 +215,21 @@ def verify_network(
         values = np.asarray(params[name])
         rep = check_tensor(name, values, dist, a, fit=fit)
         if pair is not None:
-            _reproduction(rep, values, pair, net.seed)
+            _reproduction(rep, values, pair, net)
         rep.verdict = _verdict(rep)
         tensors.append(rep)
     return Report(net.source, alpha, a, -NormalDist().inv_cdf(a / 2), tensors)
 
 
-def _reproduction(rep: TensorReport, values: np.ndarray, expected: tuple[str, np.ndarray], seed: int) -> None:
+def _reproduction(rep: TensorReport, values: np.ndarray, expected: tuple[str, np.ndarray], net: Network) -> None:
     path, array = expected
     assert path == rep.name, (path, rep.name)
     rep.reproduces = values.dtype == array.dtype and values.shape == array.shape and values.tobytes() == array.tobytes()
     rep.tests["reproduction"] = "pass" if rep.reproduces else "FAIL"
     if not rep.reproduces:
-        rep.problems.append(f"not the bytes seed {seed} produces")
+        from netspec.io.weights import metadata_for
+
+        rep.problems.append(f"not the bytes seed {net.seed} produces with stream {metadata_for(net)['netspec_stream']}")
 
 
 def check_tensor(name: str, values: np.ndarray, dist: Distribution, alpha: float, *, fit: bool = True) -> TensorReport:
@@ -279,6 +319,8 @@ def summary_line(report: Report) -> str:
     for test, names in report.skipped.items():
         why = SKIPPED_FIT.removeprefix("skipped: ") if test == "fit" else "could not run"
         parts.append(f"{test} test skipped on {len(names)} tensor{'s' * (len(names) != 1)}: {why}")
+    if report.stream:
+        parts.append(f"reproduction: stream {report.stream}")
     methods = sorted({t.method for t in tensors if t.method})
     if methods:
         parts.append("mean/variance tests: " + ", ".join(METHODS.get(m, m) for m in methods))

@@ -13,6 +13,10 @@ the same inputs give the same bits on every IEEE machine and NumPy version.
   Absolute error < 1e-6 over (2^-33, 1].
 * ``cos_sin(phi)`` for phi in [0, pi/4): Cephes' minimax polynomial for sin
   (relative error ~1e-7) and ``cos = sqrt(1 - sin^2)`` (cos >= 0.7 there).
+* ``log64(u)``: the same reduction in float64 (m in [sqrt(1/2), sqrt 2), ``|s| < 0.1716``),
+  the series to ``s^19`` (truncation < 1e-17) and ``k ln 2`` split in fdlibm's two
+  parts; error within a few units in the last place. Stream version 2 uses it for
+  the ziggurat's rare wedge and tail values (:mod:`netspec.init.ziggurat`).
 
 Scratch arrays are per thread and reused (:func:`scratch`), so the hot loop
 allocates nothing.
@@ -31,6 +35,11 @@ LOG_OFFSET = np.int32(0x3F330000)  # bits of ~0.699: m = u / 2^k lands in [0.7, 
 ATANH = (F32(2 / 9), F32(2 / 7), F32(2 / 5), F32(2 / 3), F32(2.0))
 SIN = (F32(-1.9515295891e-4), F32(8.3321608736e-3), F32(-1.6666654611e-1))  # Cephes sinf, |x| <= pi/4
 
+LOG64_OFFSET = np.int64(0x3FE6A09E667F3BCD)  # bits of sqrt(1/2): m = u / 2^k lands in [sqrt(1/2), sqrt 2)
+LN2_HI = np.float64(6.93147180369123816490e-01)  # fdlibm: k * LN2_HI is exact for |k| < 2^20
+LN2_LO = np.float64(1.90821492927058770002e-10)
+ATANH64 = tuple(np.float64(2.0 / (2 * i + 1)) for i in range(9, -1, -1))  # 2/19, 2/17, ..., 2/3, 2
+
 _local = threading.local()
 
 
@@ -43,7 +52,7 @@ def scratch(name: str, n: int, dtype: type = np.float32) -> np.ndarray:
     return buf[:n]
 
 
-def horner(z: np.ndarray, coeffs: tuple[np.float32, ...], out: np.ndarray) -> np.ndarray:
+def horner(z: np.ndarray, coeffs: tuple[np.floating, ...], out: np.ndarray) -> np.ndarray:
     """out = (...((c0 z + c1) z + c2) ...) z + c_last, one IEEE operation per ufunc call."""
     np.multiply(z, coeffs[0], out=out)
     for c in coeffs[1:-1]:
@@ -97,3 +106,23 @@ def cos_sin(phi: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> None:
     np.multiply(sin, sin, out=cos)
     np.subtract(F32(1), cos, out=cos)
     np.sqrt(cos, out=cos)
+
+
+def log64(u: np.ndarray) -> np.ndarray:
+    """Natural log of positive, normal float64 values (see the module doc): a new array.
+
+    ``u = 2^k m``, ``ln m = 2 atanh(s) = s (2 + z (2/3 + z (2/5 + ... + z 2/19)))`` with
+    ``s = (m - 1) / (m + 1)``, ``z = s^2``; ``ln u = k LN2_HI + (ln m + k LN2_LO)``.
+    """
+    bits = np.ascontiguousarray(u, dtype=np.float64).view(np.int64)
+    k = np.subtract(bits, LOG64_OFFSET)
+    np.right_shift(k, 52, out=k)
+    m = np.subtract(bits, np.left_shift(k, 52)).view(np.float64)
+    s = np.subtract(m, 1.0)
+    s /= np.add(m, 1.0)
+    out = horner(np.multiply(s, s), ATANH64, np.empty_like(s))
+    out *= s
+    kf = k.astype(np.float64)
+    out += kf * LN2_LO
+    out += kf * LN2_HI
+    return out

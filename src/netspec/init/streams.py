@@ -2,7 +2,7 @@
 
 Two modes.
 
-``block`` (default)
+``block`` (default; ``block/1``, ``block/2`` pin a stream version, see below)
     Each parameter tensor has its own key, ``SHA-256("netspec/v1" | seed | path)``
     (``path`` is ``layer.param``), so adding or renaming a layer leaves every other
     tensor unchanged. The flattened tensor (C order) is cut into blocks of
@@ -14,26 +14,35 @@ Two modes.
 
     Values are made from the raw 64-bit PCG64 output by netspec's own
     transforms (NumPy's ``Generator`` distributions carry no cross-version
-    guarantee; BitGenerator raw streams do):
+    guarantee; BitGenerator raw streams do). The transforms are versioned
+    (:data:`STREAM_VERSION`): ``rng: block`` uses the newest, ``rng: block/N``
+    version N, so weights built by an older netspec can be rebuilt exactly.
 
-    * uniform: each 32-bit word ``k`` gives an odd integer
+    * uniform (every version): each 32-bit word ``k`` gives an odd integer
       ``(int32(k) >> 7) | 1`` in (-2^24, 2^24), exact in float32, times
       ``half_width / 2^24``, plus the midpoint, clipped to the float32 bounds so
       the support holds exactly (:func:`fill_symmetric_unit`).
-    * normal: Box-Muller, ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))`` and a point on
+    * normal, version 2: the ziggurat of :mod:`netspec.init.ziggurat`, value p of a
+      block from 32-bit word p of the block's stream (64-bit word p for float64);
+      the 1.5 % rejected values are resolved from the block's second stream
+      ``PCG64(SeedSequence(key, spawn_key=(i, 1)))`` (:class:`BlockBits`). Tiles do
+      not matter. The largest |z| is unbounded (the tail is exact).
+    * normal, version 1: Box-Muller, ``r = sqrt(-2 ln((k1 + 1/2) / 2^32))`` and a point on
       the unit circle from ``k2``; the first half of each tile gets the x values,
       the second the y values (:func:`fill_standard_normal`). The largest |z| is
       about 6.8 (float32) — a 1e-11 tail.
     * truncated normal in [a, b] (std units): draw, then redraw the rejected
       values in order from the same block stream until none is left (normal
       proposals, or uniform proposals with acceptance phi(x)/max phi when the
-      interval holds little mass).
+      interval holds little mass). Version 2 draws the normal proposals of a
+      whole block with the ziggurat (:func:`fill_truncated_standard_v2`).
 
     float32 values of every family use only integer operations and IEEE basic
     arithmetic (``log``, ``sin`` and ``cos`` come from
     :mod:`netspec.init.portable_math`, not NumPy's CPU-dispatched SIMD kernels), so
-    the bytes are the same on every machine and NumPy version. float64 normal
-    values use NumPy's float64 ``log``/``cos``/``sin``; orthogonal matrices
+    the bytes are the same on every machine and NumPy version. Version 2's float64
+    values do too (:func:`netspec.init.portable_math.log64`); version 1's float64
+    normal values use NumPy's float64 ``log``/``cos``/``sin``. Orthogonal matrices
     depend on LAPACK's QR.
 
 ``legacy``
@@ -55,7 +64,7 @@ from typing import Protocol
 import numpy as np
 
 from netspec.errors import InitializerError
-from netspec.init import portable_math
+from netspec.init import portable_math, ziggurat
 from netspec.init.distributions import (
     MIN_ACCEPTANCE,
     check_dtype,
@@ -65,9 +74,18 @@ from netspec.init.distributions import (
 )
 from netspec.init.portable_math import scratch
 
-STREAM_VERSION = 1
-"""Version of the ``block`` streams' transforms (raw bits -> values). It changes only when a
-transform changes the bytes it produces; lock files and weight files record it."""
+STREAM_VERSION = 2
+"""The newest version of the ``block`` streams' transforms (raw bits -> values), used by ``rng: block``.
+A version changes only when a transform changes the bytes it produces; every version stays available
+as ``rng: block/N``, and lock files and weight files record the one used."""
+
+STREAM_VERSIONS = (1, 2)
+RNG_MODES = ("block", *(f"block/{v}" for v in STREAM_VERSIONS), "legacy")
+"""The spellings of a spec's ``rng`` (the schema lists the same)."""
+
+GROUP = 4
+"""At most this many blocks of a version-2 normal tensor are filled by one task (their rejected values
+are resolved together; the bytes do not depend on it)."""
 
 BLOCK = 1 << 18
 """Elements per block in ``block`` mode (part of the byte contract)."""
@@ -89,6 +107,17 @@ class Stream(Protocol):
     def truncated_normal(
         self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
     ) -> np.ndarray: ...
+
+
+def block_version(rng: str) -> int:
+    """The block stream version an ``rng`` setting selects: ``block`` the newest (:data:`STREAM_VERSION`),
+    ``block/N`` version N. ``legacy`` has none (raises)."""
+    if rng == "block":
+        return STREAM_VERSION
+    mode, _, version = rng.partition("/")
+    if mode != "block" or not version.isdigit() or int(version) not in STREAM_VERSIONS:
+        raise InitializerError(f"rng {rng!r} names no block stream (expected one of {', '.join(RNG_MODES[:-1])})")
+    return int(version)
 
 
 def tensor_key(seed: int, path: str) -> list[int]:
@@ -219,9 +248,12 @@ def _fill_standard_normal_f64(bitgen: np.random.PCG64, out: np.ndarray, scale: f
     out[half:] *= radius[: n - half]
 
 
-def fill_truncated_standard(bitgen: np.random.PCG64, out: np.ndarray, a: float, b: float) -> None:
-    """Fill ``out`` with N(0, 1) truncated to [a, b] by rejection (module doc)."""
-    propose, accept = _truncation_sampler(a, b, out.dtype)
+def fill_truncated_standard(
+    bitgen: np.random.PCG64, out: np.ndarray, a: float, b: float, version: int = 1
+) -> None:
+    """Fill ``out`` with N(0, 1) truncated to [a, b] by rejection (module doc); ``version`` 2 serves
+    only its uniform proposals here (:func:`fill_truncated_standard_v2`)."""
+    propose, accept = _truncation_sampler(a, b, out.dtype, version)
     propose(bitgen, out)
     bad = np.flatnonzero(~accept(bitgen, out))
     while bad.size:
@@ -235,7 +267,7 @@ Proposer = Callable[[np.random.PCG64, np.ndarray], None]
 Acceptor = Callable[[np.random.PCG64, np.ndarray], np.ndarray]
 
 
-def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, Acceptor]:
+def _truncation_sampler(a: float, b: float, dtype: np.dtype, version: int = 1) -> tuple[Proposer, Acceptor]:
     method, _ = truncation_acceptance(a, b)
     lo, hi = dtype.type(a), dtype.type(b)
     if method == "normal":
@@ -254,37 +286,103 @@ def _truncation_sampler(a: float, b: float, dtype: np.dtype) -> tuple[Proposer, 
         u = np.empty(z.size, dtype)
         fill_symmetric_unit(bitgen, u, 0.5)
         u += dtype.type(0.5)
-        log_u = portable_math.log(u, np.empty_like(u)) if dtype == np.float32 else np.log(u)
+        if dtype == np.float32:
+            log_u = portable_math.log(u, np.empty_like(u))
+        else:
+            log_u = portable_math.log64(u) if version >= 2 else np.log(u)
         bound = dtype.type(0.5) * (dtype.type(peak) * dtype.type(peak) - z * z)
         return log_u < bound
 
     return propose, accept
 
 
+def fill_truncated_standard_v2(bits: BlockBits, out: np.ndarray, a: float, b: float) -> None:
+    """Version 2: N(0, 1) truncated to [a, b] in one whole block.
+
+    Normal proposals: the block's ziggurat values (:mod:`netspec.init.ziggurat`), then the rejected
+    ones redrawn in order, as one more ziggurat fill of their number from the same two streams, until
+    none is left. Uniform proposals: version 1's transform tile by tile from ``bits.main``, with the
+    float64 acceptance test's log from :func:`netspec.init.portable_math.log64`.
+    """
+    method, _ = truncation_acceptance(a, b)
+    if method == "uniform":
+        for start in range(0, out.size, TILE):
+            fill_truncated_standard(bits.main, out[start : start + TILE], a, b, version=2)
+        return
+    lo, hi = out.dtype.type(a), out.dtype.type(b)
+    ziggurat.fill([bits], out)
+    bad = np.flatnonzero((out < lo) | (out > hi))
+    while bad.size:
+        redo = np.empty(bad.size, out.dtype)
+        ziggurat.fill([bits], redo)
+        out[bad] = redo
+        bad = bad[(redo < lo) | (redo > hi)]
+
+
 # ---------------------------------------------------------------- block-mode stream
+
+
+class BlockBits:
+    """The two streams of block ``index`` of a tensor (version 2): ``main``, the block's bit generator
+    (:func:`block_bitgen`), one word per value; ``aux()``, made on first use,
+    ``PCG64(SeedSequence(key, spawn_key=(index, 1)))``, for the ziggurat's rejected values."""
+
+    def __init__(self, key: list[int], index: int):
+        self.key, self.index = key, index
+        self.main = block_bitgen(key, index)
+        self._aux: np.random.PCG64 | None = None
+
+    def aux(self) -> np.random.PCG64:
+        if self._aux is None:
+            self._aux = np.random.PCG64(np.random.SeedSequence(self.key, spawn_key=(self.index, 1)))
+        return self._aux
 
 
 class BlockStream:
     """The stream of one tensor in ``block`` mode (see the module doc)."""
 
-    def __init__(self, seed: int, path: str, executor: ThreadPoolExecutor | None = None):
+    def __init__(
+        self, seed: int, path: str, executor: ThreadPoolExecutor | None = None, version: int = STREAM_VERSION
+    ):
+        if version not in STREAM_VERSIONS:
+            raise InitializerError(f"no block stream version {version} (versions: {STREAM_VERSIONS})")
         self.key = tensor_key(seed, path)
         self.executor = executor
+        self.version = version
 
     def _fill_blocks(self, out: np.ndarray, fill: Callable[[np.random.PCG64, np.ndarray], None]) -> None:
-        flat = out.reshape(-1)
-        starts = range(0, flat.size, BLOCK)
+        """``fill(bitgen, tile)`` for every tile of every block, in order within a block."""
 
-        def one(start: int) -> None:
-            bitgen = block_bitgen(self.key, start // BLOCK)
+        def one(first: int, last: int, flat: np.ndarray) -> None:
+            start = first * BLOCK
+            bitgen = block_bitgen(self.key, first)
             for tile in range(start, min(start + BLOCK, flat.size), TILE):
                 fill(bitgen, flat[tile : min(tile + TILE, start + BLOCK)])
 
-        if self.executor is None or len(starts) < 2:
-            for start in starts:
-                one(start)
+        self._run(out, one, 1)
+
+    def _fill_groups(self, out: np.ndarray, fill: Callable[[list[BlockBits], np.ndarray], None]) -> None:
+        """``fill(bits, span)`` for groups of consecutive blocks: ``span`` holds the blocks of ``bits``."""
+
+        def one(first: int, last: int, flat: np.ndarray) -> None:
+            fill([BlockBits(self.key, i) for i in range(first, last)], flat[first * BLOCK : last * BLOCK])
+
+        blocks = -(-out.size // BLOCK)
+        self._run(out, one, max(1, min(GROUP, blocks // 8)))
+
+    def _run(self, out: np.ndarray, one: Callable[[int, int, np.ndarray], None], group: int) -> None:
+        flat = out.reshape(-1)
+        blocks = -(-flat.size // BLOCK)
+        firsts = range(0, blocks, group)
+
+        def task(first: int) -> None:
+            one(first, min(first + group, blocks), flat)
+
+        if self.executor is None or len(firsts) < 2:
+            for first in firsts:
+                task(first)
         else:
-            list(self.executor.map(one, starts))
+            list(self.executor.map(task, firsts))
 
     def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray:
         dtype = check_dtype(dtype)
@@ -307,13 +405,22 @@ class BlockStream:
     def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray:
         dtype = check_dtype(dtype)
         out = np.empty(shape, dtype)
+        if self.version == 1:
 
-        def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
-            fill_standard_normal(bitgen, chunk, scale)
+            def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
+                fill_standard_normal(bitgen, chunk, scale)
+                if loc:
+                    chunk += dtype.type(loc)
+
+            self._fill_blocks(out, fill)
+            return out
+
+        def fill_group(bits: list[BlockBits], span: np.ndarray) -> None:
+            ziggurat.fill(bits, span, scale, BLOCK)
             if loc:
-                chunk += dtype.type(loc)
+                span += dtype.type(loc)
 
-        self._fill_blocks(out, fill)
+        self._fill_groups(out, fill_group)
         return out
 
     def truncated_normal(
@@ -324,14 +431,27 @@ class BlockStream:
         out = np.empty(shape, dtype)
         lo, hi = float_bounds(loc + a * scale, loc + b * scale, dtype)
 
-        def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
-            fill_truncated_standard(bitgen, chunk, a, b)
+        def finish(chunk: np.ndarray) -> None:
             chunk *= dtype.type(scale)
             if loc:
                 chunk += dtype.type(loc)
             np.clip(chunk, lo, hi, out=chunk)
 
-        self._fill_blocks(out, fill)
+        if self.version == 1:
+
+            def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
+                fill_truncated_standard(bitgen, chunk, a, b)
+                finish(chunk)
+
+            self._fill_blocks(out, fill)
+            return out
+
+        def fill_group(bits: list[BlockBits], span: np.ndarray) -> None:
+            for k, one in enumerate(bits):
+                fill_truncated_standard_v2(one, span[k * BLOCK : (k + 1) * BLOCK], a, b)
+            finish(span)
+
+        self._fill_groups(out, fill_group)
         return out
 
 

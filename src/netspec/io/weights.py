@@ -355,13 +355,15 @@ def metadata_for(net: Network) -> dict[str, str]:
     """What a weights file records about where it came from (safetensors header or .npz member).
 
     Only what determines the bytes (no version, no path), so the same spec and seed give the same file.
+    ``netspec_stream`` is the stream actually used: ``legacy`` or ``block/N`` (``rng: block`` resolved to
+    the newest version), the ``rng`` spelling that reproduces the file.
     """
-    from netspec.init.streams import STREAM_VERSION
+    from netspec.init.streams import block_version
 
     return {
         "netspec_spec": net.name,
         "netspec_seed": str(net.seed),
-        "netspec_stream": "legacy" if net.rng == "legacy" else f"block/{STREAM_VERSION}",
+        "netspec_stream": "legacy" if net.rng == "legacy" else f"block/{block_version(net.rng)}",
         "netspec_rng": net.rng,
         "netspec_dtype": net.dtype,
     }

@@ -84,6 +84,7 @@ class Network:
     """The names whose values :meth:`forward` returns (default: the last layer)."""
     seed: int = 0
     rng: str = "block"
+    """``block`` (the newest block stream), ``block/N`` (stream version N, pinned) or ``legacy``."""
     dtype: str = "float32"
     source: str = ""
     spec: dict[str, Any] = field(default_factory=dict)
@@ -170,13 +171,14 @@ class Network:
         order, so every tensor must be drawn, even those the caller skips.
         ``digests`` is complete when the iteration ends.
         """
-        from netspec.init.streams import BlockStream, LegacyStream
+        from netspec.init.streams import BlockStream, LegacyStream, block_version
 
         seed = self.seed if seed is None else seed
-        with _pool(threads if self.rng == "block" else 1) as pool, _hasher(digests) as hash_later:
-            legacy = LegacyStream(seed) if self.rng == "legacy" else None
+        legacy = LegacyStream(seed) if self.rng == "legacy" else None
+        version = 0 if legacy else block_version(self.rng)
+        with _pool(1 if legacy else threads) as pool, _hasher(digests) as hash_later:
             for path, p in self.parameters():
-                stream: Stream = legacy or BlockStream(seed, path, pool)
+                stream: Stream = legacy or BlockStream(seed, path, pool, version)
                 array = p.draw(stream, self.dtype)
                 hash_later(path, array)
                 yield path, array

@@ -253,8 +253,10 @@ def build_schema() -> dict[str, Any]:
                 "description": "Seed of every parameter stream (default 0).",
             },
             "rng": {
-                "enum": ["block", "legacy"],
-                "description": "'block' (default): one stream per parameter, thread-count independent; "
+                "enum": ["block", "block/1", "block/2", "legacy"],
+                "description": "'block' (default): one stream per parameter, thread-count independent, with the "
+                "newest transforms (stream version 2: ziggurat normals); 'block/1', 'block/2': that stream version, "
+                "pinned ('block/1' reproduces weights built before version 2: Box-Muller normals); "
                 "'legacy': one np.random.RandomState for the whole network, as textbook NumPy demos.",
             },
             "dtype": {"enum": ["float32", "float64"], "description": "Parameter dtype (default float32)."},
