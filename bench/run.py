@@ -137,6 +137,24 @@ def cli_time(args: list[str], repeats: int) -> float:
     return best(lambda: subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), repeats)
 
 
+def normal_fill(torch, n: int, repeats: int) -> None:  # type: ignore[no-untyped-def]
+    """N(0, 1) float32 fill of n values: netspec stream versions 1 (Box-Muller) and 2 (ziggurat) on the
+    default thread pool against torch's ``normal_`` (default torch threads), best of ``repeats``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from netspec.init.streams import BlockStream
+
+    t = torch.empty(n)
+    t_torch = best(lambda: t.normal_(), repeats)
+    print()
+    print(f"Normal fill, {n:,} float32 values (M values/s; ratio = torch time / netspec time):")
+    print(f"torch normal_: {n / t_torch / 1e6:.0f}")
+    with ThreadPoolExecutor(default_threads()) as pool:
+        for version in (1, 2):
+            t_ns = best(lambda v=version: BlockStream(0, "fill", pool, v).normal((n,), 0.0, 1.0, np.float32), repeats)
+            print(f"netspec stream {version}: {n / t_ns / 1e6:.0f} (ratio {t_torch / t_ns:.2f})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -175,6 +193,7 @@ def main() -> None:
             n = net.num_params
             print(f"| {label} | {n:,} | {t_ns:.3f} | {t_torch:.3f} | {t_torch / t_ns:.2f} | {n / t_ns / 1e6:.0f} | "
                   f"{(rss - baseline) / net.nbytes:.2f} |", flush=True)  # fmt: skip
+        normal_fill(torch, 1 << 24 if args.quick else 1 << 26, args.repeats)
         dry = cli_time([exe, "build", str(DEMO), "--dry-run"], 5)
         val = cli_time([exe, "validate", str(DEMO)], 5)
         print()

@@ -5,8 +5,8 @@ so these digests hold on every machine (stream version 2: float64 too); the
 orthogonal case also depends on LAPACK's QR, so a change there on a new platform
 is reported, not silently accepted (see README, "Reproducibility").
 
-Mode ``block/1`` is stream version 1 (Box-Muller normals), pinned since before
-version 2 existed: its digests never change. ``block/2`` is the ziggurat.
+Mode ``block/1`` is stream version 1 (Box-Muller normals; what ``rng: block`` selects):
+its digests never change. ``block/2`` is the ziggurat (opt-in).
 """
 
 import hashlib
@@ -106,10 +106,11 @@ def test_version_2_keeps_uniform_bytes(config):
         assert v1.tobytes() == init((300_000,), stream("block/2", 5, "u"), dtype).tobytes()
 
 
-def test_plain_block_is_the_newest_version():
-    assert block_version("block") == 2
+def test_plain_block_is_version_1():
+    """``rng: block`` keeps stream version 1 (no existing spec's bytes change); version 2 is opt-in."""
+    assert block_version("block") == 1
     a = get_initializer("he_normal")((50, 20), BlockStream(9, "x"))
-    assert a.tobytes() == get_initializer("he_normal")((50, 20), stream("block/2", 9, "x")).tobytes()
+    assert a.tobytes() == get_initializer("he_normal")((50, 20), stream("block/1", 9, "x")).tobytes()
 
 
 PROBE = """

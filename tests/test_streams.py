@@ -103,17 +103,17 @@ def _versioned(rng):
 
 
 def test_rng_spellings_select_block_stream_versions():
-    from netspec.init.streams import RNG_MODES, STREAM_VERSION, block_version
+    from netspec.init.streams import RNG_MODES, block_version
     from netspec.spec.schema import build_schema
 
     assert build_schema()["properties"]["rng"]["enum"] == list(RNG_MODES)
-    assert [block_version(m) for m in RNG_MODES[:-1]] == [STREAM_VERSION, 1, 2]
+    assert [block_version(m) for m in RNG_MODES[:-1]] == [1, 1, 2]
     for bad in ("legacy", "block/3", "block/", "blocks"):
         with pytest.raises(Exception, match="names no block stream"):
             block_version(bad)
 
 
-@pytest.mark.parametrize(("rng", "version"), [("", 2), ("block", 2), ("block/1", 1), ("block/2", 2)])
+@pytest.mark.parametrize(("rng", "version"), [("", 1), ("block", 1), ("block/1", 1), ("block/2", 2)])
 def test_a_spec_builds_with_its_stream_and_records_it(rng, version):
     from netspec.init.streams import BlockStream
     from netspec.io.weights import metadata_for
@@ -142,24 +142,25 @@ def test_a_bad_rng_is_a_located_error():
 
 
 def test_verify_regenerates_with_the_stream_the_file_records(tmp_path):
-    """A file built with stream 1 verifies (exact bytes) against the same spec with plain ``rng: block``; a spec
-    pinning ``block/2`` is taken at its word and the file fails reproduction, saying why."""
+    """A file built with stream 2 verifies (exact bytes) against the same spec with plain ``rng: block`` (so
+    files keep verifying if the default changes); a spec pinning ``block/1`` is taken at its word and the file
+    fails reproduction, saying why."""
     from netspec.check.verify import verify_spec
     from netspec.io import weights as weights_io
 
-    old = _versioned("block/1")
+    old = _versioned("block/2")
     for suffix in (".npz", ".safetensors"):
         path = str(tmp_path / f"old{suffix}")
         weights_io.save(old.initialize(), path, weights_io.metadata_for(old))
         report = verify_spec(_versioned(""), path)
         assert report.passed and all(t.reproduces for t in report.tensors)
-        assert report.stream == "block/1 (recorded in the file)"
-        pinned = verify_spec(_versioned("block/2"), path)
+        assert report.stream == "block/2 (recorded in the file)"
+        pinned = verify_spec(_versioned("block/1"), path)
         assert not pinned.passed
         failed = [t for t in pinned.tensors if t.reproduces is False]
         assert [t.name for t in failed] == ["dense_1.weights", "dense_1.bias", "dense_2.weights"]
-        assert "with stream block/2" in failed[0].problems[0] and "the file records block/1" in pinned.stream
+        assert "with stream block/1" in failed[0].problems[0] and "the file records block/2" in pinned.stream
     new = _versioned("")
     path = str(tmp_path / "new.npz")
     weights_io.save(new.initialize(), path, weights_io.metadata_for(new))
-    assert verify_spec(new, path).stream == "block/2"
+    assert verify_spec(new, path).stream == "block/1"

@@ -32,12 +32,12 @@ def f(x):
 
 @pytest.fixture(scope="module")
 def sample32():
-    return BlockStream(2024, "zig.f32").normal((N,), 0.0, 1.0, np.float32).astype(np.float64)
+    return BlockStream(2024, "zig.f32", version=2).normal((N,), 0.0, 1.0, np.float32).astype(np.float64)
 
 
 @pytest.fixture(scope="module")
 def sample64():
-    return BlockStream(2024, "zig.f64").normal((N // 4,), 0.0, 1.0, np.float64)
+    return BlockStream(2024, "zig.f64", version=2).normal((N // 4,), 0.0, 1.0, np.float64)
 
 
 # ---------------------------------------------------------------- tables
@@ -174,7 +174,7 @@ def test_symmetry(sample32):
 
 def test_loc_and_scale_and_values_stay_on_the_declared_grid():
     """normal(loc, scale): moments at scale 0.02 and loc 0.5 (n = 2^20), exact in every block."""
-    x = BlockStream(7, "w").normal((1 << 20,), 0.5, 0.02, np.float32).astype(np.float64)
+    x = BlockStream(7, "w", version=2).normal((1 << 20,), 0.5, 0.02, np.float32).astype(np.float64)
     n = x.size
     assert abs(x.mean() - 0.5) < Z * 0.02 / math.sqrt(n)
     assert abs(((x - 0.5) ** 2).mean() / 0.02**2 - 1) < Z * math.sqrt(2 / n)
@@ -186,7 +186,7 @@ def test_truncated_normal_on_ziggurat_proposals(a, b, dtype):
     """Truncated normal (normal proposals, version 2): support, mean and variance within z * their standard
     errors (from the truncated law's own moments), KS distance within the DKW bound."""
     n = 1 << 19
-    x = BlockStream(11, "tn").truncated_normal((n,), 0.0, 1.0, a, b, dtype).astype(np.float64)
+    x = BlockStream(11, "tn", version=2).truncated_normal((n,), 0.0, 1.0, a, b, dtype).astype(np.float64)
     assert x.min() >= a and x.max() <= b
     mass, mean, var = truncated_moments(a, b)
     mu4 = stats.truncnorm(a, b).moment(4) - 4 * mean * stats.truncnorm(a, b).moment(3)
@@ -204,10 +204,10 @@ def test_truncated_normal_on_ziggurat_proposals(a, b, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_seed_and_path_reproduce_and_differ(dtype):
-    a = BlockStream(3, "p").normal((5000,), 0.0, 1.0, dtype)
-    assert a.tobytes() == BlockStream(3, "p").normal((5000,), 0.0, 1.0, dtype).tobytes()
-    assert not np.array_equal(a, BlockStream(4, "p").normal((5000,), 0.0, 1.0, dtype))
-    assert not np.array_equal(a, BlockStream(3, "q").normal((5000,), 0.0, 1.0, dtype))
+    a = BlockStream(3, "p", version=2).normal((5000,), 0.0, 1.0, dtype)
+    assert a.tobytes() == BlockStream(3, "p", version=2).normal((5000,), 0.0, 1.0, dtype).tobytes()
+    assert not np.array_equal(a, BlockStream(4, "p", version=2).normal((5000,), 0.0, 1.0, dtype))
+    assert not np.array_equal(a, BlockStream(3, "q", version=2).normal((5000,), 0.0, 1.0, dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -217,11 +217,11 @@ def test_bytes_do_not_depend_on_tiles_groups_threads_or_size(monkeypatch, dtype)
     shape = (9 * BLOCK + 777,)
     base = BlockStream(5, "big", version=2).normal(shape, 0.1, 2.0, dtype)
     with ThreadPoolExecutor(2) as pool:
-        assert base.tobytes() == BlockStream(5, "big", pool).normal(shape, 0.1, 2.0, dtype).tobytes()
+        assert base.tobytes() == BlockStream(5, "big", pool, 2).normal(shape, 0.1, 2.0, dtype).tobytes()
     monkeypatch.setattr(ziggurat, "TILE", 4098)
     monkeypatch.setattr(streams, "GROUP", 1)
-    assert base.tobytes() == BlockStream(5, "big").normal(shape, 0.1, 2.0, dtype).tobytes()
-    small = BlockStream(5, "big").normal((BLOCK + 3,), 0.1, 2.0, dtype)
+    assert base.tobytes() == BlockStream(5, "big", version=2).normal(shape, 0.1, 2.0, dtype).tobytes()
+    small = BlockStream(5, "big", version=2).normal((BLOCK + 3,), 0.1, 2.0, dtype)
     assert small[:BLOCK].tobytes() == base[:BLOCK].tobytes()
 
 

@@ -176,10 +176,9 @@ def verify_spec(
 def stream_for_file(net: Network, weights: str) -> tuple[Network, str]:
     """The network whose streams regenerate a weights file's bytes, and which stream that is.
 
-    A spec with plain ``rng: block`` (the newest block stream) is checked against the block stream the
-    file records in its metadata (``netspec_stream: block/1`` for a file built before stream version 2),
-    so older files keep verifying; a spec that pins a stream (``rng: block/N``, ``legacy``) is taken at
-    its word.
+    A spec with plain ``rng: block`` (the default block stream) is checked against the block stream the
+    file records in its metadata (e.g. ``netspec_stream: block/2``), so a file keeps verifying when the
+    default changes; a spec that pins a stream (``rng: block/N``, ``legacy``) is taken at its word.
     """
     import dataclasses
 

@@ -356,7 +356,7 @@ def metadata_for(net: Network) -> dict[str, str]:
 
     Only what determines the bytes (no version, no path), so the same spec and seed give the same file.
     ``netspec_stream`` is the stream actually used: ``legacy`` or ``block/N`` (``rng: block`` resolved to
-    the newest version), the ``rng`` spelling that reproduces the file.
+    the default version), the ``rng`` spelling that reproduces the file.
     """
     from netspec.init.streams import block_version
 

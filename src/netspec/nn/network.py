@@ -84,7 +84,7 @@ class Network:
     """The names whose values :meth:`forward` returns (default: the last layer)."""
     seed: int = 0
     rng: str = "block"
-    """``block`` (the newest block stream), ``block/N`` (stream version N, pinned) or ``legacy``."""
+    """``block`` (the default block stream), ``block/N`` (stream version N, pinned) or ``legacy``."""
     dtype: str = "float32"
     source: str = ""
     spec: dict[str, Any] = field(default_factory=dict)

@@ -254,9 +254,9 @@ def build_schema() -> dict[str, Any]:
             },
             "rng": {
                 "enum": ["block", "block/1", "block/2", "legacy"],
-                "description": "'block' (default): one stream per parameter, thread-count independent, with the "
-                "newest transforms (stream version 2: ziggurat normals); 'block/1', 'block/2': that stream version, "
-                "pinned ('block/1' reproduces weights built before version 2: Box-Muller normals); "
+                "description": "'block' (default): one stream per parameter, thread-count independent (stream "
+                "version 1: Box-Muller normals); 'block/1', 'block/2': that stream version, pinned ('block/2': "
+                "ziggurat normals, exact tail, portable float64 too); "
                 "'legacy': one np.random.RandomState for the whole network, as textbook NumPy demos.",
             },
             "dtype": {"enum": ["float32", "float64"], "description": "Parameter dtype (default float32)."},
