@@ -1,5 +1,6 @@
 """Block libraries across files: use, located errors in the imported file, confinement, cycles, digests."""
 
+import json
 import os
 
 import pytest
@@ -123,3 +124,37 @@ def test_diamonds_load_each_file_once(repo, monkeypatch):
             (lib / f"l{level}{side}.yaml").write_text(f"netspec: 1\nimports: {nxt}\n")
     netspec.load(_spec(repo, "[../lib/l0a.yaml, ../lib/l0b.yaml]", "  - {type: dense, units: 2}\n"))
     assert len(loads) == len(set(loads)) == 60  # each file loaded once, not once per path
+
+
+def _cli(capsys, *args):
+    from netspec.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_library_file_validates_as_a_library(repo, capsys):
+    spec = _spec(repo, "[../lib/blocks.yaml]")
+    code, out, _ = _cli(capsys, "validate", repo / "lib", spec)
+    assert code == 0 and "blocks.yaml: ok (block library: 2 blocks)" in out and "model.yaml: ok (2 layers" in out
+    code, out, _ = _cli(capsys, "validate", "--json", repo / "lib" / "blocks.yaml")
+    assert code == 0 and json.loads(out)["specs"][0]["blocks"] == ["mlp", "other"]
+    code, _, err = _cli(capsys, "verify", repo / "lib", spec)  # a folder holding a library: not a failure
+    assert code == 0 and "a block library: nothing to verify" in err
+    code, _, err = _cli(capsys, "build", repo / "lib" / "blocks.yaml", "--dry-run")
+    assert code == 1 and "blocks.yaml:1:1: error: this file is a block library" in err
+
+
+def test_a_broken_library_file_fails_validation_located(repo, capsys):
+    lib = repo / "lib" / "blocks.yaml"
+    lib.write_text(LIB + "layer:\n  - {type: dense, units: 2}\n")  # a spec that lost its input and layers
+    code, _, err = _cli(capsys, "validate", lib)
+    assert code == 1 and "blocks.yaml:11:1: error: a block library holds only netspec, imports, blocks" in err
+    assert "did you mean 'layers'?" in err
+    lib.write_text(LIB.replace("layers:\n      - {type: dense, name: x", "layers:\n      - {tpye: dense, name: x"))
+    code, _, err = _cli(capsys, "validate", lib)
+    assert code == 1 and "blocks.yaml:10:" in err
+    (repo / "lib" / "a.yaml").write_text("netspec: 1\nimports: [blocks.yaml, a.yaml]\nblocks: {}\n")
+    code, _, err = _cli(capsys, "validate", repo / "lib" / "a.yaml")
+    assert code == 1 and "import cycle: lib/a.yaml -> lib/a.yaml" in err

@@ -1,14 +1,19 @@
 """netspec diff: example spec pairs, renames, the byte guarantee, git revisions, lock files, exit codes."""
 
+import copy
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import netspec
 from netspec.cli import main
+from netspec.testing import specs
+from netspec.vcs.diff import diff_sides, read_side
 
 SPECS = Path(__file__).parent.parent / "specs"
 
@@ -147,3 +152,139 @@ def test_trouble_is_exit_2(tmp_path, capsys):
     assert code == 2 and "no such file" in err
     code, _, err = _cli(capsys, "diff", SPECS / "mnist-mlp.yaml", tmp_path / "x.lock")
     assert code == 2
+
+
+def _changed_bytes(a, b):
+    """The tensors of b whose bytes differ from a's (or that a has not)."""
+    return {k for k in b if k not in a or a[k].dtype != b[k].dtype or a[k].tobytes() != b[k].tobytes()}
+
+
+def _check_guarantee(old_net, new_net, doc):
+    """Every tensor the diff does not list keeps its bytes; a listed one that keeps them is seed-free."""
+    listed = {t["tensor"] for t in doc["tensors"]["changed"]}
+    a, b = old_net.initialize(), new_net.initialize()
+    actual = _changed_bytes(a, b)
+    assert actual <= listed, f"the diff missed {sorted(actual - listed)}"
+    kept = {name for name in listed - actual if b[name].size > 1}  # one value (a 1x1 orthogonal: +-1) may repeat
+    if kept:  # listed but unchanged: only tensors no seed moves (zeros, identity, ...)
+        other_seed = new_net.initialize(seed=new_net.seed + 1)
+        assert all(other_seed[name].tobytes() == b[name].tobytes() for name in kept), kept
+    assert doc["tensors"]["unchanged"] == len(b) - len(listed)
+
+
+SMALL = ["glorot-demo-4-5-3", "residual-mlp", "resnet-tiny", "selu-lecun", "unet-small", "mobilenetv2-stack"]
+
+
+@pytest.mark.parametrize("old,new", [(a, b) for a in SMALL for b in SMALL if a < b])
+def test_pairs_of_example_specs(old, new, capsys):
+    code, doc, _ = _json(capsys, SPECS / f"{old}.yaml", SPECS / f"{new}.yaml")
+    a, b = netspec.load(str(SPECS / f"{old}.yaml")), netspec.load(str(SPECS / f"{new}.yaml"))
+    assert code == 1 and doc["parameters"] == {"old": a.num_params, "new": b.num_params,
+                                               "delta": b.num_params - a.num_params, "per_layer": doc["parameters"][
+                                                   "per_layer"]}  # fmt: skip
+    assert sum(n for _, n in doc["parameters"]["per_layer"].values()) - sum(
+        o for o, _ in doc["parameters"]["per_layer"].values()) == b.num_params - a.num_params  # fmt: skip
+    _check_guarantee(a, b, doc)
+
+
+def _mutate(spec, choice, index):
+    """One plausible edit of a generated spec (or none)."""
+    spec = copy.deepcopy(spec)
+    layers = [layer for layer in spec["layers"] if isinstance(layer, dict)]
+    layer = layers[index % len(layers)]
+    if choice == "seed":
+        spec["seed"] = spec.get("seed", 0) + 1
+    elif choice == "units" and "units" in layer:
+        layer["units"] += 1
+    elif choice == "filters" and "filters" in layer:
+        layer["filters"] += 1
+    elif choice == "weights" and layer.get("type") in ("dense", "conv2d", "conv1d"):
+        layer["weights"] = "orthogonal" if layer.get("weights") == "he_uniform" else "he_uniform"
+    elif choice == "activation" and layer.get("type") in ("dense", "conv2d", "conv1d"):
+        layer["activation"] = "selu" if layer.get("activation") == "relu" else "relu"
+    elif choice == "drop" and len(spec["layers"]) > 1 and "name" not in spec["layers"][0]:
+        del spec["layers"][0]
+    elif choice == "dtype":
+        spec["dtype"] = "float64" if spec.get("dtype") == "float32" else "float32"
+    return spec
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs(max_layers=4), st.sampled_from(["seed", "units", "filters", "weights", "activation", "drop", "dtype",
+                                              "none"]), st.integers(0, 10))  # fmt: skip
+def test_generated_edits_keep_the_byte_guarantee(tmp_path_factory, spec, choice, index):
+    import yaml
+
+    from netspec.errors import SpecError
+
+    old, new = tmp_path_factory.mktemp("old") / "m.yaml", tmp_path_factory.mktemp("new") / "m.yaml"
+    old.write_text(yaml.safe_dump(spec, sort_keys=False))
+    new.write_text(yaml.safe_dump(_mutate(spec, choice, index), sort_keys=False))
+    try:
+        a, b = netspec.load(str(old)), netspec.load(str(new))
+    except SpecError:
+        assume(False)  # the edit broke a shape or a wire
+    result = diff_sides(read_side(str(old)), read_side(str(new)))
+    doc = result.as_json()
+    _check_guarantee(a, b, doc)
+    if old.read_text() == new.read_text():
+        assert result.same and not doc["tensors"]["changed"]
+
+
+@pytest.fixture
+def shifted_initializer():
+    """A plugin initializer that draws by its own __call__: its declaration does not say everything."""
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from netspec.init.distributions import Normal
+    from netspec.init.initializers import INITIALIZERS, Initializer
+    from netspec.plugins import register_initializer
+
+    saved = dict(INITIALIZERS._classes), dict(INITIALIZERS._aliases)
+
+    @dataclass(frozen=True)
+    class Shifted(Initializer):
+        """w ~ N(0, 0.1^2), then + shift (declared as the normal: a deliberately incomplete declaration)."""
+
+        shift: float = 0.0
+        name = "test_vcs_shifted"
+
+        def distribution(self, shape, fans):
+            return Normal(0.0, 0.1)
+
+        def __call__(self, shape, stream, dtype="float32", fans=None):
+            return (super().__call__(shape, stream, dtype, fans) + self.shift).astype(dtype)
+
+    register_initializer(Shifted)
+    yield np
+    INITIALIZERS._classes, INITIALIZERS._aliases = saved
+    INITIALIZERS.version += 1  # caches keyed on the version forget the test's name
+
+
+def test_a_plugin_drawing_by_its_own_call_is_compared_by_its_config(tmp_path, capsys, shifted_initializer):
+    old, new = tmp_path / "a" / "m.yaml", tmp_path / "b" / "m.yaml"
+    old.parent.mkdir(), new.parent.mkdir()
+    text = ("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, name: a, units: 3, weights: {name: test_vcs_shifted, "
+            "shift: %s}}\n  - {type: dense, name: b, units: 2}\n")  # fmt: skip
+    old.write_text(text % "0.0")
+    new.write_text(text % "1.0")
+    code, doc, _ = _json(capsys, old, new)
+    assert code == 1 and [t["tensor"] for t in doc["tensors"]["changed"]] == ["a.weights"]
+    _check_guarantee(netspec.load(str(old)), netspec.load(str(new)), doc)
+
+
+def test_lock_files_name_changed_imports(tmp_path, capsys):
+    (tmp_path / ".git").mkdir()
+    lib = tmp_path / "lib.yaml"
+    lib.write_text("netspec: 1\nblocks:\n  mlp:\n    layers:\n      - {type: dense, name: fc, units: 3}\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("netspec: 1\ninput: [4]\nimports: [lib.yaml]\nlayers:\n  - {block: mlp, name: m}\n")
+    assert _cli(capsys, "lock", spec, "--lock", tmp_path / "old.lock")[0] == 0
+    lib.write_text(lib.read_text() + "# a comment: the tensors stay\n")
+    assert _cli(capsys, "lock", spec, "--lock", tmp_path / "new.lock")[0] == 0
+    code, doc, _ = _json(capsys, tmp_path / "old.lock", tmp_path / "new.lock")
+    old, new = doc["network"]["imports"]
+    assert code == 1 and list(old) == list(new) == ["lib.yaml"] and old["lib.yaml"] != new["lib.yaml"]
+    assert doc["tensors"]["changed"] == []

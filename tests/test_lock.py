@@ -1,5 +1,6 @@
 """Lock files: a round trip, then each kind of drift detected with the right reason."""
 
+import hashlib
 import json
 
 import pytest
@@ -105,3 +106,46 @@ def test_lock_errors(tmp_path, capsys):
     assert code == 1 and "m.yaml.lock:1:2: not a lock file" in err
     code, _, err = _cli(capsys, "lock", spec, spec, "--lock", tmp_path / "x.lock")
     assert code == 2
+
+
+def test_a_new_default_stream_is_netspec_s_doing(locked, capsys):
+    spec, lock = locked
+    data = json.loads(lock.read_text())
+    data["stream"] = "block/7"  # as if the lock was written when rng: block meant stream version 7
+    data["tensors"]["fc1.weights"]["sha256"] = "0" * 64
+    lock.write_text(json.dumps(data))
+    code, out, _ = _cli(capsys, "lock", "--check", spec, "--json")
+    (report,) = json.loads(out)
+    (drift,) = report["drift"]
+    assert code == 1 and drift["tensor"] == "fc1.weights" and drift["kind"] == "bytes"
+    assert "netspec's stream for rng: block" in drift["reason"] and "write rng: block/7" in drift["reason"]
+
+
+def test_a_changed_rng_is_the_spec_s_doing(locked, capsys):
+    spec, _ = locked
+    spec.write_text(SPEC.replace("seed: 3", "seed: 3\nrng: legacy"))
+    code, out, _ = _cli(capsys, "lock", "--check", spec, "--json")
+    (report,) = json.loads(out)
+    assert code == 1 and report["drift"] and all(d["kind"] == "spec" for d in report["drift"])
+    assert all("rng block -> legacy" in d["reason"] for d in report["drift"])
+
+
+def test_imported_libraries_are_recorded_and_noted(tmp_path, capsys):
+    (tmp_path / ".git").mkdir()
+    lib = tmp_path / "lib" / "blocks.yaml"
+    lib.parent.mkdir()
+    lib.write_text("netspec: 1\nblocks:\n  mlp:\n    layers:\n      - {type: dense, name: fc, units: 3}\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("netspec: 1\ninput: [4]\nimports: [lib/blocks.yaml]\nlayers:\n  - {block: mlp, name: m}\n")
+    assert _cli(capsys, "lock", spec)[0] == 0
+    recorded = json.loads((tmp_path / "m.yaml.lock").read_text())["imports"]
+    assert recorded == {"lib/blocks.yaml": hashlib.sha256(lib.read_bytes()).hexdigest()}
+    lib.write_text(lib.read_text() + "# reviewed\n")  # the library's text changes, its tensors do not
+    code, out, err = _cli(capsys, "lock", "--check", spec)
+    assert code == 0 and "ok (2 tensors match)" in out and "note: imported library lib/blocks.yaml: sha256" in err
+    lib.write_text(lib.read_text().replace("units: 3", "units: 5"))
+    code, _, err = _cli(capsys, "lock", "--check", spec)
+    assert code == 1 and "m.fc.weights: shape [4, 3] -> [4, 5]" in err and "m.fc.bias: shape [3] -> [5]" in err
+    code, _, err = _cli(capsys, "lock", "--check", spec, lib)  # a hook hands over the library too
+    assert code == 1 and "lib/blocks.yaml: a block library: nothing to lock" in err
+    assert _cli(capsys, "lock", lib)[0] == 0 and not (tmp_path / "lib" / "blocks.yaml.lock").exists()

@@ -334,6 +334,7 @@ def _lock_drift(path: str, net: Network, digests: dict[str, str]) -> bool:
 def cmd_validate(args: argparse.Namespace) -> int:
     from netspec.errors import SpecError
     from netspec.spec.compiler import compile_file
+    from netspec.spec.imports import BlockLibrary
 
     results = []
     for path in _spec_files(args.specs):
@@ -343,12 +344,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         try:
             net = compile_file(path, max_params=args.max_params)
+        except BlockLibrary as exc:  # blocks and no layers: checked as a library that specs import
+            results.append(_library_validation(path, exc))
+            continue
         except SpecError as exc:
             results.append(Validation(path, error=exc))
             continue
         results.append(Validation(path, net, warnings=net.warnings))
     reporter(args.json, args.quiet).validated(results)
     return EXIT_OK if all(r.ok for r in results) else EXIT_INVALID
+
+
+def _library_validation(path: str, library: Any) -> Validation:
+    from netspec.errors import SpecError
+    from netspec.spec.imports import check_library
+
+    try:
+        return Validation(path, blocks=check_library(library.document))
+    except SpecError as exc:
+        return Validation(path, error=exc)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -372,6 +386,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from netspec.check.verify import verify_spec
     from netspec.errors import NetspecError, SpecError
+    from netspec.spec.imports import BlockLibrary
 
     paths = _spec_files(args.specs)
     if args.weights and len(paths) > 1:
@@ -388,6 +403,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             reports.append(verify_spec(net, args.weights, args.alpha, args.statistical_only, digests))
             if args.lock and _lock_drift(args.lock, net, digests):
                 failed += 1
+        except BlockLibrary:  # (netspec validate checks it; the specs that import it are verified)
+            print(f"{path}: a block library: nothing to verify by itself", file=sys.stderr)
         except SpecError as exc:
             print(exc, file=sys.stderr)
             failed += 1

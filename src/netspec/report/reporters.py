@@ -28,6 +28,8 @@ class Validation:
     problem: str = ""
     """A problem that has no location inside the file (missing file, not a spec)."""
     warnings: list[Diagnostic] = field(default_factory=list)
+    blocks: list[str] | None = None
+    """For a block library (blocks, no layers): the names of the blocks it defines."""
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,8 @@ class TextReporter(Reporter):
                 print(f"{r.path}: error: {r.problem}", file=self.err)
             elif r.error is not None:
                 print(r.error, file=self.err)
+            elif r.blocks is not None and not self.quiet:
+                self.print(f"{r.path}: ok (block library: {len(r.blocks)} block{'' if len(r.blocks) == 1 else 's'})")
             elif not self.quiet:
                 net = r.network
                 assert net is not None
@@ -139,6 +143,8 @@ class JsonReporter(Reporter):
                 doc["error"] = r.problem
             if r.network is not None:
                 doc.update(layers=len(r.network.layers), parameters=r.network.num_params)
+            if r.blocks is not None:
+                doc["blocks"] = r.blocks
             docs.append(doc)
         self.dump({"valid": all(r.ok for r in results), "specs": docs})
 

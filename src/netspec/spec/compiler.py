@@ -17,7 +17,7 @@ from netspec.nn.catalog import LAYER_TYPES
 from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec.expansion import Expanded, expand, instance_context
-from netspec.spec.imports import Files, attribute, resolve_imports
+from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text
 from netspec.spec.validation import validate
 from netspec.spec.wiring import Wiring, network_inputs
@@ -61,6 +61,8 @@ def compile_document(
         SpecError: every located problem of the spec (schema, names, shapes, initializers).
         NetspecError: ``seed`` is out of range for the spec's ``rng``.
     """
+    if is_library(doc.data):
+        raise not_a_network(doc)
     diags = validate(doc)
     if diags:
         raise SpecError(doc.source, diags, doc.text)

@@ -84,6 +84,24 @@ def expand(doc: Document, first_input: str | None) -> Expansion:
     return expander.result
 
 
+def check_definitions(doc: Document, names: list[str]) -> list[Diagnostic]:
+    """Schema errors in the layers of the blocks ``names`` without an instance (a block library checked on
+    its own): every ``$NAME`` must name a parameter; parameters with a default are substituted; a value
+    still waiting for its argument is not judged (each instance's substitution is)."""
+    out: list[Diagnostic] = []
+    expander = _Expander(doc, doc.data.get("blocks") or {}, None)
+    for name in names:
+        block = expander.blocks[name]
+        if expander.definition_broken(name):
+            continue
+        params = block.get("params", {})
+        path: Path = ("blocks", name, "layers")
+        waiting = {p for p, v in _placeholders(block["layers"], path) if "default" not in params[v[1:]]}
+        body = _substitute(block["layers"], {k: v["default"] for k, v in params.items() if "default" in v})
+        out += [d for d in _validate_body(doc, body, path, "") if not any(d.path == format_path(p) for p in waiting)]
+    return out + expander.result.diagnostics
+
+
 @dataclass
 class _Context:
     suffix: str = ""

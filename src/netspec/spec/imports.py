@@ -23,6 +23,8 @@ from netspec.registry import did_you_mean
 from netspec.spec.loader import Document, Path, format_path, load_text
 
 MAX_IMPORTED_FILES = 64
+LIBRARY_KEYS = ("netspec", "imports", "blocks")
+"""What a block library may hold (besides ``x-`` keys)."""
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[A-Za-z]:[\\/]|^\\\\")
 
 
@@ -166,7 +168,6 @@ def _confined(doc: Document, doc_path: str, where: Path, rel: str, files: Files)
 def _load(doc: Document, where: Path, target: str, files: Files) -> Document:
     """The imported file, loaded safely and checked against the schema of a block library."""
     from netspec.spec.loader import decode
-    from netspec.spec.validation import validate_fragment
 
     raw = files.read(target)
     if raw is None:
@@ -179,11 +180,22 @@ def _load(doc: Document, where: Path, target: str, files: Files) -> Document:
         library = load_text(decode(raw, label), label)
     except SpecError as exc:
         raise SpecError(exc.source, [replace(d, hint=d.hint or note) for d in exc.diagnostics], exc.text) from None
+    problems = _library_problems(library, note)
+    if problems:
+        raise SpecError(label, problems, library.text)
+    return library
+
+
+def _library_problems(library: Document, note: str) -> list[Diagnostic]:
+    """What keeps ``library`` from being a block library (its blocks and imports against the schema)."""
+    from netspec.spec.validation import validate_fragment
+
     data = library.data
     problems = []
     if not isinstance(data, dict) or data.get("netspec") != 1:
         problems.append(_diag(library, (), "an imported file is a spec file: it starts with netspec: 1", note))
-    elif not isinstance(data.get("blocks", {}), dict):
+        return problems
+    if not isinstance(data.get("blocks", {}), dict):
         problems.append(_diag(library, ("blocks",), "blocks must be a mapping of block names", note))
     else:
         for name, block in data.get("blocks", {}).items():
@@ -192,9 +204,56 @@ def _load(doc: Document, where: Path, target: str, files: Files) -> Document:
         if "imports" in data:
             problems += [replace(d, hint=d.hint or note)
                          for d in validate_fragment(library, data["imports"], "imports", ("imports",))]  # fmt: skip
+    return problems
+
+
+def is_library(data: Any) -> bool:
+    """Whether a loaded spec file is a block library: ``blocks`` and no ``layers`` or inputs (it builds
+    nothing by itself; specs use its blocks through ``imports``)."""
+    return isinstance(data, dict) and "blocks" in data and not {"layers", "input", "inputs"} & set(data)
+
+
+@dataclass
+class BlockLibrary(SpecError):
+    """A block library was given where a network spec is needed (see :func:`is_library`)."""
+
+    document: Document | None = None
+
+
+def not_a_network(doc: Document) -> BlockLibrary:
+    """The error for building (or exporting, explaining, ...) a block library."""
+    message = "this file is a block library (blocks and no layers): it builds nothing; specs import its blocks"
+    diag = Diagnostic(message, 1, 1, "", hint="netspec validate checks it as a library")
+    return BlockLibrary(doc.source, [diag], doc.text, doc)
+
+
+def check_library(doc: Document, files: Files | None = None) -> list[str]:
+    """Check a block library as ``netspec validate`` does: its blocks and imports against the schema, its
+    imports resolved (confined, no cycles, every named block present), and its blocks' layers against
+    the layer schema as far as they are known without arguments (see
+    :func:`~netspec.spec.expansion.check_definitions`); returns its block names.
+
+    Raises:
+        SpecError: every located problem.
+    """
+    from netspec.spec.expansion import check_definitions
+
+    problems = _library_problems(doc, "")
+    for key in doc.data if isinstance(doc.data, dict) else ():  # a stray key is more likely a broken spec
+        if key not in LIBRARY_KEYS and not str(key).startswith("x-"):
+            hint = did_you_mean(str(key), ["layers", *LIBRARY_KEYS]).strip(" ()")
+            line, col = doc.mark((key,), key=True)
+            message = (f"a block library holds only {', '.join(LIBRARY_KEYS)} (and x- keys), not {key!r}; a "
+                       "network spec also needs input and layers")  # fmt: skip
+            problems.append(Diagnostic(message, line, col, format_path((key,)), hint))
     if problems:
-        raise SpecError(label, problems, library.text)
-    return library
+        raise SpecError(doc.source, problems, doc.text)
+    names = list(doc.data.get("blocks") or {})
+    resolve_imports(doc, files)
+    problems = check_definitions(doc, names)  # its own blocks (imported ones are their files' business)
+    if problems:
+        raise SpecError(doc.source, problems, doc.text)
+    return names
 
 
 def _entry_text(doc: Document, where: Path) -> str:

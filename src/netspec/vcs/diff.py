@@ -23,6 +23,7 @@ MAX_LOCK_BYTES = 256 << 20
 """A lock file larger than this is refused before it is read."""
 
 if TYPE_CHECKING:
+    from netspec.nn.layers import ParamSpec
     from netspec.nn.network import Network
 
 
@@ -232,8 +233,8 @@ def _tensors(d: Diff, a: Network, b: Network) -> None:
     from netspec.vcs.lock import stream_name, tensor_entries
 
     ea, eb = tensor_entries(a), tensor_entries(b)
-    da = {name: (p.shape, p.declared()) for name, p in a.parameters()}
-    db = {name: (p.shape, p.declared()) for name, p in b.parameters()}
+    da = {name: _draw_inputs(p) for name, p in a.parameters()}
+    db = {name: _draw_inputs(p) for name, p in b.parameters()}
     common = {"seed": (a.seed, b.seed), "dtype": (a.dtype, b.dtype), "stream": (stream_name(a), stream_name(b))}
     moved = [k for k, (x, y) in common.items() if x != y]
     legacy = "legacy" in (a.rng, b.rng)
@@ -255,12 +256,22 @@ def _tensors(d: Diff, a: Network, b: Network) -> None:
     d.unchanged = len(eb) - len(d.tensors)
 
 
+def _draw_inputs(p: ParamSpec) -> tuple[Any, ...]:
+    """What a tensor's bytes depend on besides its name, seed, dtype and stream: its shape and declared
+    distribution (built-in initializers draw exactly their declaration), and for a plugin initializer
+    that draws by its own ``__call__`` its whole configuration too."""
+    from netspec.init.initializers import Initializer
+
+    custom = p.gates is None and type(p.initializer).__call__ is not Initializer.__call__
+    return (p.shape, p.declared(), p.initializer if custom else None)
+
+
 def _diff_locks(old: Side, new: Side) -> Diff:
     from netspec.vcs.lock import compare, loads
 
     a, b = loads(old.text, old.label), loads(new.text, new.label)
     d = Diff(old.label, new.label, total=(int(a.get("parameters", 0)), int(b.get("parameters", 0))))
-    for key in ("seed", "rng", "stream", "dtype", "netspec_version"):
+    for key in ("seed", "rng", "stream", "dtype", "netspec_version", "imports"):
         if a.get(key) != b.get(key):
             d.network[key] = [a.get(key), b.get(key)]
     for drift in compare(a, b):

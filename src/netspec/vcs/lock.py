@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 LOCK_FORMAT = 1
 NETWORK_KEYS = ("seed", "rng", "stream", "dtype")
 """Lock entries that determine every tensor's bytes."""
+SPEC_KEYS = ("seed", "rng", "dtype")
+"""The ones the spec writes (``stream`` is what netspec resolved ``rng`` to: ``rng: block`` means the newest)."""
 
 
 def tensor_entries(net: Network) -> dict[str, dict[str, Any]]:
@@ -140,8 +142,15 @@ class Drift:
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Drift]:
-    """Every tensor of either lock that differs, with why (see :class:`Drift`)."""
-    changed_globals = [k for k in NETWORK_KEYS if old.get(k) != new.get(k)]
+    """Every tensor of either lock that differs, with why (see :class:`Drift`).
+
+    A changed ``seed``, ``rng`` or ``dtype`` is the spec's doing; a changed ``stream`` under the same
+    ``rng`` is netspec's (``rng: block`` follows the newest stream version), so those tensors are
+    reported as the same spec giving other bytes, with how to pin the old stream.
+    """
+    changed_globals = [k for k in SPEC_KEYS if old.get(k) != new.get(k)]
+    if not changed_globals and old.get("stream") != new.get("stream"):
+        changed_globals = ["stream"]
     drifts = []
     old_t, new_t = old["tensors"], new["tensors"]
     for name in sorted(set(old_t) | set(new_t)):
@@ -166,12 +175,32 @@ def _tensor_drift(name: str, a: dict[str, Any], b: dict[str, Any], old: dict[str
         return Drift(name, "spec", f"initializer {_config(a.get('initializer'))} -> {_config(b.get('initializer'))}")
     if a.get("fans") != b.get("fans"):
         return Drift(name, "spec", f"fans {a.get('fans')} -> {b.get('fans')}")
+    if changed_globals == ["stream"]:
+        return Drift(name, "bytes", f"the same spec now gives other bytes: netspec's stream for rng: "
+                     f"{new.get('rng')} is {new.get('stream')}, the lock's {old.get('stream')} (write rng: "
+                     f"{old.get('stream')} in the spec to keep the locked bytes, or re-lock)")  # fmt: skip
     if changed_globals:
         what = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in changed_globals)
         return Drift(name, "spec", f"bytes changed because {what}")
     versions = f"netspec {old.get('netspec_version')} -> {new.get('netspec_version')}"
     return Drift(name, "bytes", f"the same spec now gives other bytes (sha256 {str(a.get('sha256'))[:12]} -> "
                  f"{str(b.get('sha256'))[:12]}; {versions}): a netspec, NumPy or platform change")  # fmt: skip
+
+
+def import_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The imported block libraries whose SHA-256 differs between two locks (added, removed or edited)."""
+    a, b = old.get("imports") or {}, new.get("imports") or {}
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return ["imports"] if a != b else []
+    out = []
+    for path in sorted(set(a) | set(b)):
+        if path not in a:
+            out.append(f"{path}: imported now, not in the lock")
+        elif path not in b:
+            out.append(f"{path}: in the lock, no longer imported")
+        elif a[path] != b[path]:
+            out.append(f"{path}: sha256 {str(a[path])[:12]} -> {str(b[path])[:12]}")
+    return out
 
 
 def _config(config: Any) -> str:
