@@ -181,13 +181,14 @@ def stream_for_file(net: Network, weights: str) -> tuple[Network, str]:
     default changes; a spec that pins a stream (``rng: block/N``, ``legacy``) is taken at its word.
     """
     import dataclasses
+    import os
 
     from netspec.init.streams import RNG_MODES
-    from netspec.io.weights import WeightsError, file_format, load_metadata, metadata_for
+    from netspec.io.weights import WeightsError, load_metadata, metadata_for
 
     declared = metadata_for(net)["netspec_stream"]
     recorded = ""
-    if file_format(weights) in (".npz", ".safetensors"):
+    if os.path.splitext(weights)[1].lower() in (".npz", ".safetensors"):  # exports (.pt, .onnx) record none
         try:
             recorded = load_metadata(weights).get("netspec_stream", "")
         except WeightsError:
