@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,27 @@ def test_imported_libraries_are_recorded_and_noted(tmp_path, capsys):
     code, _, err = _cli(capsys, "lock", "--check", spec, lib)  # a hook hands over the library too
     assert code == 1 and "lib/blocks.yaml: a block library: nothing to lock" in err
     assert _cli(capsys, "lock", lib)[0] == 0 and not (tmp_path / "lib" / "blocks.yaml.lock").exists()
+
+
+def test_the_hook_takes_locks_and_libraries(tmp_path, capsys):
+    """pre-commit hands netspec-lock every changed file its pattern matches: specs, their locks, libraries."""
+    import re
+
+    import yaml
+
+    manifest = Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml"
+    hooks = {h["id"]: h for h in yaml.safe_load(manifest.read_text())}
+    pattern = re.compile(hooks["netspec-lock"]["files"])
+    assert all(pattern.search(p) for p in ("specs/m.yaml", "specs/m.yaml.lock", "specs/lib/blocks.yml"))
+    (tmp_path / ".git").mkdir()
+    lib = tmp_path / "blocks.yaml"
+    lib.write_text("netspec: 1\nblocks:\n  mlp:\n    layers:\n      - {type: dense, name: fc, units: 3}\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("netspec: 1\ninput: [4]\nimports: [blocks.yaml]\nlayers:\n  - {block: mlp, name: m}\n")
+    assert _cli(capsys, "lock", spec)[0] == 0
+    code, out, err = _cli(capsys, *hooks["netspec-lock"]["entry"].split()[1:], f"{spec}.lock", spec, lib)
+    assert code == 0 and out.count("ok (2 tensors match)") == 1 and "a block library: nothing to lock" in err
+    (tmp_path / "m.yaml.lock").write_text((tmp_path / "m.yaml.lock").read_text().replace('"shape": [4, 3]',
+                                                                                          '"shape": [4, 2]'))
+    code, _, err = _cli(capsys, *hooks["netspec-lock"]["entry"].split()[1:], f"{spec}.lock")  # only the lock edited
+    assert code == 1 and "m.fc.weights: shape [4, 2] -> [4, 3]" in err

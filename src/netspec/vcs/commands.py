@@ -22,7 +22,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
                           "stream, dtype, and per parameter its shape, resolved initializer, fans, declared "
                           "distribution and SHA-256. --check rebuilds in memory and exits 1 naming every tensor "
                           "that differs, and why.")  # fmt: skip
-    lock.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (each with its SPEC.lock)")
+    lock.add_argument("specs", nargs="+", metavar="SPEC",
+                      help="spec files (each with its SPEC.lock; a SPEC.lock path stands for its SPEC)")  # fmt: skip
     lock.add_argument("--check", action="store_true", help="compare with the lock instead of writing it")
     lock.add_argument("--lock", metavar="FILE", help="the lock file, for one SPEC (default: SPEC.lock next to it)")
     lock.add_argument("--json", action="store_true", help="with --check: print the differences as JSON")
@@ -58,7 +59,7 @@ def run_lock(args: argparse.Namespace) -> int:
         raise UsageError("--json goes with --check")
     failed = 0
     docs: list[dict[str, Any]] | None = [] if args.json else None
-    for spec in args.specs:  # every spec is handled and reported, then the exit code says if any failed
+    for spec in _specs_of(args.specs):  # every spec is handled and reported, then the exit code says if any failed
         try:
             failed += _lock_one(spec, args.lock or default_lock_path(spec), args.check, docs)
         except BlockLibrary:  # a hook or a glob hands over library files too: not a failure
@@ -78,6 +79,17 @@ def run_lock(args: argparse.Namespace) -> int:
         json.dump(docs, sys.stdout, indent=1)
         sys.stdout.write("\n")
     return 1 if failed else 0
+
+
+def _specs_of(paths: list[str]) -> list[str]:
+    """The specs named, a lock file ``SPEC.lock`` standing for its ``SPEC`` (a hook hands over an edited
+    lock), each once."""
+    out: list[str] = []
+    for path in paths:
+        spec = path[: -len(".lock")] if path.endswith((".yaml.lock", ".yml.lock")) else path
+        if spec not in out:
+            out.append(spec)
+    return out
 
 
 def _lock_one(spec: str, path: str, check: bool, docs: list[dict[str, Any]] | None) -> int:
