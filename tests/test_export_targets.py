@@ -385,3 +385,17 @@ def test_flax_variables_load_into_flax_linens_own_layers():
                            (ids, Ids(), rng.integers(0, 11, (2, 5)))]:  # fmt: skip
         params = net.initialize()
         _close(net.forward(x, params), np.asarray(module.apply(variables(net, params), x)))
+
+
+def test_recorded_metadata_of_every_export(tmp_path):
+    pytest.importorskip("onnx")
+    from netspec.export import onnx as onnx_export
+    from netspec.export.files import recorded_metadata
+    from netspec.io.weights import metadata_for
+
+    net, _ = _net("dense")
+    params = net.initialize()
+    onnx_export.save(net, params, str(tmp_path / "m.onnx"))
+    assert recorded_metadata(str(tmp_path / "m.onnx")) == {**metadata_for(net), "netspec_version": netspec.__version__}
+    (tmp_path / "broken.onnx").write_bytes(b"\xff" * 10)
+    assert recorded_metadata(str(tmp_path / "broken.onnx")) == {} == recorded_metadata(str(tmp_path / "m.msgpack"))

@@ -49,3 +49,25 @@ def load_weights(net: Network, path: str) -> dict[str, np.ndarray]:
         return reader(net, path)  # type: ignore[no-any-return]
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # a malformed file's contents
         raise NetspecError(f"{path}: not a readable {layout} export: {type(exc).__name__}: {exc}") from None
+
+
+def recorded_metadata(path: str) -> dict[str, str]:
+    """What a weights file records about where it came from (``netspec_stream``, ``netspec_seed``, ...),
+    for netspec's own files and any export; empty for a format that records nothing (``.pt``,
+    ``.msgpack``) or a file it cannot read (reading the tensors reports that)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".npz", ".safetensors"):
+        try:
+            return load_metadata(path)
+        except WeightsError:
+            return {}
+    if ext != ".onnx":
+        return {}
+    from netspec.export.onnx import onnx_module
+
+    onnx = onnx_module()
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # protobuf raises several types for a corrupt file
+        return {}
+    return {p.key: p.value for p in model.metadata_props if p.key.startswith("netspec_")}
