@@ -652,17 +652,17 @@ def specs(max_layers: int = 5) -> st.SearchStrategy[dict[str, Any]]:
             "layers": st.lists(_dense_layer(acts), min_size=1, max_size=max_layers),
         },
         optional={
-            "seed": st.integers(0, 2**63 - 1),
+            "seed": st.integers(0, 2**32 - 1),  # rng: legacy (one RandomState) takes seeds below 2^32
             "rng": st.sampled_from(["block", "legacy"]),
             "dtype": st.sampled_from(["float32", "float64"]),
             "name": st.just("generated"),
         },
     )
     conv_layer = st.fixed_dictionaries(
-        {"type": st.just("conv2d"), "filters": st.integers(1, 8), "kernel": st.integers(1, 3)},
+        {"type": st.just("conv2d"), "filters": st.integers(1, 8), "kernel": st.integers(1, 3),
+         "padding": st.just("same")},  # 'valid' could shrink a small input below the next kernel
         optional={
             "stride": st.integers(1, 2),
-            "padding": st.just("same"),
             "activation": st.sampled_from(acts),
             "weights": st.one_of(st.just("auto"), initializer_configs()),
         },
