@@ -181,18 +181,14 @@ def stream_for_file(net: Network, weights: str) -> tuple[Network, str]:
     default changes; a spec that pins a stream (``rng: block/N``, ``legacy``) is taken at its word.
     """
     import dataclasses
-    import os
 
     from netspec.init.streams import RNG_MODES
-    from netspec.io.weights import WeightsError, load_metadata, metadata_for
+    from netspec.io.weights import metadata_for
 
     declared = metadata_for(net)["netspec_stream"]
-    recorded = ""
-    if os.path.splitext(weights)[1].lower() in (".npz", ".safetensors"):  # exports (.pt, .onnx) record none
-        try:
-            recorded = load_metadata(weights).get("netspec_stream", "")
-        except WeightsError:
-            recorded = ""
+    from netspec.export.files import recorded_metadata
+
+    recorded = recorded_metadata(weights).get("netspec_stream", "")  # any format that records one (ONNX too)
     if net.rng == "block" and recorded.startswith("block/") and recorded in RNG_MODES:
         if recorded == declared:
             return net, declared
