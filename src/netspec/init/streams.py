@@ -59,12 +59,13 @@ import hashlib
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 
 from netspec.errors import InitializerError
-from netspec.init import portable_math, ziggurat
+from netspec.init import kernels, portable_math, ziggurat
 from netspec.init.distributions import (
     MIN_ACCEPTANCE,
     check_dtype,
@@ -159,19 +160,23 @@ def fill_symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray, scale: float =
     float32: ``v = ((int32(k) >> 7) | 1) / 2^24`` for each 32-bit word ``k`` —
     an odd integer in (-2^24, 2^24), exact in float32, so ``|scale * v| <= scale``.
     float64: ``v = ((int64(k) >> 10) | 1) / 2^53`` for each 64-bit word.
+    Value: ``fl(j * fl(scale / 2^24))`` (2^53 for float64), one rounding.
     """
-    n = out.size
-    if out.dtype == np.float32:
-        words = bitgen.random_raw((n + 1) // 2).view(np.int32)[:n]
-        np.right_shift(words, 7, out=words)
-        unit = 2.0**-24
-    else:
-        words = bitgen.random_raw(n).view(np.int64)
-        np.right_shift(words, 10, out=words)
-        unit = 2.0**-53
+    symmetric_unit(bitgen, out, scale, kernels.native())
+
+
+def symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray, scale: float, native: ModuleType | None) -> None:
+    """:func:`fill_symmetric_unit` by the compiled kernels ``native``, or by NumPy (None): the same bytes."""
+    n, single = out.size, out.dtype == np.float32
+    mult = out.dtype.type(scale * (2.0**-24 if single else 2.0**-53))
+    if native is not None:
+        kernels.call(bitgen, native.uniform_f32 if single else native.uniform_f64, out, float(mult))
+        return
+    words = bitgen.random_raw((n + 1) // 2).view(np.int32)[:n] if single else bitgen.random_raw(n).view(np.int64)
+    np.right_shift(words, 7 if single else 10, out=words)
     np.bitwise_or(words, 1, out=words)
     np.copyto(out, words, casting="unsafe")
-    out *= out.dtype.type(scale * unit)
+    out *= mult
 
 
 def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray, scale: float = 1.0) -> None:
@@ -187,6 +192,25 @@ def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray, scale: float 
     """
     if out.dtype != np.float32:
         _fill_standard_normal_f64(bitgen, out, scale)
+        return
+    box_muller(bitgen, out, scale, kernels.native())
+
+
+def box_muller_constants(scale: float) -> np.ndarray:
+    """The float32 constants of the float32 Box-Muller, in the compiled kernel's order."""
+    F32 = np.float32
+    return np.array(
+        [*portable_math.ATANH, portable_math.LN2, *portable_math.SIN, F32(2.0**-32), F32(2.0**-33),
+         F32(math.pi / 4 * 2.0**-29), F32(-2.0 * scale * scale)],
+        np.float32,
+    )  # fmt: skip
+
+
+def box_muller(bitgen: np.random.PCG64, out: np.ndarray, scale: float, native: ModuleType | None) -> None:
+    """The float32 :func:`fill_standard_normal` by the compiled kernels ``native``, or by NumPy (None):
+    the same bytes."""
+    if native is not None:
+        kernels.call(bitgen, native.box_muller_f32, out, box_muller_constants(scale))
         return
     n = out.size
     half = (n + 1) // 2
@@ -322,6 +346,38 @@ def fill_truncated_standard_v2(bits: BlockBits, out: np.ndarray, a: float, b: fl
         ziggurat.fill([bits], redo)
         out[bad] = redo
         bad = bad[(redo < lo) | (redo > hi)]
+
+
+def kernel_checks() -> list[tuple[str, Callable[[ModuleType | None], bytes]]]:
+    """The self-checks of this module's compiled kernels (:mod:`netspec.init.kernels`): each fills an
+    array from a freshly seeded PCG64, by a kernel module or by NumPy (None), and gives the values' bytes
+    and the generator's state after them."""
+
+    def check(fill: Callable[..., None], n: int, dtype: type, scale: float) -> Callable[[ModuleType | None], bytes]:
+        def run(native: ModuleType | None) -> bytes:
+            bitgen, out = np.random.PCG64(20261125 + n), np.empty(n, np.dtype(dtype))
+            fill(bitgen, out[: n // 3], scale, native)  # two calls: the second starts where the first ended
+            fill(bitgen, out[n // 3 :], scale, native)
+            return out.tobytes() + repr(bitgen.state).encode()
+
+        return run
+
+    def raw(native: ModuleType | None) -> bytes:
+        bitgen = np.random.PCG64(20261125)
+        if native is None:
+            return b"".join(bitgen.random_raw(n).tobytes() for n in (1, 7, 8, 9, 4099))
+        out = [np.empty(n, np.uint64) for n in (1, 7, 8, 9, 4099)]
+        for words in out:
+            kernels.call(bitgen, native.raw, words)
+        return b"".join(words.tobytes() for words in out)
+
+    return [
+        ("PCG64 words", raw),
+        ("uniform float32", check(symmetric_unit, 8193, np.float32, 0.123456789)),
+        ("uniform float64", check(symmetric_unit, 4097, np.float64, 0.123456789)),
+        ("Box-Muller float32", check(box_muller, 8193, np.float32, 1.0)),
+        ("Box-Muller float32 (scaled, even lengths)", check(box_muller, 2 * 2049, np.float32, 0.0137)),
+    ]
 
 
 # ---------------------------------------------------------------- block-mode stream

@@ -39,13 +39,15 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 
+from netspec.init import kernels
 from netspec.init.portable_math import log64, scratch
 
 LAYERS = 256
@@ -263,16 +265,16 @@ def fill(blocks: Sequence[Bits], out: np.ndarray, scale: float = 1.0, size: int 
     """
     size = size or out.size
     t = tables(out.dtype, float(scale))
+    native = kernels.native()
     positions, words, owners = [], [], []
     for k, bits in enumerate(blocks):
         block_start = k * size
         for start in range(block_start, min(block_start + size, out.size), TILE):
             chunk = out[start : min(start + TILE, block_start + size)]
-            tile_words = _words(bits.main, chunk.size, t)
-            rejected = _fast(tile_words, chunk, t)
+            rejected, rejected_words = _fast(bits.main, chunk, t, native)
             if rejected.size:
                 positions.append(rejected + start)
-                words.append(tile_words[rejected])
+                words.append(rejected_words)
                 owners.append(np.full(rejected.size, k, np.intp))
     if positions:
         _resolve(blocks, out, np.concatenate(positions), np.concatenate(words), np.concatenate(owners), t)
@@ -288,12 +290,24 @@ def _words(bitgen: np.random.PCG64, n: int, t: Tables) -> np.ndarray:
     return raw.view(np.int32)[:n]
 
 
-def _fast(words: np.ndarray, out: np.ndarray, t: Tables) -> np.ndarray:
-    """``out = j * width[i]`` for every word; the positions whose point is not in its layer's inner part."""
-    n, name = words.size, t.dtype.name
+def _fast(
+    bitgen: np.random.PCG64, out: np.ndarray, t: Tables, native: ModuleType | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``out = j * width[i]`` from the next words of ``bitgen`` (one per value); the positions whose point
+    is not in its layer's inner part (increasing), and their words. By the compiled kernels ``native``,
+    or by NumPy (None): the same bytes."""
+    n, name = out.size, t.dtype.name
+    word_type = np.int32 if t.shift == 7 else np.int64
+    if native is not None:
+        positions, words = scratch("zig.positions", n, np.intp), scratch(f"zig.words.{name}", n, word_type)
+        kernel = native.ziggurat_f32 if t.shift == 7 else native.ziggurat_f64
+        count = kernels.call(bitgen, kernel, out, t.width, t.limit, positions, words)
+        assert isinstance(count, int)
+        return positions[:count].copy(), words[:count].copy()
+    words = _words(bitgen, n, t)
     layer = scratch("zig.layer", n, np.intp)
     np.bitwise_and(words, 255, out=layer, casting="unsafe")
-    j = scratch(f"zig.j.{name}", n, words.dtype.type)
+    j = scratch(f"zig.j.{name}", n, word_type)
     np.right_shift(words, t.shift, out=j)
     np.bitwise_or(j, 1, out=j)
     np.copyto(out, j, casting="unsafe")  # exact: |j| < 2^24 (float32), 2^53 (float64)
@@ -301,11 +315,12 @@ def _fast(words: np.ndarray, out: np.ndarray, t: Tables) -> np.ndarray:
     np.take(t.width, layer, out=width, mode="wrap")
     out *= width
     np.abs(j, out=j)
-    limit = scratch(f"zig.limit.{name}", n, words.dtype.type)
+    limit = scratch(f"zig.limit.{name}", n, word_type)
     np.take(t.limit, layer, out=limit, mode="wrap")
     rejected = scratch("zig.rejected", n, np.bool_)
     np.greater_equal(j, limit, out=rejected)
-    return np.flatnonzero(rejected)
+    positions = np.flatnonzero(rejected)
+    return positions, words[positions]
 
 
 def _decode(words: np.ndarray, t: Tables) -> tuple[np.ndarray, np.ndarray]:
@@ -402,6 +417,23 @@ def _tail(
     np.negative(values, out=values, where=j[ok] < 0)
     out[pos[ok]] = values
     return ok
+
+
+def kernel_checks() -> list[tuple[str, Callable[[ModuleType | None], bytes]]]:
+    """The self-checks of the ziggurat's compiled fast path (:mod:`netspec.init.kernels`): values,
+    rejected positions and words (about 1.5 % of the values), and the generator's state after, by a
+    kernel module or by NumPy (None), from a freshly seeded PCG64."""
+
+    def run(dtype: type, n: int) -> Callable[[ModuleType | None], bytes]:
+        def one(native: ModuleType | None) -> bytes:
+            bitgen, out = np.random.PCG64(20261126), np.empty(n, np.dtype(dtype))
+            rejected, words = _fast(bitgen, out, tables(np.dtype(dtype), 0.75), native)
+            state = repr(bitgen.state).encode()
+            return b"".join((out.tobytes(), rejected.astype(np.int64).tobytes(), words.tobytes(), state))
+
+        return one
+
+    return [("ziggurat float32", run(np.float32, 8193)), ("ziggurat float64", run(np.float64, 4097))]
 
 
 def derive_tables(layers: int = LAYERS, digits: int = 50) -> tuple[float, float, list[float], list[float]]:
