@@ -234,6 +234,7 @@ def test_help_and_version():
         r = netspec(*cmd, "--help")
         assert r.returncode == 0 and "usage: netspec" in r.stdout
     assert netspec("--version").stdout.startswith("netspec ")
+    assert "\ntransforms: " in netspec("--version").stdout
     assert console("--version").stdout.startswith("netspec ")
 
 

@@ -13,8 +13,20 @@ import hashlib
 
 import pytest
 
+from netspec.init import kernels
 from netspec.init.initializers import get_initializer
 from netspec.init.streams import BlockStream, LegacyStream, block_version
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def transforms(request):
+    """Every golden digest holds for the compiled kernels and for the NumPy transforms."""
+    try:
+        kernels.use(request.param)
+    except Exception as exc:  # the extension is not built here
+        pytest.skip(str(exc))
+    yield request.param
+    kernels.use(None)
 
 
 def stream(mode, seed, path):
@@ -34,6 +46,7 @@ GOLDEN = [
 ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("transforms")
 @pytest.mark.parametrize(("config", "shape", "seed", "path", "mode", "digest"), GOLDEN, ids=lambda v: str(v)[:24])
 def test_golden_digest(config, shape, seed, path, mode, digest):
     values = get_initializer(config)(shape, stream(mode, seed, path))
@@ -63,6 +76,7 @@ GOLDEN_DTYPES = [
 ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("transforms")
 @pytest.mark.parametrize(("config", "shape", "seed", "path", "mode", "dtype", "digest"), GOLDEN_DTYPES,
                          ids=lambda v: str(v)[:24])  # fmt: skip
 def test_golden_digest_float64_and_truncation_paths(config, shape, seed, path, mode, dtype, digest):
@@ -90,12 +104,14 @@ GOLDEN_V2 = [
 ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("transforms")
 @pytest.mark.parametrize(("config", "shape", "seed", "path", "dtype", "digest"), GOLDEN_V2, ids=lambda v: str(v)[:24])
 def test_golden_digest_stream_version_2(config, shape, seed, path, dtype, digest):
     values = get_initializer(config)(shape, stream("block/2", seed, path), dtype)
     assert hashlib.sha256(values.tobytes()).hexdigest() == digest
 
 
+@pytest.mark.usefixtures("transforms")
 @pytest.mark.parametrize("config", ["glorot_uniform", "he_uniform", {"name": "uniform", "low": -0.3, "high": 0.7}],
                          ids=str)  # fmt: skip
 def test_version_2_keeps_uniform_bytes(config):
@@ -106,6 +122,7 @@ def test_version_2_keeps_uniform_bytes(config):
         assert v1.tobytes() == init((300_000,), stream("block/2", 5, "u"), dtype).tobytes()
 
 
+@pytest.mark.usefixtures("transforms")
 def test_plain_block_is_version_1():
     """``rng: block`` keeps stream version 1 (no existing spec's bytes change); version 2 is opt-in."""
     assert block_version("block") == 1
@@ -146,7 +163,8 @@ def test_normal_bytes_do_not_depend_on_numpys_simd_dispatch():
         pytest.skip("this NumPy build dispatches no SIMD target this CPU has")
 
     def probe(disabled):
-        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
+        # the NumPy transforms: the compiled kernels do not use NumPy's dispatched loops at all
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled), "NETSPEC_KERNELS": "numpy"}
         out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
         return out.stdout.split()
 

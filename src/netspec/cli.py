@@ -44,6 +44,25 @@ def _alpha(text: str) -> float:
     return value
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the version, and which transforms make the random values (compiled kernels or NumPy)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object):
+        text = "show the version and which transforms run (compiled kernels or NumPy), then exit"
+        super().__init__(option_strings, dest, nargs=0, help=text)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from netspec.errors import InitializerError
+        from netspec.init import kernels
+
+        try:
+            transforms = kernels.status()
+        except InitializerError as exc:
+            transforms = f"none ({exc})"
+        print(f"netspec {__version__}\ntransforms: {transforms}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     from netspec.spec.compiler import DEFAULT_MAX_PARAMS
 
@@ -53,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 1 an input is missing or wrong, or a check failed; 2 the command line is wrong; "
         "70 internal error (please report). NETSPEC_DEBUG=1 shows tracebacks of internal errors.",
     )
-    p.add_argument("--version", action="version", version=f"netspec {__version__}")
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     b = sub.add_parser("build", help="validate, compile, initialize and write the weights",

@@ -5,9 +5,9 @@ PCG64's words itself, from the bit generator's public state, and computes the sa
 the NumPy reference transforms, value by value, in the same order, so the bytes do not depend on which
 one runs (:func:`call` hands the state over and back). The kernels are used only after a self-check:
 once per process, before first use, each kernel and its NumPy reference fill the same arrays from
-equally seeded generators (odd and even lengths, every transform) and must agree bit for bit, values
-and the generator's state after; if they ever differ (a miscompiled build, say), netspec uses NumPy
-and :func:`status` says why.
+equally seeded generators (odd and even lengths, every transform; the modules with kernels
+:func:`register` these checks) and must agree bit for bit, values and the generator's state after; if
+they ever differ (a miscompiled build, say), netspec uses NumPy and :func:`status` says why.
 
 ``NETSPEC_KERNELS=numpy`` forces the NumPy transforms (for comparison, or to rule the kernels out);
 ``NETSPEC_KERNELS=compiled`` makes a missing or failing extension an error instead of a fallback.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -29,35 +30,59 @@ CHOICES = ("auto", "compiled", "numpy")
 
 MASK64 = (1 << 64) - 1
 
+Check = tuple[str, Callable[[ModuleType | None], bytes]]
+"""A self-check: its name, and a run that gives bytes from the kernel module or from NumPy (None)."""
+
+@dataclass
+class _Selection:
+    """What runs in this process (guarded by ``_lock``)."""
+
+    choice: str | None = None
+    """Set by :func:`use`; None: from the environment."""
+    loaded: bool = False
+    module: ModuleType | None = None
+    status: str = ""
+    checked: int = 0
+    """How many registered check providers the module has passed."""
+
+
 _lock = threading.Lock()
-_state: dict[str, object] = {}
+_selection = _Selection()
+_providers: list[Callable[[], list[Check]]] = []
+
+
+def register(provider: Callable[[], list[Check]]) -> None:
+    """Add the self-checks of a module with kernels (``streams``, ``ziggurat`` register theirs at import):
+    no kernel is used before every registered check has passed."""
+    with _lock:
+        _providers.append(provider)
 
 
 def native() -> ModuleType | None:
     """The checked compiled kernels, or None when the NumPy transforms are to run."""
-    if "module" not in _state:
+    sel = _selection
+    if not sel.loaded or sel.checked != len(_providers):
         with _lock:
-            if "module" not in _state:
-                _state["module"], _state["status"] = _load(_choice())
-    module = _state["module"]
-    return module if isinstance(module, ModuleType) else None
+            _select(sel)
+    return sel.module
 
 
 def status() -> str:
     """One line: which transforms run, and why (for ``netspec --version`` and the benchmarks)."""
     native()
-    return str(_state["status"])
+    return _selection.status
 
 
 def use(choice: str | None) -> None:
-    """Select the transforms for this process (``auto``, ``compiled``, ``numpy``; None: from the environment).
-    Tests use it to run both implementations; the bytes are the same either way."""
+    """Select the transforms for this process (``auto``, ``compiled``, ``numpy``; None: from the environment)
+    and check them now. Tests use it to run both implementations; the bytes are the same either way."""
+    global _selection
     if choice is not None and choice not in CHOICES:
         raise ValueError(f"kernels: {choice!r} is not one of {CHOICES}")
     with _lock:
-        _state.clear()
+        _selection = _Selection(choice=choice)
         if choice is not None:
-            _state["module"], _state["status"] = _load(choice)
+            _select(_selection)
 
 
 def call(bitgen: np.random.PCG64, kernel: Callable[..., tuple], *args: object) -> object:
@@ -80,6 +105,24 @@ def _choice() -> str:
     return choice
 
 
+def _select(sel: _Selection) -> None:
+    """Load the kernels if not yet done, then run the checks registered since (under the lock). A mismatch
+    turns the kernels off, or is an error when they were required (``compiled``)."""
+    choice = sel.choice or _choice()
+    if not sel.loaded:
+        sel.module, sel.status = _load(choice)
+        sel.loaded = True
+    for provider in _providers[sel.checked :]:
+        mismatch = _self_check(sel.module, provider()) if sel.module is not None else ""
+        if mismatch:
+            sel.module = None
+            sel.status = f"numpy (the compiled kernels disagree with the NumPy reference on {mismatch}; disabled)"
+            if choice == "compiled":
+                sel.loaded = False
+                raise InitializerError(f"{ENV}=compiled, but the compiled kernels disagree with NumPy: {mismatch}")
+    sel.checked = len(_providers)
+
+
 def _load(choice: str) -> tuple[ModuleType | None, str]:
     if choice == "numpy":
         return None, f"numpy ({ENV}=numpy)"
@@ -89,19 +132,12 @@ def _load(choice: str) -> tuple[ModuleType | None, str]:
         if choice == "compiled":
             raise InitializerError(f"{ENV}=compiled, but the compiled kernels are not installed ({exc})") from None
         return None, "numpy (the compiled kernels are not installed: no C compiler at install time?)"
-    mismatch = _self_check(_kernels)
-    if mismatch:
-        if choice == "compiled":
-            raise InitializerError(f"{ENV}=compiled, but the compiled kernels disagree with NumPy: {mismatch}")
-        return None, f"numpy (the compiled kernels disagree with the NumPy reference on {mismatch}; disabled)"
     return _kernels, "compiled (C kernels, checked against the NumPy reference)"
 
 
-def _self_check(module: ModuleType) -> str:
-    """The first transform whose compiled and NumPy results differ on the check words, or ''."""
-    from netspec.init import streams, ziggurat
-
-    for name, run in (*streams.kernel_checks(), *ziggurat.kernel_checks()):
+def _self_check(module: ModuleType, checks: list[Check]) -> str:
+    """The first check whose compiled and NumPy results differ, or ''."""
+    for name, run in checks:
         if run(module) != run(None):
             return name
     return ""

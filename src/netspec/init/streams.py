@@ -348,7 +348,7 @@ def fill_truncated_standard_v2(bits: BlockBits, out: np.ndarray, a: float, b: fl
         bad = bad[(redo < lo) | (redo > hi)]
 
 
-def kernel_checks() -> list[tuple[str, Callable[[ModuleType | None], bytes]]]:
+def kernel_checks() -> list[kernels.Check]:
     """The self-checks of this module's compiled kernels (:mod:`netspec.init.kernels`): each fills an
     array from a freshly seeded PCG64, by a kernel module or by NumPy (None), and gives the values' bytes
     and the generator's state after them."""
@@ -378,6 +378,9 @@ def kernel_checks() -> list[tuple[str, Callable[[ModuleType | None], bytes]]]:
         ("Box-Muller float32", check(box_muller, 8193, np.float32, 1.0)),
         ("Box-Muller float32 (scaled, even lengths)", check(box_muller, 2 * 2049, np.float32, 0.0137)),
     ]
+
+
+kernels.register(kernel_checks)
 
 
 # ---------------------------------------------------------------- block-mode stream

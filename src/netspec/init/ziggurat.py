@@ -419,7 +419,7 @@ def _tail(
     return ok
 
 
-def kernel_checks() -> list[tuple[str, Callable[[ModuleType | None], bytes]]]:
+def kernel_checks() -> list[kernels.Check]:
     """The self-checks of the ziggurat's compiled fast path (:mod:`netspec.init.kernels`): values,
     rejected positions and words (about 1.5 % of the values), and the generator's state after, by a
     kernel module or by NumPy (None), from a freshly seeded PCG64."""
@@ -434,6 +434,9 @@ def kernel_checks() -> list[tuple[str, Callable[[ModuleType | None], bytes]]]:
         return one
 
     return [("ziggurat float32", run(np.float32, 8193)), ("ziggurat float64", run(np.float64, 4097))]
+
+
+kernels.register(kernel_checks)
 
 
 def derive_tables(layers: int = LAYERS, digits: int = 50) -> tuple[float, float, list[float], list[float]]:
