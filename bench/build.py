@@ -115,8 +115,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="netspec-bench-"))
     peers = [("torch", TORCH)] + ([("jax", JAX)] if has("jax") else [])
     nbytes = 8 * (width * width + width) * 4
+    from netspec.init import kernels
+
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"NumPy {np.__version__}; MLP 8x{width}^2, {nbytes / 2**20:.0f} MiB; best of {args.repeats}")  # fmt: skip
+          f"NumPy {np.__version__}; MLP 8x{width}^2, {nbytes / 2**20:.0f} MiB; best of {args.repeats}; "
+          f"netspec transforms: {kernels.status()}")  # fmt: skip
     buf = np.ones(nbytes // 4, np.float32)
     t_plain = best(lambda: plain_write(tmp / "plain.bin", buf, False), args.repeats)
     t_plain_sync = best(lambda: plain_write(tmp / "plain.bin", buf, True), args.repeats)

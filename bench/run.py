@@ -139,20 +139,49 @@ def cli_time(args: list[str], repeats: int) -> float:
 
 def normal_fill(torch, n: int, repeats: int) -> None:  # type: ignore[no-untyped-def]
     """N(0, 1) float32 fill of n values: netspec stream versions 1 (Box-Muller) and 2 (ziggurat) on the
-    default thread pool against torch's ``normal_`` (default torch threads), best of ``repeats``."""
+    default thread pool, with the compiled kernels and with the NumPy transforms, against torch's
+    ``normal_`` (default torch threads) in place and into a new tensor (``torch.empty(n).normal_()``, the
+    same job as netspec's, which allocates its result), and ``jax.random.normal`` (CPU) if installed;
+    best of ``repeats``."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from netspec.init import kernels
     from netspec.init.streams import BlockStream
 
     t = torch.empty(n)
     t_torch = best(lambda: t.normal_(), repeats)
+    t_new = best(lambda: torch.empty(n).normal_(), repeats)
     print()
     print(f"Normal fill, {n:,} float32 values (M values/s; ratio = torch time / netspec time):")
-    print(f"torch normal_: {n / t_torch / 1e6:.0f}")
+    print(f"torch normal_ in place: {n / t_torch / 1e6:.0f}; torch.empty(n).normal_(): {n / t_new / 1e6:.0f}")
+    jax_fill(n, repeats)
     with ThreadPoolExecutor(default_threads()) as pool:
-        for version in (1, 2):
-            t_ns = best(lambda v=version: BlockStream(0, "fill", pool, v).normal((n,), 0.0, 1.0, np.float32), repeats)
-            print(f"netspec stream {version}: {n / t_ns / 1e6:.0f} (ratio {t_torch / t_ns:.2f})", flush=True)
+        for choice in ("compiled", "numpy"):
+            try:
+                kernels.use(choice)
+            except Exception as exc:  # not built here
+                print(f"netspec, {choice} transforms: unavailable ({exc})")
+                continue
+            for version in (1, 2):
+                stream = BlockStream(0, "fill", pool, version)
+                t_ns = best(lambda s=stream: s.normal((n,), 0.0, 1.0, np.float32), repeats)
+                print(f"netspec stream {version}, {kernels.status().split(' (')[0]} transforms: {n / t_ns / 1e6:.0f} "
+                      f"(ratio to torch in place {t_torch / t_ns:.2f}, to torch new tensor {t_new / t_ns:.2f})",
+                      flush=True)  # fmt: skip
+    kernels.use(None)
+
+
+def jax_fill(n: int, repeats: int) -> None:
+    """``jax.random.normal`` of n float32 values on the CPU, if jax is installed."""
+    try:
+        import jax
+    except ImportError:
+        print("jax.random.normal: jax not installed")
+        return
+    key = jax.random.PRNGKey(0)
+    jax.random.normal(key, (n,)).block_until_ready()  # compile once
+    t_jax = best(lambda: jax.random.normal(key, (n,)).block_until_ready(), repeats)
+    print(f"jax.random.normal (CPU): {n / t_jax / 1e6:.0f}")
 
 
 def main() -> None:
@@ -174,9 +203,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="netspec-bench-"))
     try:
         baseline = peak_rss(["build", str(DEMO), "-o", str(tmp / "demo.npz"), "--no-progress"])
+        from netspec.init import kernels
+
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
               f"NumPy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-              f"netspec threads {default_threads()}; baseline RSS {baseline / 2**20:.0f} MiB")  # fmt: skip
+              f"netspec threads {default_threads()}; baseline RSS {baseline / 2**20:.0f} MiB; "
+              f"transforms: {kernels.status()}")  # fmt: skip
         print()
         print(
             "| case | params | netspec s | torch s | ratio (torch/netspec) | netspec M/s | (RSS - baseline) / bytes |"
