@@ -37,6 +37,10 @@ Two modes.
       interval holds little mass). Version 2 draws the normal proposals of a
       whole block with the ziggurat (:func:`fill_truncated_standard_v2`).
 
+    The hot loops (PCG64's words and the uniform, Box-Muller and ziggurat fast-path transforms) also
+    exist in C (:mod:`netspec.init.kernels`), with the same bytes: :func:`symmetric_unit` and
+    :func:`box_muller` take the kernel module to use (``native``), or None for NumPy.
+
     float32 values of every family use only integer operations and IEEE basic
     arithmetic (``log``, ``sin`` and ``cos`` come from
     :mod:`netspec.init.portable_math`, not NumPy's CPU-dispatched SIMD kernels), so
@@ -81,9 +85,9 @@ when a transform changes the bytes it produces; every version stays available as
 lock files and weight files record the one used."""
 
 DEFAULT_VERSION = 1
-"""The version ``rng: block`` (and a spec without ``rng``) selects. Still 1: version 2's ziggurat is not
-faster than version 1's Box-Muller in NumPy on the machines measured (README, Performance), so it is
-opt-in (``rng: block/2``) and no existing spec's bytes change."""
+"""The version ``rng: block`` (and a spec without ``rng``) selects. Still 1: changing it would change
+existing specs' bytes, and version 2's ziggurat is not faster than version 1's Box-Muller, in NumPy or
+with the compiled kernels, on the machines measured (README, Performance); it is opt-in (``rng: block/2``)."""
 
 STREAM_VERSIONS = (1, 2)
 RNG_MODES = ("block", *(f"block/{v}" for v in STREAM_VERSIONS), "legacy")
