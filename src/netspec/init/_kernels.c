@@ -185,45 +185,31 @@ VARIANTS(uniform_f64_loop, (const int64_t *restrict k, double *restrict o, Py_ss
     for (Py_ssize_t i = 0; i < n; i++) o[i] = (double)(sar64(k[i], 10) | 1) * m;
 })
 
-/* uniform_f32(state, out: float32[n], mult) -> (None, state): ceil(n / 2) words, 32-bit halves k (low first),
- * out[i] = float((int32(k[i]) >> 7) | 1) * float(mult)   (streams.fill_symmetric_unit, float32) */
-static PyObject *uniform_f32(PyObject *Py_UNUSED(self), PyObject *args) {
+/* uniform(state, out, mult) for values of `size` bytes -> (None, state):
+ * float32 (4): ceil(n / 2) words, 32-bit halves k (low first), out[i] = float((int32(k[i]) >> 7) | 1) * float(mult);
+ * float64 (8): n words k, out[i] = double((int64(k[i]) >> 10) | 1) * mult   (streams.fill_symmetric_unit) */
+static PyObject *uniform(PyObject *args, Py_ssize_t size) {
     PyObject *so, *oo;
     double mult;
     pcg_t g;
     Py_buffer out;
     if (!PyArg_ParseTuple(args, "OOd", &so, &oo, &mult) || parse_state(so, &g) < 0) return NULL;
-    if (get_buffer(oo, &out, 1, 4, 0, "out") < 0) return NULL;
-    Py_ssize_t n = out.len / 4;
-    uint64_t *words = draw(&g, (n + 1) / 2);
+    if (get_buffer(oo, &out, 1, size, 0, "out") < 0) return NULL;
+    Py_ssize_t n = out.len / size;
+    uint64_t *words = draw(&g, size == 4 ? (n + 1) / 2 : n);
     if (words == NULL) { PyBuffer_Release(&out); return NULL; }
     Py_BEGIN_ALLOW_THREADS
-    uniform_f32_loop((const int32_t *)words, (float *)out.buf, n, (float)mult);
+    if (size == 4) uniform_f32_loop((const int32_t *)words, (float *)out.buf, n, (float)mult);
+    else uniform_f64_loop((const int64_t *)words, (double *)out.buf, n, mult);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(words);
     PyBuffer_Release(&out);
     return Py_BuildValue("(ON)", Py_None, state_tuple(&g));
 }
 
-/* uniform_f64(state, out: float64[n], mult) -> (None, state): n words k,
- * out[i] = double((int64(k[i]) >> 10) | 1) * mult   (streams.fill_symmetric_unit, float64) */
-static PyObject *uniform_f64(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *so, *oo;
-    double mult;
-    pcg_t g;
-    Py_buffer out;
-    if (!PyArg_ParseTuple(args, "OOd", &so, &oo, &mult) || parse_state(so, &g) < 0) return NULL;
-    if (get_buffer(oo, &out, 1, 8, 0, "out") < 0) return NULL;
-    Py_ssize_t n = out.len / 8;
-    uint64_t *words = draw(&g, n);
-    if (words == NULL) { PyBuffer_Release(&out); return NULL; }
-    Py_BEGIN_ALLOW_THREADS
-    uniform_f64_loop((const int64_t *)words, (double *)out.buf, n, mult);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(words);
-    PyBuffer_Release(&out);
-    return Py_BuildValue("(ON)", Py_None, state_tuple(&g));
-}
+static PyObject *uniform_f32(PyObject *Py_UNUSED(self), PyObject *args) { return uniform(args, 4); }
+
+static PyObject *uniform_f64(PyObject *Py_UNUSED(self), PyObject *args) { return uniform(args, 8); }
 
 /* ------------------------------------------------------------------ Box-Muller, float32 (stream 1) */
 
