@@ -2,7 +2,11 @@
 
 The extension is optional: without a C compiler the install still succeeds and netspec uses its NumPy
 transforms, which give the same bytes (slower). The flags keep every floating-point operation as
-written: no fused multiply-add contraction, no fast-math, no CPU-specific instruction sets.
+written: no fused multiply-add contraction, no fast-math, no -march (the C file itself adds AVX2
+variants of its loops on x86-64, chosen at run time). The file needs a 128-bit integer type (GCC or
+Clang on a 64-bit target); MSVC lacks one, so on Windows with MSVC the build step is skipped and NumPy
+runs. A wheel built where the step failed has no kernels: pip caches it, so after installing a
+compiler reinstall with ``pip install --no-cache-dir --force-reinstall netspec``.
 """
 
 from setuptools import Extension, setup

@@ -161,3 +161,103 @@ def test_the_environment_selects_the_transforms(monkeypatch):
         kernels.native()
     with pytest.raises(ValueError, match="not one of"):
         kernels.use("fastest")
+
+
+BROKEN_IN_A_FRESH_PROCESS = """
+import sys, types
+import numpy as np
+import netspec.init
+from netspec.init import _kernels as real
+fake = types.ModuleType("netspec.init._kernels")
+fake.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
+def broken(state, out, mult):
+    result = real.uniform_f32(state, out, mult)
+    out[0] = np.nextafter(out[0], np.float32(np.inf))
+    return result
+fake.uniform_f32 = broken
+sys.modules["netspec.init._kernels"] = netspec.init._kernels = fake
+from netspec.init import kernels  # nothing has imported the streams yet
+print(kernels.status())
+"""
+
+
+@needs_kernels
+def test_the_self_check_runs_even_before_the_streams_are_imported():
+    """``netspec --version`` and CI ask for the status first thing: every check must still run."""
+    import subprocess
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != kernels.ENV}
+    out = subprocess.run([sys.executable, "-c", BROKEN_IN_A_FRESH_PROCESS], capture_output=True, text=True,
+                         env=env, check=True).stdout  # fmt: skip
+    assert "disagree" in out and "uniform float32" in out
+
+
+@needs_kernels
+def test_a_kernel_that_raises_or_a_stale_build_is_not_used(monkeypatch):
+    def missing(*_args):
+        raise AttributeError("module has no attribute 'ziggurat_f64'")
+
+    monkeypatch.setitem(sys.modules, "netspec.init._kernels", _fake(ziggurat_f64=missing))
+    monkeypatch.delattr("netspec.init._kernels", raising=False)
+    kernels.use("auto")
+    assert kernels.native() is None
+    assert "raised AttributeError" in kernels.status()
+    assert get_initializer("he_normal")((50, 20), BlockStream(9, "x", version=2)).shape == (50, 20)
+
+    monkeypatch.setitem(sys.modules, "netspec.init._kernels", _fake(API=kernels.API + 1))
+    kernels.use("auto")
+    assert kernels.native() is None
+    assert "another netspec version" in kernels.status()
+    with pytest.raises(InitializerError, match="another netspec version"):
+        kernels.use("compiled")
+
+
+@needs_kernels
+def test_arrays_a_kernel_cannot_fill_take_the_numpy_path_with_the_same_bytes():
+    """Strided outputs and bit generators other than PCG64 go to NumPy; the C code itself refuses a buffer
+    of the wrong kind (integers, byte-swapped floats) instead of filling it."""
+    kernels.use("compiled")
+    cases = [
+        (lambda: np.empty(2 * 1001, np.float32)[::2], streams.fill_standard_normal),
+        (lambda: np.empty(2 * 1001, np.float64)[::2], streams.fill_symmetric_unit),
+    ]
+    for make, fill in cases:
+        a, b = make(), np.empty(1001, make().dtype)
+        fill(np.random.PCG64(3), a)
+        fill(np.random.PCG64(3), b)
+        np.testing.assert_array_equal(a, b)
+    dxsm_ours, dxsm_numpy = np.empty(999, np.float32), np.empty(999, np.float32)
+    streams.fill_symmetric_unit(np.random.PCG64DXSM(3), dxsm_ours)
+    streams.symmetric_unit(np.random.PCG64DXSM(3), dxsm_numpy, 1.0, None)
+    np.testing.assert_array_equal(dxsm_ours, dxsm_numpy)
+    for wrong in (np.empty(8, np.int32), np.empty(8, ">f4")):
+        with pytest.raises(ValueError, match="native floats"):
+            _kernels.uniform_f32((0, 1, 0, 1), wrong, 1.0)
+
+
+@needs_kernels
+@pytest.mark.parametrize("isa", isas())
+def test_random_lengths_and_scales_match_numpy(isa):
+    """A seeded sweep beyond the self-check's fixed inputs: lengths 0..300 and 4093, scales from 0 to 1e18,
+    each transform, on each instruction set (values and the generator state after)."""
+    _kernels.set_isa(isa)
+    rng = np.random.default_rng(2026)
+    lengths = [*range(0, 301), 4093]
+    for n in lengths:
+        scale = float(rng.choice([0.0, 1e-30, 1e18, rng.uniform(0, 10)]))
+        seed = int(rng.integers(2**32))
+        for dtype, fill in ((np.float32, streams.symmetric_unit), (np.float64, streams.symmetric_unit),
+                            (np.float32, streams.box_muller)):  # fmt: skip
+            got = []
+            for native in (_kernels, None):
+                bitgen, out = np.random.PCG64(seed), np.empty(n, dtype)
+                fill(bitgen, out, scale, native)
+                got.append(out.tobytes() + repr(bitgen.state).encode())
+            assert got[0] == got[1], (isa, n, scale, dtype, fill.__name__)
+        for dtype in (np.float32, np.float64):
+            got = []
+            for native in (_kernels, None):
+                bitgen, out = np.random.PCG64(seed), np.empty(n, dtype)
+                pos, words = ziggurat._fast(bitgen, out, ziggurat.tables(np.dtype(dtype), scale or 1.0), native)
+                got.append(out.tobytes() + pos.tobytes() + words.tobytes() + repr(bitgen.state).encode())
+            assert got[0] == got[1], (isa, n, dtype, "ziggurat")

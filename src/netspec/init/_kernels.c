@@ -46,14 +46,30 @@ static inline float f32_from_ubits(uint32_t b) { float f; memcpy(&f, &b, 4); ret
 static inline int32_t sar32(int32_t x, int s) { return x >= 0 ? x >> s : ~(~x >> s); }
 static inline int64_t sar64(int64_t x, int s) { return x >= 0 ? x >> s : ~(~x >> s); }
 
-/* Get a C-contiguous buffer with the given item size and at least `count` items. */
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, Py_ssize_t count,
+/* Whether a buffer format (struct syntax) is a native-order float (kind 'f') or integer (kind 'i'). */
+static int format_ok(const char *format, char kind) {
+    if (format == NULL) return kind == 'i';  /* unsigned bytes */
+    if (*format == '@' || *format == '=') format++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    else if (*format == '>' || *format == '!') format++;
+#else
+    else if (*format == '<') format++;
+#endif
+    if (format[0] == '\0' || format[1] != '\0') return 0;
+    return kind == 'f' ? strchr("fd", format[0]) != NULL : strchr("bBhHiIlLqQnN", format[0]) != NULL;
+}
+
+/* Get a C-contiguous buffer of native-order floats (kind 'f') or integers ('i') with the given item size
+ * and at least `count` items. */
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, char kind, Py_ssize_t itemsize, Py_ssize_t count,
                       const char *what) {
     if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return -1;
-    if (view->itemsize != itemsize || view->len < count * itemsize) {
-        PyErr_Format(PyExc_ValueError, "%s: expected at least %zd items of %zd bytes, got %zd bytes of %zd-byte items",
-                     what, count, itemsize, view->len, view->itemsize);
+    if (view->itemsize != itemsize || view->len < count * itemsize || !format_ok(view->format, kind)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected at least %zd native %s of %zd bytes, got %zd bytes of %zd-byte items (format %s)",
+                     what, count, kind == 'f' ? "floats" : "integers", itemsize, view->len, view->itemsize,
+                     view->format ? view->format : "B");
         PyBuffer_Release(view);
         return -1;
     }
@@ -101,8 +117,10 @@ static inline uint64_t pcg_output(u128 s) {
 }
 
 /* The next n words of g into dst (NumPy's random_raw(n)); g ends at the state of the last word.
- * On a big-endian machine the two 32-bit halves of each word are swapped in memory, so that a
- * uint32 view reads the low half first everywhere (what the NumPy path does on little-endian). */
+ * Stored in native byte order, as random_raw: a uint32 view reads 32-bit halves in memory order, as
+ * the NumPy float32 uniform and Box-Muller paths do (low half first on little-endian machines). The
+ * ziggurat's NumPy path reads the low half first on every machine, so on a big-endian machine its
+ * float32 self-check fails and NumPy runs it there. */
 static void pcg_fill(pcg_t *g, uint64_t *dst, Py_ssize_t n) {
     Py_ssize_t i = 0;
     if (n >= 8) {
@@ -125,9 +143,6 @@ static void pcg_fill(pcg_t *g, uint64_t *dst, Py_ssize_t n) {
         g->s = g->s * PCG_MULT + g->inc;
         dst[i] = pcg_output(g->s);
     }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    for (i = 0; i < n; i++) dst[i] = (dst[i] << 32) | (dst[i] >> 32);
-#endif
 }
 
 static int parse_state(PyObject *obj, pcg_t *g) {
@@ -162,14 +177,10 @@ static PyObject *raw(PyObject *Py_UNUSED(self), PyObject *args) {
     pcg_t g;
     Py_buffer out;
     if (!PyArg_ParseTuple(args, "OO", &so, &oo) || parse_state(so, &g) < 0) return NULL;
-    if (get_buffer(oo, &out, 1, 8, 0, "out") < 0) return NULL;
+    if (get_buffer(oo, &out, 1, 'i', 8, 0, "out") < 0) return NULL;
     Py_ssize_t n = out.len / 8;
     Py_BEGIN_ALLOW_THREADS
     pcg_fill(&g, (uint64_t *)out.buf, n);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    /* undo pcg_fill's swap: raw words as NumPy gives them */
-    for (Py_ssize_t i = 0; i < n; i++) ((uint64_t *)out.buf)[i] = (((uint64_t *)out.buf)[i] << 32) | (((uint64_t *)out.buf)[i] >> 32);
-#endif
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&out);
     return Py_BuildValue("(ON)", Py_None, state_tuple(&g));
@@ -194,7 +205,7 @@ static PyObject *uniform(PyObject *args, Py_ssize_t size) {
     pcg_t g;
     Py_buffer out;
     if (!PyArg_ParseTuple(args, "OOd", &so, &oo, &mult) || parse_state(so, &g) < 0) return NULL;
-    if (get_buffer(oo, &out, 1, size, 0, "out") < 0) return NULL;
+    if (get_buffer(oo, &out, 1, 'f', size, 0, "out") < 0) return NULL;
     Py_ssize_t n = out.len / size;
     uint64_t *words = draw(&g, size == 4 ? (n + 1) / 2 : n);
     if (words == NULL) { PyBuffer_Release(&out); return NULL; }
@@ -282,8 +293,8 @@ static PyObject *box_muller_f32(PyObject *Py_UNUSED(self), PyObject *args) {
     pcg_t g;
     Py_buffer out, consts;
     if (!PyArg_ParseTuple(args, "OOO", &so, &oo, &co) || parse_state(so, &g) < 0) return NULL;
-    if (get_buffer(oo, &out, 1, 4, 0, "out") < 0) return NULL;
-    if (get_buffer(co, &consts, 0, 4, C_COUNT, "consts") < 0) { PyBuffer_Release(&out); return NULL; }
+    if (get_buffer(oo, &out, 1, 'f', 4, 0, "out") < 0) return NULL;
+    if (get_buffer(co, &consts, 0, 'f', 4, C_COUNT, "consts") < 0) { PyBuffer_Release(&out); return NULL; }
     float c[C_COUNT];
     memcpy(c, consts.buf, sizeof c);
     PyBuffer_Release(&consts);
@@ -355,7 +366,8 @@ static PyObject *ziggurat(PyObject *args, Py_ssize_t size) {
     for (; got < 5; got++) {
         Py_ssize_t itemsize = got == 3 ? (Py_ssize_t)sizeof(Py_ssize_t) : size;
         Py_ssize_t count = got == 1 || got == 2 ? 256 : n;
-        if (get_buffer(obj[got], &buf[got], writable[got], itemsize, count, names[got]) < 0) break;
+        char kind = got == 0 || got == 1 ? 'f' : 'i';
+        if (get_buffer(obj[got], &buf[got], writable[got], kind, itemsize, count, names[got]) < 0) break;
         if (got == 0) n = buf[0].len / size;
     }
     uint64_t *words = got == 5 ? draw(&g, size == 4 ? (n + 1) / 2 : n) : NULL;
@@ -431,7 +443,11 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "CONSTANTS", C_COUNT) < 0) { Py_DECREF(m); return NULL; }
+    /* API: the interface version netspec.init.kernels expects (a stale build is not used) */
+    if (PyModule_AddIntConstant(m, "CONSTANTS", C_COUNT) < 0 || PyModule_AddIntConstant(m, "API", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
 #ifdef NETSPEC_AVX2
     __builtin_cpu_init();
     use_avx2 = __builtin_cpu_supports("avx2");

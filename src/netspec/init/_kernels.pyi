@@ -8,6 +8,7 @@ Next = tuple[int, int]
 """The state after the words drawn: (high 64 bits, low 64 bits)."""
 
 CONSTANTS: int
+API: int
 
 def set_isa(name: str) -> str: ...
 def raw(state: State, out: np.ndarray) -> tuple[None, Next]: ...

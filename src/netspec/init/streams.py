@@ -166,7 +166,7 @@ def fill_symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray, scale: float =
     float64: ``v = ((int64(k) >> 10) | 1) / 2^53`` for each 64-bit word.
     Value: ``fl(j * fl(scale / 2^24))`` (2^53 for float64), one rounding.
     """
-    symmetric_unit(bitgen, out, scale, kernels.native())
+    symmetric_unit(bitgen, out, scale, kernels.usable(kernels.native(), bitgen, out))
 
 
 def symmetric_unit(bitgen: np.random.PCG64, out: np.ndarray, scale: float, native: ModuleType | None) -> None:
@@ -197,7 +197,7 @@ def fill_standard_normal(bitgen: np.random.PCG64, out: np.ndarray, scale: float 
     if out.dtype != np.float32:
         _fill_standard_normal_f64(bitgen, out, scale)
         return
-    box_muller(bitgen, out, scale, kernels.native())
+    box_muller(bitgen, out, scale, kernels.usable(kernels.native(), bitgen, out))
 
 
 def box_muller_constants(scale: float) -> np.ndarray:
@@ -382,9 +382,6 @@ def kernel_checks() -> list[kernels.Check]:
         ("Box-Muller float32", check(box_muller, 8193, np.float32, 1.0)),
         ("Box-Muller float32 (scaled, even lengths)", check(box_muller, 2 * 2049, np.float32, 0.0137)),
     ]
-
-
-kernels.register(kernel_checks)
 
 
 # ---------------------------------------------------------------- block-mode stream

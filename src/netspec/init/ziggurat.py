@@ -271,7 +271,7 @@ def fill(blocks: Sequence[Bits], out: np.ndarray, scale: float = 1.0, size: int 
         block_start = k * size
         for start in range(block_start, min(block_start + size, out.size), TILE):
             chunk = out[start : min(start + TILE, block_start + size)]
-            rejected, rejected_words = _fast(bits.main, chunk, t, native)
+            rejected, rejected_words = _fast(bits.main, chunk, t, kernels.usable(native, bits.main, chunk))
             if rejected.size:
                 positions.append(rejected + start)
                 words.append(rejected_words)
@@ -434,9 +434,6 @@ def kernel_checks() -> list[kernels.Check]:
         return one
 
     return [("ziggurat float32", run(np.float32, 8193)), ("ziggurat float64", run(np.float64, 4097))]
-
-
-kernels.register(kernel_checks)
 
 
 def derive_tables(layers: int = LAYERS, digits: int = 50) -> tuple[float, float, list[float], list[float]]:
