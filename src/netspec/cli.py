@@ -25,6 +25,7 @@ from netspec import __version__
 from netspec.arguments import int_in, positive_int, seed
 from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
+from netspec.spec.files import spec_files
 
 if TYPE_CHECKING:
     from netspec.nn.network import Network
@@ -253,23 +254,6 @@ def _negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def _spec_files(paths: list[str]) -> list[str]:
-    """Spec paths, with folders expanded to the ``*.yaml``/``*.yml`` files in them (recursively, sorted;
-    hidden folders such as ``.git`` are skipped)."""
-    out: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            found = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found += [os.path.join(root, n) for n in names if n.endswith((".yaml", ".yml"))]
-            found.sort()
-            out.extend(found or [path])
-        else:
-            out.append(path)
-    return out
-
-
 def _missing(path: str) -> str:
     """Why ``path`` cannot be read as a spec, or ''."""
     if os.path.isdir(path):
@@ -356,7 +340,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from netspec.spec.imports import BlockLibrary
 
     results = []
-    for path in _spec_files(args.specs):
+    for path in spec_files(args.specs):
         problem = _missing(path)
         if problem:
             results.append(Validation(path, problem=problem))
@@ -407,7 +391,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from netspec.errors import NetspecError, SpecError
     from netspec.spec.imports import BlockLibrary
 
-    paths = _spec_files(args.specs)
+    paths = spec_files(args.specs)
     if args.weights and len(paths) > 1:
         raise UsageError("--weights checks one spec's file; give one SPEC with it")
     if args.lock and len(paths) > 1:

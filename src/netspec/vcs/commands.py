@@ -199,9 +199,10 @@ def _external_side(temp: str, path: str) -> Any:
 
 def run_fmt(args: argparse.Namespace) -> int:
     from netspec.io.weights import atomic_write
+    from netspec.spec.files import spec_files
     from netspec.vcs.fmt import NotASpec, format_text
 
-    paths = _spec_files(args.specs)
+    paths = spec_files(args.specs, keep_empty_folders=False)
     changed, failed = [], 0
     for path in paths:
         try:
@@ -237,15 +238,3 @@ def _read_spec(path: str) -> str:
 
     with open(path, "rb") as fh:
         return decode(fh.read(MAX_BYTES + 1), path)
-
-
-def _spec_files(paths: list[str]) -> list[str]:
-    out = []
-    for path in paths:
-        if os.path.isdir(path):
-            for root, folders, files in os.walk(path):
-                folders[:] = sorted(f for f in folders if not f.startswith("."))  # not .git, .venv, .github
-                out += [os.path.join(root, f) for f in sorted(files) if f.endswith((".yaml", ".yml"))]
-        else:
-            out.append(path)
-    return out
