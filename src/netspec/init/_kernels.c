@@ -444,7 +444,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     /* API: the interface version netspec.init.kernels expects (a stale build is not used) */
-    if (PyModule_AddIntConstant(m, "CONSTANTS", C_COUNT) < 0 || PyModule_AddIntConstant(m, "API", 1) < 0) {
+    if (PyModule_AddIntConstant(m, "API", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -7,7 +7,6 @@ State = tuple[int, int, int, int]
 Next = tuple[int, int]
 """The state after the words drawn: (high 64 bits, low 64 bits)."""
 
-CONSTANTS: int
 API: int
 
 def set_isa(name: str) -> str: ...
