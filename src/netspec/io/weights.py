@@ -15,8 +15,8 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,16 +52,24 @@ def file_format(path: str) -> str:
 def atomic_write(path: str) -> Iterator[BinaryIO]:
     """A file object whose content replaces ``path`` only if the block completes."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".netspec-", suffix=".partial", dir=folder)
+    # The name is chosen before the file exists, so a signal that lands just after the file is created
+    # (SIGTERM unwinds like Ctrl-C) still knows what to remove; tempfile.mkstemp returns the name only
+    # after creating the file, which left a .partial behind when the signal fell in between.
+    tmp = os.path.join(folder, f".netspec-{secrets.token_hex(8)}.partial")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file respects the umask like any other
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except FileExistsError:  # 64 random bits taken by another writer: its file, not ours to remove
+            tmp = ""
+            raise
+        os.fchmod(fd, 0o666 & ~_umask())  # created 0600; a new file respects the umask like any other
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
