@@ -124,3 +124,71 @@ def test_attention_errors_are_located(text, expected):
     with pytest.raises(SpecError) as e:
         _net(text)
     assert "attn.yaml:" in str(e.value) and expected in str(e.value)
+
+
+def _configs(net):
+    return {f"{cl.name}.{p.name}": p.initializer.get_config() for cl in net.layers for p in cl.params}
+
+
+def test_per_projection_keys_override_weights_and_bias_then_defaults_then_auto():
+    from netspec.report.summary import explain
+
+    net = _net("input: [4, 8]\ndefaults: {weights: lecun_normal, bias: ones}\nlayers:\n"
+               "  - {type: multi_head_attention, name: a, heads: 2, key_dim: 4, weights: he_uniform,\n"
+               "     output_weights: {name: normal, std: 0.01}, query_bias: zeros}\n"
+               "  - {type: multi_head_attention, name: b, heads: 2, key_dim: 4, key_weights: orthogonal}\n")
+    c = _configs(net)
+    assert c["a.output.weights"] == {"name": "normal", "mean": 0.0, "std": 0.01}
+    assert [c[f"a.{p}.weights"]["name"] for p in ("query", "key", "value")] == ["he_uniform"] * 3
+    assert c["a.query.bias"]["name"] == "zeros" and c["a.key.bias"]["name"] == "ones"  # layer key, then defaults
+    assert c["b.key.weights"]["name"] == "orthogonal" and c["b.query.weights"]["name"] == "lecun_normal"
+    keys = {p.name: p.key for p in net.layers[0].params}
+    assert keys["query.weights"] == "query_weights" and keys["output.bias"] == "output_bias"
+    origin = {e["parameter"]: e["origin"] for e in explain(net)}
+    assert origin["a.output.weights"] == "layer key 'output_weights'"
+    assert origin["a.query.weights"] == "layer key 'weights' (query_weights not written)"
+    assert origin["a.key.bias"] == "defaults.bias (key_bias not written) (kernel fans)"
+    assert origin["b.key.weights"] == "layer key 'key_weights'"
+    assert origin["b.value.weights"] == "defaults.weights (value_weights not written)"
+
+
+def test_torch_convention_auto_is_resolved_per_projection():
+    from netspec.report.summary import explain
+
+    net = _net("input: [4, 8]\nlayers:\n  - {type: multi_head_attention, name: a, heads: 2, key_dim: 4, "
+               "convention: torch, query_weights: auto}\n")  # fmt: skip
+    c = _configs(net)
+    assert c["a.output.weights"]["name"] == "torch_kaiming_uniform" and c["a.query.weights"]["name"] == "glorot_uniform"
+    origin = {e["parameter"]: e["origin"] for e in explain(net)}
+    assert "nn.Linear's default" in origin["a.output.weights"] and "output_weights and weights" in origin[
+        "a.output.weights"]
+    assert origin["a.query.weights"].startswith("layer key 'query_weights'; auto:")
+    # a general key written on the layer is taken at its word, output projection included (as before)
+    written = _configs(_net("input: [4, 8]\nlayers:\n  - {type: multi_head_attention, name: a, heads: 2, key_dim: 4, "
+                            "convention: torch, weights: glorot_uniform}\n"))  # fmt: skip
+    assert written["a.output.weights"]["name"] == "glorot_uniform"
+
+
+def test_per_projection_keys_draw_their_own_law():
+    # the output projection's std follows its own key: a wrong key routing would fail this by a factor of 10
+    from netspec.check.checks import check_values
+
+    net = _net("input: [4, 64]\nlayers:\n  - {type: multi_head_attention, name: a, heads: 4, key_dim: 16, "
+               "weights: {name: normal, std: 0.2}, output_weights: {name: normal, std: 0.02}}\n")  # fmt: skip
+    p = net.initialize()
+    for path, spec in net.parameters():
+        assert all(r.ok is not False for r in check_values(p[path], spec.declared(), alpha=1e-6)), path
+    assert {path: spec.declared().std for path, spec in net.parameters() if path.endswith("weights")} == {
+        "a.query.weights": 0.2, "a.key.weights": 0.2, "a.value.weights": 0.2, "a.output.weights": 0.02}
+
+
+def test_a_per_projection_key_error_is_located_at_the_key_that_decided():
+    with pytest.raises(SpecError) as e:
+        _net("input: [4, 8]\nlayers:\n  - {type: multi_head_attention, heads: 2, key_dim: 4, value_bias: identity, "
+             "output_weights: {name: normal, std: -1}}\n")  # fmt: skip
+    text = str(e.value)
+    assert "(at layers[0].output_weights)" in text and "std must be > 0" in text
+    with pytest.raises(SpecError) as e:
+        _net("input: [4, 8]\ndefaults: {weights: dirac}\nlayers:\n  - {type: multi_head_attention, heads: 2, "
+             "key_dim: 4}\n")  # fmt: skip
+    assert "(at defaults.weights)" in str(e.value)

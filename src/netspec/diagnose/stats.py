@@ -137,7 +137,8 @@ def reinitialized(net: Network, initializer: str) -> Network:
         raise UsageError(f"--compare: {exc}") from None
     layers = []
     for cl in net.layers:
-        params = [dataclasses.replace(p, initializer=init) if p.init_key == "weights" else p for p in cl.params]
+        kernels = [p.init_key for p in cl.params if cl.layer.base_key(p.init_key) == "weights"]
+        params = [dataclasses.replace(p, initializer=init) if p.init_key in kernels else p for p in cl.params]
         for p in params:
             try:
                 p.declared()

@@ -14,6 +14,11 @@ Forward (evaluation): ``q = x Wq + bq``, ``k = c Wk + bk``, ``v = c Wv + bv`` sp
 ``A = softmax(q k^T / sqrt(key_dim))`` per head (with ``causal: true``, query position i attends
 to key positions <= i only); heads concatenated, then ``A v Wo + bo``.
 
+Initializer keys: ``weights`` and ``bias`` for all four projections, each overridden by the
+projection's own key (``query_weights``, ``key_weights``, ``value_weights``, ``output_weights`` and
+``query_bias`` ... ``output_bias``); a key the layer does not write falls back to the general one
+(then ``defaults``, then the built-in ``auto`` / zeros), and ``explain`` names the key that decided.
+
 Initialization (``convention``; ``auto`` for ``weights``, ``bias`` defaults to zeros):
 
 * ``keras`` (default): every kernel glorot_uniform with *separate* fans per projection
@@ -32,12 +37,14 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from netspec.init.fans import Fans, compute_fans
-from netspec.init.initializers import get_initializer
 from netspec.nn.activations import Activation
 from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, register_layer
 
 if TYPE_CHECKING:
     import numpy as np
+
+PROJECTIONS = ("query", "key", "value", "output")
+"""The attention projections; each has a kernel and a bias, and an initializer key for each."""
 
 TORCH_LINEAR = {"name": "torch_kaiming_uniform", "a": math.sqrt(5)}
 """PyTorch ``nn.Linear``'s default weight initializer: U(±1/sqrt(fan_in))."""
@@ -56,21 +63,30 @@ class MultiHeadAttention(Layer):
         "causal": _opt({"type": "boolean"}, "Mask future positions: query i attends to keys <= i (default false)."),
         "convention": _opt({"enum": ["keras", "torch"]}, "Which framework's initialization 'auto' and the fans "
                            "follow: keras (default; separate fans per projection) or torch (fused q/k/v fans)."),
-        "weights": _opt(INIT_REF, "Initializer of the four projection kernels; 'auto' follows the convention."),
-        "bias": _opt(INIT_REF, "Initializer of the four biases (default: defaults.bias or zeros)."),
+        "weights": _opt(INIT_REF, "Initializer of the four projection kernels (each overridden by its own key "
+                        "below); 'auto' follows the convention."),
+        "bias": _opt(INIT_REF, "Initializer of the four biases, each overridden by its own key below (default: "
+                     "defaults.bias or zeros)."),
+        **{f"{proj}_{kind}": _opt(INIT_REF, f"Initializer of the {proj} projection's {what}; overrides '{kind}'.")
+           for proj in PROJECTIONS for kind, what in (("weights", "kernel"), ("bias", "bias"))},
         "use_bias": _opt({"type": "boolean"}, "Whether the projections have biases (default true)."),
     }  # fmt: skip
     REQUIRED = ("heads", "key_dim")
-    INIT_KEYS = {"weights": "auto", "bias": "zeros"}
+    INIT_KEYS = {"weights": "auto", "bias": "zeros",
+                 **{f"{proj}_{kind}": default for proj in PROJECTIONS
+                    for kind, default in (("weights", "auto"), ("bias", "zeros"))}}  # fmt: skip
+    INIT_FALLBACKS = {f"{proj}_{kind}": kind for proj in PROJECTIONS for kind in ("weights", "bias")}
     ARITY = (1, 2)
 
     @classmethod
     def auto(cls, key: str, options: dict[str, Any], activation: Activation) -> tuple[Any, str, str, str]:
         convention = options.get("convention", "keras")
+        follows = f"{cls.type} ({convention})"
+        if convention == "torch" and key == "output_weights":
+            return TORCH_LINEAR, follows, "layer", "torch's nn.MultiheadAttention keeps nn.Linear's default on out_proj"
         why = ("Keras' MultiHeadAttention default" if convention == "keras" else
-               "torch's nn.MultiheadAttention: xavier_uniform_ on in_proj_weight; output.weights keeps nn.Linear's "
-               "default, torch_kaiming_uniform(a=sqrt(5))")
-        return "glorot_uniform", f"{cls.type} ({convention})", "layer", why  # fmt: skip
+               "torch's nn.MultiheadAttention: xavier_uniform_ on in_proj_weight")
+        return "glorot_uniform", follows, "layer", why  # fmt: skip
 
     def dims(self) -> tuple[int, int, int]:
         heads, key_dim = self.options["heads"], self.options["key_dim"]
@@ -101,12 +117,11 @@ class MultiHeadAttention(Layer):
             if fused and proj != "output":
                 fans = Fans(d, 2 * qk + vd)
                 how = f"torch's fused in_proj_weight: fans of the ({d}, {2 * qk + vd}) q|k|v kernel"
-            init = self.initializers["weights"]
-            if proj == "output" and "weights" in self.auto_keys and self.options.get("convention") == "torch":
-                init = get_initializer(TORCH_LINEAR)
-            out.append(ParamSpec(f"{proj}.weights", shape, init, fans, "weights", how))
+            out.append(ParamSpec(f"{proj}.weights", shape, self.initializers[f"{proj}_weights"], fans,
+                                 f"{proj}_weights", how))
             if self.options.get("use_bias", True):
-                out.append(ParamSpec(f"{proj}.bias", (shape[1],), self.initializers["bias"], fans, "bias", how))
+                out.append(ParamSpec(f"{proj}.bias", (shape[1],), self.initializers[f"{proj}_bias"], fans,
+                                     f"{proj}_bias", how))
         return out
 
     def params(self, shape: Shape) -> list[ParamSpec]:

@@ -108,6 +108,9 @@ class Layer:
     OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {}
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     INIT_KEYS: ClassVar[dict[str, str]] = {}
+    INIT_FALLBACKS: ClassVar[dict[str, str]] = {}
+    """Initializer keys that, when the layer does not write them, take another key's value
+    (``query_weights`` -> ``weights``): the more specific key overrides the general one."""
     USES_DEFAULTS: ClassVar[bool] = True
     AUTO: ClassVar[dict[str, Any] | None] = None
     AUTO_WHY: ClassVar[str] = ""
@@ -132,6 +135,13 @@ class Layer:
         if cls.AUTO is not None:
             return cls.AUTO, cls.type, "layer", cls.AUTO_WHY
         return activation.recommended, activation.name, "activation", "the activation's recommended initializer"
+
+    @classmethod
+    def base_key(cls, key: str) -> str:
+        """The general key a specific one falls back to (``query_weights`` -> ``weights``), else itself."""
+        while key in cls.INIT_FALLBACKS:
+            key = cls.INIT_FALLBACKS[key]
+        return key
 
     @classmethod
     def has_activation(cls) -> bool:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 class Provenance:
     """Where one of a layer's initializers came from (rendered by :mod:`netspec.report.summary`).
 
+    ``key`` is the spec key that decided: the parameter's own key, or the general key it falls back to
+    when the layer does not write it (``weights`` for an attention layer's ``query_weights``).
     ``source`` is ``layer`` (the layer's own key), ``defaults`` (the spec's
     ``defaults``), ``built-in`` (the layer type's default) or ``fixed`` (not
     configurable, e.g. batch-norm statistics); ``written`` is the value as

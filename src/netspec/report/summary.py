@@ -121,9 +121,12 @@ def origin_text(prov: Provenance, param: ParamSpec) -> str:
     text = {"layer": f"layer key '{key}'", "defaults": f"defaults.{key}"}.get(
         prov.source, f"built-in default ({prov.written})"
     )
+    if param.init_key != key:  # a specific key (query_weights) the layer does not write: the general one decided
+        text += f" ({param.init_key} not written)" if prov.source != "built-in" else (
+            f" ({param.init_key} and {key} not written)")
     if prov.written == "auto":
         text += f"; auto: {prov.auto_from} -> {prov.auto_to}"
-    return text + (" (kernel fans)" if param.name == "bias" else "")
+    return text + (" (kernel fans)" if param.name == "bias" or param.name.endswith(".bias") else "")
 
 
 def fans_from(config: dict[str, Any], layer_fans: bool, convention: str = "") -> str:

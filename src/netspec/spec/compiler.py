@@ -287,6 +287,18 @@ class Resolver:
         provenance: dict[str, Provenance] = {}
         for key, fallback in cls.INIT_KEYS.items():
             spec, where, source = self._written(cls, options, path, key)
+            general = cls.INIT_FALLBACKS.get(key)
+            if where is None and general is not None:  # not written: the general key decides (listed before it)
+                decided = provenance[general]
+                if decided.written == "auto":  # auto is resolved for this key (its own rule may differ)
+                    target, follows, rule, why = cls.auto(key, options, activation)
+                    inits[key] = get_initializer(target)
+                    auto.add(key)
+                    to = f"{_initializer_text(target)} ({why})"
+                    provenance[key] = Provenance(general, decided.source, "auto", follows, rule, to)
+                else:
+                    inits[key], provenance[key] = inits[general], decided
+                continue
             written = fallback if where is None else spec
             if written == "auto":
                 target, follows, rule, why = cls.auto(key, options, activation)
@@ -313,9 +325,9 @@ class Resolver:
                 prov = provenance.get(p.init_key)
                 where: Path = path
                 if prov is not None and prov.source == "layer":
-                    where = (*path, p.init_key)
+                    where = (*path, prov.key)
                 elif prov is not None and prov.source == "defaults":
-                    where = ("defaults", p.init_key)
+                    where = ("defaults", prov.key)
                 line, col = self.doc.mark(where)
                 diags.append(Diagnostic(f"{name}.{p.name}: {exc}", line, col, format_path(where)))
         return diags
