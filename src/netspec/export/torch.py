@@ -52,6 +52,10 @@ def to_module(spec_or_network: Any, params: dict[str, np.ndarray] | None = None)
     """The network as a ``torch.nn.Module`` in evaluation mode, holding ``params`` (default: initialized
     from the spec's seed). ``spec_or_network`` is a :class:`Network` or a spec file path.
 
+    The module follows ``self.training``: after ``module.train()`` batch norm normalizes with the batch's
+    statistics and updates its running ones with the layer's ``momentum`` (PyTorch's convention), and
+    dropout drops with torch's generator; ``module.eval()`` computes netspec's forward pass.
+
     The module's ``forward`` takes the network input as one tensor (or keyword arguments by input name)
     of shape ``(batch, *input)``, channels last as in the spec, and returns the output (a dict by name
     for several outputs). ``module.netspec_parameters()`` maps netspec names to the torch parameters.
@@ -340,7 +344,10 @@ def _flatten(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]
 
 @converter("dropout")
 def _dropout(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
-    return _lambda(lambda x: x), {}
+    """``torch.nn.Dropout``: the identity in ``eval()``; in ``train()`` zeroes each value with probability
+    ``rate`` (torch's generator) and scales the rest by ``1 / (1 - rate)``."""
+    torch = torch_module()
+    return torch.nn.Dropout(float(cl.layer.options["rate"])), {}
 
 
 @converter("activation")
@@ -350,9 +357,13 @@ def _activation(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tenso
 
 @converter("batch_norm")
 def _batch_norm(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    """Channels-last batch norm: ``eval()`` uses the running statistics; ``train()`` normalizes with the
+    batch's statistics over every axis but the last and updates the running ones with ``momentum``
+    (``torch.nn.functional.batch_norm``, as ``nn.BatchNorm2d`` on the channels-first tensor)."""
     torch = torch_module()
     n = p["gamma"].shape[0]
-    bn = torch.nn.BatchNorm1d(n, eps=cl.layer.epsilon)  # type: ignore[attr-defined]
+    layer = cl.layer
+    bn = torch.nn.BatchNorm1d(n, eps=layer.epsilon, momentum=layer.momentum)  # type: ignore[attr-defined]
 
     class ChannelsLastBatchNorm(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
@@ -360,11 +371,15 @@ def _batch_norm(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tenso
             self.weight, self.bias = bn.weight, bn.bias
             self.register_buffer("running_mean", bn.running_mean)
             self.register_buffer("running_var", bn.running_var)
-            self.eps = bn.eps
+            self.eps, self.momentum = bn.eps, bn.momentum
 
         def forward(self, x: Any) -> Any:
             return torch.nn.functional.batch_norm(x.reshape(-1, n), self.running_mean, self.running_var,
-                                                  self.weight, self.bias, False, 0.0, self.eps).reshape(x.shape)
+                                                  self.weight, self.bias, self.training, self.momentum,
+                                                  self.eps).reshape(x.shape)  # fmt: skip
+
+        def extra_repr(self) -> str:
+            return f"{n}, eps={self.eps}, momentum={self.momentum}, channels last"
 
     return ChannelsLastBatchNorm(), {"gamma": ("weight", p["gamma"]), "beta": ("bias", p["beta"]),
                                      "moving_mean": ("running_mean", p["moving_mean"]),

@@ -346,9 +346,28 @@ class Norm(Layer):
 
 
 class BatchNorm(Norm):
+    """Batch normalization on the channels (last) axis.
+
+    Evaluation: ``y = (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta``. Training (the
+    exported PyTorch module in ``train()`` mode) normalizes with the batch's mean and biased variance and
+    updates ``moving = (1 - momentum) * moving + momentum * batch`` (the unbiased batch variance), as
+    PyTorch's ``BatchNorm``; Keras' and Flax's ``momentum`` m is this ``1 - momentum``.
+    """
+
     type = "batch_norm"
     description = "Batch normalization on the last axis; eval uses moving_mean / moving_variance."
-    default_epsilon = 1e-3
+    OPTIONS = {
+        "epsilon": _opt({"type": "number", "exclusiveMinimum": 0},
+                        "Added to the variance for stability (default 1e-5, PyTorch's and Flax's; Keras uses 1e-3)."),
+        "momentum": _opt({"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                         "Weight of the batch statistics in the moving averages when training, PyTorch's convention "
+                         "(default 0.1; Keras' momentum 0.99 is 0.01 here)."),
+    }  # fmt: skip
+    default_momentum: ClassVar[float] = 0.1
+
+    @property
+    def momentum(self) -> float:
+        return float(self.options.get("momentum", self.default_momentum))
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         specs = super().params(shape)
