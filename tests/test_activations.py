@@ -27,6 +27,9 @@ X = np.array([[-30.0, -2.0, -0.5, 0.0, 0.5, 2.0, 30.0]])
             0.5 * X * (1 + np.tanh(math.sqrt(2 / math.pi) * (X + 0.044715 * X**3))),
         ),
         ("selu", 1.0507009873554805 * np.where(X > 0, X, 1.6732632423543772 * (np.exp(X) - 1))),
+        ("relu6", np.clip(X, 0, 6)),
+        ("hard_sigmoid", np.clip(X / 6 + 0.5, 0, 1)),  # Keras 3's form; Keras 2's 0.2 x + 0.5 differs at x = 2
+        ("hard_swish", X * np.clip(X / 6 + 0.5, 0, 1)),
     ],
     ids=str,
 )
@@ -61,7 +64,7 @@ def test_gains_follow_pytorch(name, gain):
     assert get_activation(name).gain() == pytest.approx(gain, rel=1e-15)
 
 
-@pytest.mark.parametrize("name", ["gelu", "elu", "softmax", "silu"])
+@pytest.mark.parametrize("name", ["gelu", "elu", "softmax", "silu", "relu6", "hard_sigmoid", "hard_swish"])
 def test_no_gain_where_pytorch_has_none(name):
     with pytest.raises(InitializerError, match="no gain is defined"):
         get_activation(name).gain()
@@ -78,6 +81,9 @@ def test_no_gain_where_pytorch_has_none(name):
         ("leaky_relu", "he_normal"),
         ("elu", "he_normal"),
         ("selu", "lecun_normal"),
+        ("relu6", "he_normal"),
+        ("hard_swish", "he_normal"),
+        ("hard_sigmoid", "glorot_uniform"),
     ],
 )
 def test_recommended_initializer_follows_seed_004(name, recommended):
@@ -95,3 +101,21 @@ def test_every_activation_round_trips():
     for name in ACTIVATIONS:
         act = get_activation(name)
         assert get_activation(act.get_config()) == act
+
+
+GRID = np.linspace(-8, 8, 161).astype(np.float32)  # steps of 0.1 through the kinks at -3, 0, 3 and 6 (and 6.0 itself)
+
+
+@pytest.mark.parametrize(("name", "torch_name"), [("relu6", "relu6"), ("hard_sigmoid", "hardsigmoid"),
+                                                   ("hard_swish", "hardswish")])  # fmt: skip
+def test_hard_activations_match_pytorch(name, torch_name):
+    torch = pytest.importorskip("torch")
+    ours = get_activation(name)(GRID)
+    theirs = getattr(torch.nn.functional, torch_name)(torch.from_numpy(GRID)).numpy()
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_hard_sigmoid_is_not_keras_2s():
+    x = np.array([2.0, -2.0])
+    assert get_activation("hard_sigmoid")(x) == pytest.approx([5 / 6, 1 / 6])  # Keras 2: 0.9, 0.1

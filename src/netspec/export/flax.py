@@ -223,6 +223,7 @@ def activation(act: Any) -> Callable[[Any], Any]:
         "selu": jax.nn.selu, "silu": jax.nn.silu, "softplus": jax.nn.softplus, "softsign": jax.nn.soft_sign,
         "softmax": lambda x: jax.nn.softmax(x, axis=-1), "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
         "leaky_relu": lambda x: jax.nn.leaky_relu(x, act.alpha), "elu": lambda x: jax.nn.elu(x, act.alpha),
+        "relu6": jax.nn.relu6, "hard_sigmoid": jax.nn.hard_sigmoid, "hard_swish": jax.nn.hard_swish,
     }  # fmt: skip
     if name == "gelu":
         return lambda x: jax.nn.gelu(x, approximate=act.approximate == "tanh")

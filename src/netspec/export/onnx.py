@@ -316,6 +316,12 @@ def _act(g: Graph, act: Any, x: str) -> str:
         return g.node("Selu", [x], alpha=float(SELU_ALPHA), gamma=float(SELU_SCALE))
     if name == "gelu":
         return g.node("Gelu", [x], approximate=act.approximate)
+    if name == "relu6":
+        return g.node("Clip", [x, g.const(0.0), g.const(6.0)])
+    if name == "hard_sigmoid":  # ONNX's max(0, min(1, alpha x + beta)) = relu6(x + 3) / 6
+        return g.node("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+    if name == "hard_swish":  # x * HardSigmoid(x) with alpha 1/6, beta 0.5 (opset 14)
+        return g.node("HardSwish", [x])
     if name == "silu":
         return g.node("Mul", [x, g.node("Sigmoid", [x])])
     if name == "softmax":

@@ -202,7 +202,8 @@ def activation_fn(act: Any) -> Callable[[Any], Any]:
     name = act.name
     table: dict[str, Callable[[Any], Any]] = {
         "linear": lambda x: x, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": f.relu,
-        "selu": f.selu, "silu": f.silu, "softplus": f.softplus, "softsign": f.softsign,
+        "selu": f.selu, "silu": f.silu, "softplus": f.softplus, "softsign": f.softsign, "relu6": f.relu6,
+        "hard_sigmoid": f.hardsigmoid, "hard_swish": f.hardswish,
         "softmax": lambda x: f.softmax(x, dim=-1), "log_softmax": lambda x: f.log_softmax(x, dim=-1),
     }  # fmt: skip
     if name == "leaky_relu":

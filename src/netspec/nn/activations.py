@@ -6,8 +6,8 @@ selu: 3/4. PyTorch defines no gain for the others and neither does netspec.
 
 Recommended initializers follow the table in the blog post "Weight Initialization
 Technique | Neural Network" the project grew from: Glorot for none, tanh, sigmoid
-and softmax (Glorot and Bengio 2010); He for the ReLU family (He et al. 2015);
-LeCun for SELU (Klambauer et al. 2017).
+(hard_sigmoid too) and softmax (Glorot and Bengio 2010); He for the ReLU family, relu6 and
+hard_swish included (He et al. 2015); LeCun for SELU (Klambauer et al. 2017).
 """
 
 from __future__ import annotations
@@ -121,6 +121,45 @@ class Relu(Activation):
         import numpy as np
 
         return np.maximum(x, 0)
+
+
+@ACTIVATIONS.register
+@dataclass(frozen=True)
+class Relu6(Activation):
+    """f(x) = min(max(x, 0), 6) (MobileNet v2; torch ``F.relu6``, ``jax.nn.relu6``)."""
+
+    name = "relu6"
+    recommended = "he_normal"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.minimum(np.maximum(x, 0), x.dtype.type(6))
+
+
+@ACTIVATIONS.register
+@dataclass(frozen=True)
+class HardSigmoid(Activation):
+    """f(x) = relu6(x + 3) / 6 (MobileNet v3; torch ``F.hardsigmoid``, Keras 3, ``jax.nn.hard_sigmoid``;
+    not Keras 2's clip(0.2 x + 0.5, 0, 1))."""
+
+    name = "hard_sigmoid"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        t = x.dtype.type
+        return Relu6()(x + t(3)) / t(6)
+
+
+@ACTIVATIONS.register
+@dataclass(frozen=True)
+class HardSwish(Activation):
+    """f(x) = x * relu6(x + 3) / 6 (MobileNet v3; torch ``F.hardswish``, ``jax.nn.hard_swish``)."""
+
+    name = "hard_swish"
+    recommended = "he_normal"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x * HardSigmoid()(x)
 
 
 @ACTIVATIONS.register
