@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from netspec.errors import NetspecError
+from netspec.io import jsonio
+from netspec.io.files import open_regular
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +37,9 @@ NPZ_METADATA = "netspec-metadata.json"
 """The .npz member holding the metadata (spec name, seed, ...) that safetensors keeps in its header."""
 ST_DTYPES = {"float32": "F32", "float64": "F64"}
 ST_HEADER_LIMIT = 100 * 1024 * 1024
+"""The safetensors format's own limit on the JSON header (the reference implementation's)."""
+ST_HEADER_VALUES = 2_000_000
+"""Values and keys in a header (about 15 per tensor): bounds the memory a hostile header costs."""
 
 
 class WeightsError(NetspecError, ValueError):
@@ -220,39 +225,41 @@ def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read a weights file written by netspec (or any plain npz/safetensors file).
 
     Args:
-        path: an ``.npz`` or ``.safetensors`` file.
+        path: an ``.npz`` or ``.safetensors`` file (a regular file: a FIFO or device is refused unopened).
         max_bytes: bounds what an ``.npz`` may expand to (its members' declared sizes are checked
             before anything is decompressed); safetensors tensors are memory-mapped after their
-            header is type-checked and their offsets checked against the file size.
+            header is type-checked and their offsets checked to tile the data section exactly.
 
     Raises:
         WeightsError: the file cannot be read, is malformed, or is larger than ``max_bytes``.
     """
     ext = file_format(path)
     try:
-        if ext == ".npz":
-            _check_npz_size(path, max_bytes)
-            return _read_npz(path)
-        return _read_safetensors(path)
+        with open_regular(path) as fh:
+            if ext == ".npz":
+                _check_npz_size(fh, path, max_bytes)
+                return _read_npz(fh)
+            return _read_safetensors(fh, path)
     except WeightsError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, struct.error) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
         raise WeightsError(f"{path}: cannot read weights: {exc}") from None
 
 
-def _check_npz_size(path: str, max_bytes: int | None) -> None:
+def _check_npz_size(fh: BinaryIO, path: str, max_bytes: int | None) -> None:
     if max_bytes is None:
         return
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(fh) as zf:
         declared = sum(info.file_size for info in zf.infolist())
     if declared > max_bytes:
         raise WeightsError(f"{path}: expands to {declared:,} bytes, more than the spec's {max_bytes:,}; not loading it")
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
+def _read_npz(fh: BinaryIO) -> dict[str, np.ndarray]:
     import numpy as np
 
-    with np.load(path, allow_pickle=False) as data:
+    fh.seek(0)
+    with np.load(fh, allow_pickle=False) as data:
         return {name: data[name] for name in data.files if name != NPZ_METADATA}
 
 
@@ -265,15 +272,16 @@ def load_metadata(path: str) -> dict[str, str]:
     """
     ext = file_format(path)
     try:
-        if ext == ".npz":
-            with zipfile.ZipFile(path) as zf:
-                if NPZ_METADATA not in zf.namelist():
-                    return {}
-                if zf.getinfo(NPZ_METADATA).file_size > ST_HEADER_LIMIT:
-                    raise WeightsError(f"{path}: metadata member is over the size limit")
-                meta = json.loads(zf.read(NPZ_METADATA))
-        else:
-            meta = _safetensors_header(path)[0].get("__metadata__", {})
+        with open_regular(path) as fh:
+            if ext == ".npz":
+                with zipfile.ZipFile(fh) as zf:
+                    if NPZ_METADATA not in zf.namelist():
+                        return {}
+                    if zf.getinfo(NPZ_METADATA).file_size > jsonio.MAX_BYTES:
+                        raise WeightsError(f"{path}: metadata member is over the size limit")
+                    meta = _json(zf.read(NPZ_METADATA), path, NPZ_METADATA)
+            else:
+                meta = _safetensors_header(fh, path)[0].get("__metadata__", {})
     except WeightsError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
@@ -283,16 +291,18 @@ def load_metadata(path: str) -> dict[str, str]:
     return meta
 
 
-def _safetensors_header(path: str) -> tuple[dict[str, Any], int]:
-    """The parsed, type-checked JSON header and the offset where the data starts."""
-    with open(path, "rb") as fh:
-        prefix = fh.read(8)
-        if len(prefix) != 8:
-            raise WeightsError(f"{path}: too short for a safetensors file")
-        (n,) = struct.unpack("<Q", prefix)
-        if n > ST_HEADER_LIMIT:
-            raise WeightsError(f"{path}: safetensors header of {n} bytes is over the limit")
-        header = json.loads(fh.read(n))
+def _safetensors_header(fh: BinaryIO, path: str) -> tuple[dict[str, Any], int]:
+    """The parsed, type-checked JSON header of the open file ``fh`` and the offset where the data starts."""
+    prefix = fh.read(8)
+    if len(prefix) != 8:
+        raise WeightsError(f"{path}: too short for a safetensors file")
+    (n,) = struct.unpack("<Q", prefix)
+    if n > ST_HEADER_LIMIT:
+        raise WeightsError(f"{path}: safetensors header of {n} bytes is over the limit")
+    blob = fh.read(n)
+    if len(blob) != n:
+        raise WeightsError(f"{path}: the safetensors header is cut short ({len(blob)} of {n} bytes)")
+    header = _json(blob, path, "safetensors header", max_bytes=ST_HEADER_LIMIT, max_values=ST_HEADER_VALUES)
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: the safetensors header must be a JSON object, got {type(header).__name__}")
     for name, info in header.items():
@@ -302,6 +312,15 @@ def _safetensors_header(path: str) -> tuple[dict[str, Any], int]:
             continue
         _check_entry(path, name, info)
     return header, 8 + n
+
+
+def _json(blob: bytes, path: str, what: str, **limits: int) -> Any:
+    """A JSON document inside a weights file, through the bounded reader (a WeightsError naming where)."""
+    try:
+        return jsonio.loads(blob, path, **limits)
+    except jsonio.JSONError as exc:
+        where = f", line {exc.line} column {exc.column}" if exc.line else ""
+        raise WeightsError(f"{path}: {what}{where}: {exc.message}") from None
 
 
 def _check_entry(path: str, name: str, info: Any) -> None:
@@ -324,13 +343,38 @@ def _check_entry(path: str, name: str, info: Any) -> None:
         raise WeightsError(f"{path}: tensor {name!r}: 'data_offsets' must be two non-negative integers")
 
 
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+def check_tiling(path: str, extents: list[tuple[str, int, int]], size: int) -> None:
+    """The tensors ``(name, begin, end)`` must tile the data section ``[0, size)`` exactly, as the
+    safetensors format requires (and its reference implementation checks): sorted by offset, each
+    begins where the previous ended, the last ends at the end of the file. Overlapping tensors (two
+    names for the same bytes), gaps and trailing bytes (data no tensor owns) are refused.
+
+    Raises:
+        WeightsError: naming the tensor and its offsets.
+    """
+    position, previous = 0, ""
+    for name, begin, end in sorted(extents, key=lambda e: (e[1], e[2])):
+        if begin != position:
+            after = f"where {previous!r} ends" if previous else "where the data section starts"
+            gap = f"leaves a gap of {begin - position:,} bytes"
+            what = "overlaps the tensor before it" if begin < position else gap
+            raise WeightsError(f"{path}: tensor {name!r} (data_offsets [{begin}, {end}]) {what}: it must begin at "
+                               f"byte {position:,}, {after}")  # fmt: skip
+        position, previous = end, name
+    if position != size:
+        last = f"after the last tensor {previous!r}, which ends at byte {position:,}" if previous else "and no tensor"
+        raise WeightsError(f"{path}: the data section has {size - position:,} bytes that no tensor owns ({size:,} "
+                           f"bytes, {last})")  # fmt: skip
+
+
+def _read_safetensors(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
     import numpy as np
 
-    header, start = _safetensors_header(path)
-    size = os.path.getsize(path) - start
+    header, start = _safetensors_header(fh, path)
+    size = os.fstat(fh.fileno()).st_size - start
     out: dict[str, np.ndarray] = {}
     inverse = {v: k for k, v in ST_DTYPES.items()}
+    extents = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -339,9 +383,19 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
         begin, end = info["data_offsets"]
         dtype = np.dtype(inverse[info["dtype"]]).newbyteorder("<")
         shape = tuple(info["shape"])
-        if not (0 <= begin <= end <= size) or end - begin != math.prod(shape) * dtype.itemsize:
-            raise WeightsError(f"{path}: tensor {name!r} has inconsistent offsets")
-        out[name] = np.memmap(path, dtype=dtype, mode="r", offset=start + begin, shape=shape)
+        if begin > end or end - begin != math.prod(shape) * dtype.itemsize:
+            raise WeightsError(f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] hold {end - begin:,} bytes, "
+                               f"its shape {list(shape)} and dtype {info['dtype']} need "
+                               f"{math.prod(shape) * dtype.itemsize:,}")  # fmt: skip
+        extents.append((name, begin, end))
+    check_tiling(path, extents, size)
+    for name, begin, end in extents:
+        dtype = np.dtype(inverse[header[name]["dtype"]]).newbyteorder("<")
+        shape = tuple(header[name]["shape"])
+        if begin == end:  # no bytes to map (mmap refuses a length of 0)
+            out[name] = np.zeros(shape, dtype)
+        else:
+            out[name] = np.memmap(fh, dtype=dtype, mode="r", offset=start + begin, shape=shape)
     return out
 
 

@@ -12,8 +12,6 @@ from typing import Any
 from netspec.errors import NetspecError, SpecError, UsageError
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
-MAX_LOCK_BYTES = 256 << 20
-"""A lock file larger than this is refused before it is read (one line per tensor is far smaller)."""
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -144,12 +142,7 @@ def read_lock(path: str) -> dict[str, Any]:
     """The lock file at ``path``, checked (NetspecError when missing, too large or malformed)."""
     from netspec.vcs import lock as locks
 
-    if not os.path.isfile(path):
-        raise NetspecError(f"{path}: no such lock file (write it with netspec lock)")
-    if os.path.getsize(path) > MAX_LOCK_BYTES:
-        raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is too large for a lock file")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return locks.loads(fh.read(), path)
+    return locks.read(path)
 
 
 def run_diff(args: argparse.Namespace) -> int:

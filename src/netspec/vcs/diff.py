@@ -19,9 +19,6 @@ from typing import TYPE_CHECKING, Any
 from netspec.errors import NetspecError
 from netspec.spec.imports import Files
 
-MAX_LOCK_BYTES = 256 << 20
-"""A lock file larger than this is refused before it is read."""
-
 if TYPE_CHECKING:
     from netspec.nn.layers import ParamSpec
     from netspec.nn.network import Network
@@ -44,18 +41,20 @@ class Side:
 
 def read_side(arg: str) -> Side:
     """A path, or ``REV:path`` from git (NetspecError when neither can be read)."""
-    if os.path.isfile(arg):
+    if os.path.exists(arg):
+        from netspec.io.files import open_regular, read_limited
+
         if arg.endswith(".lock"):
-            if os.path.getsize(arg) > MAX_LOCK_BYTES:
-                raise NetspecError(f"{arg}: {os.path.getsize(arg):,} bytes is too large for a lock file")
-            with open(arg, encoding="utf-8", errors="replace") as fh:
-                return Side(arg, fh.read(), arg)
+            from netspec.vcs.lock import MAX_LOCK_BYTES
+
+            data = read_limited(arg, MAX_LOCK_BYTES, "lock file")
+            return Side(arg, data.decode("utf-8", "surrogateescape"), arg)  # (the lock reader refuses bad bytes)
         from netspec.spec.loader import MAX_BYTES, decode
 
-        with open(arg, "rb") as fh:
+        with open_regular(arg) as fh:
             return Side(arg, decode(fh.read(MAX_BYTES + 1), arg), arg)
     rev, sep, path = arg.partition(":")
-    if not sep or not rev or not path or os.path.exists(arg):
+    if not sep or not rev or not path:
         raise NetspecError(f"{arg}: no such file (a git revision is written REV:path)")
     if rev.startswith("-"):
         raise NetspecError(f"{arg}: a revision cannot start with '-'")

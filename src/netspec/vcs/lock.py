@@ -28,6 +28,11 @@ NETWORK_KEYS = ("seed", "rng", "stream", "dtype")
 """Lock entries that determine every tensor's bytes."""
 SPEC_KEYS = ("seed", "rng", "dtype")
 """The ones the spec writes (``stream`` is what netspec resolved ``rng`` to: ``rng: block`` means the newest)."""
+MAX_LOCK_BYTES = 64 << 20
+"""A lock file larger than this is refused before it is parsed (about 350 bytes per tensor: a spec's
+10,000 layers after expansion write a few MB)."""
+MAX_LOCK_VALUES = 4_000_000
+"""JSON values and keys in a lock file (about 25 per tensor): bounds the memory a hostile lock costs."""
 
 
 def tensor_entries(net: Network) -> dict[str, dict[str, Any]]:
@@ -96,12 +101,27 @@ def dumps(lock: dict[str, Any]) -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def loads(text: str, source: str) -> dict[str, Any]:
-    """A lock document (NetspecError for one that is not)."""
+def read(path: str) -> dict[str, Any]:
+    """The lock file at ``path``, read through the bounded JSON reader and checked (NetspecError when
+    missing, not a regular file, too large or malformed)."""
+    from netspec.io.files import read_limited
+
     try:
-        lock = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NetspecError(f"{source}:{exc.lineno}:{exc.colno}: not a lock file: {exc.msg}") from None
+        raw = read_limited(path, MAX_LOCK_BYTES, "lock file")
+    except FileNotFoundError:
+        raise NetspecError(f"{path}: no such lock file (write it with netspec lock)") from None
+    return loads(raw, path)
+
+
+def loads(text: str | bytes, source: str) -> dict[str, Any]:
+    """A lock document (NetspecError for one that is not)."""
+    from netspec.io import jsonio
+
+    try:
+        lock = jsonio.loads(text, source, max_bytes=MAX_LOCK_BYTES, max_values=MAX_LOCK_VALUES)
+    except jsonio.JSONError as exc:
+        where = f"{source}:{exc.line}:{exc.column}" if exc.line else source
+        raise NetspecError(f"{where}: not a lock file: {exc.message}") from None
     if not isinstance(lock, dict) or lock.get("netspec_lock") != LOCK_FORMAT or not isinstance(
             lock.get("tensors"), dict):  # fmt: skip
         raise NetspecError(f"{source}: not a netspec lock file (format {LOCK_FORMAT})")
