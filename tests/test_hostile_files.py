@@ -68,3 +68,42 @@ def test_deeply_nested_lock_files_are_input_errors(tmp_path, deep_lock, demo_wei
         r = run(*args)
         assert r.returncode == code and expected in r.stderr, (args, r.stderr)
     assert not (tmp_path / "x.npz").exists()
+
+
+def entry(begin: int, end: int, shape: list) -> dict:
+    return {"dtype": "F32", "shape": shape, "data_offsets": [begin, end]}
+
+
+@pytest.mark.parametrize(
+    ("tensors", "size", "needle"),
+    [
+        ({"dense_1.weights": entry(0, 80, [4, 5]), "dense_1.bias": entry(40, 60, [5])}, 80,
+         "tensor 'dense_1.bias' (data_offsets [40, 60]) overlaps the tensor before it: it must begin at byte 80"),
+        ({"dense_1.weights": entry(0, 80, [4, 5]), "dense_1.bias": entry(88, 108, [5])}, 108,
+         "tensor 'dense_1.bias' (data_offsets [88, 108]) leaves a gap of 8 bytes: it must begin at byte 80, "
+         "where 'dense_1.weights' ends"),
+        ({"dense_1.weights": entry(8, 88, [4, 5])}, 88,
+         "tensor 'dense_1.weights' (data_offsets [8, 88]) leaves a gap of 8 bytes: it must begin at byte 0, "
+         "where the data section starts"),
+        ({"dense_1.weights": entry(0, 80, [4, 5]), "dense_1.bias": entry(80, 100, [5])}, 112,
+         "the data section has 12 bytes that no tensor owns (112 bytes, after the last tensor 'dense_1.bias', "
+         "which ends at byte 100)"),
+        ({"dense_1.weights": entry(0, 80, [4, 5]), "dense_1.bias": entry(80, 100, [5])}, 96,
+         "tensor 'dense_1.bias' (data_offsets [80, 100]) runs past the end of the file: the data section holds "
+         "96 bytes"),
+    ],
+)  # fmt: skip
+def test_safetensors_tensors_must_tile_the_data_section(tmp_path, tensors, size, needle):
+    """The format requires the tensors to tile the data section exactly (the red team's overlapping
+    offsets, gaps and trailing bytes were read with exit 0)."""
+    path = safetensors(tmp_path / "w.safetensors", tensors, b"\0" * size)
+    r = run("eval", DEMO, "--input", "1,2,3,4", "--weights", path)
+    assert r.returncode == 1 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_tiled_file_with_an_empty_tensor_reads(tmp_path):
+    from netspec.io import weights as weights_io
+
+    tensors = {"a": entry(0, 8, [2]), "empty": entry(8, 8, [0, 3]), "b": entry(8, 12, [1])}
+    params = weights_io.load(str(safetensors(tmp_path / "w.safetensors", tensors, b"\0" * 12)))
+    assert {k: v.shape for k, v in params.items()} == {"a": (2,), "empty": (0, 3), "b": (1,)}

@@ -69,7 +69,8 @@ def test_load_reads_regular_files_only_and_no_further_than_the_limit(tmp_path):
 
     path = tmp_path / "big.json"
     path.write_text("[" + "0," * 1000 + "0]")
-    assert "larger than the limit" in str(pytest.raises(JSONError, jsonio.load, str(path), max_bytes=100).value)
+    with pytest.raises(JSONError, match="larger than the limit of 100 bytes"):
+        jsonio.load(str(path), max_bytes=100)
     assert len(jsonio.load(str(path))) == 1001
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)

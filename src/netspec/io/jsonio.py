@@ -65,6 +65,8 @@ def load(
 
     with open_regular(path) as fh:
         data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise JSONError(path, f"larger than the limit of {max_bytes:,} bytes; not reading it")
     return loads(data, path, max_bytes=max_bytes, max_depth=max_depth, max_values=max_values)
 
 
@@ -86,7 +88,7 @@ def loads(
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if len(raw) > max_bytes:
-        raise JSONError(source, f"{len(raw):,} bytes is larger than the limit of {max_bytes:,}")
+        raise JSONError(source, f"{len(raw):,} bytes is larger than the limit of {max_bytes:,} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

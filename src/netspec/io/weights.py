@@ -346,8 +346,8 @@ def _check_entry(path: str, name: str, info: Any) -> None:
 def check_tiling(path: str, extents: list[tuple[str, int, int]], size: int) -> None:
     """The tensors ``(name, begin, end)`` must tile the data section ``[0, size)`` exactly, as the
     safetensors format requires (and its reference implementation checks): sorted by offset, each
-    begins where the previous ended, the last ends at the end of the file. Overlapping tensors (two
-    names for the same bytes), gaps and trailing bytes (data no tensor owns) are refused.
+    begins where the previous ended, the last ends at ``size`` (the end of the file). Overlapping tensors
+    (two names for the same bytes), gaps and trailing bytes (data no tensor owns) are refused.
 
     Raises:
         WeightsError: naming the tensor and its offsets.
@@ -360,6 +360,9 @@ def check_tiling(path: str, extents: list[tuple[str, int, int]], size: int) -> N
             what = "overlaps the tensor before it" if begin < position else gap
             raise WeightsError(f"{path}: tensor {name!r} (data_offsets [{begin}, {end}]) {what}: it must begin at "
                                f"byte {position:,}, {after}")  # fmt: skip
+        if end > size:
+            raise WeightsError(f"{path}: tensor {name!r} (data_offsets [{begin}, {end}]) runs past the end of the "
+                               f"file: the data section holds {size:,} bytes")  # fmt: skip
         position, previous = end, name
     if position != size:
         last = f"after the last tensor {previous!r}, which ends at byte {position:,}" if previous else "and no tensor"
