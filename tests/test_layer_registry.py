@@ -26,6 +26,7 @@ EXAMPLES = {
     "dropout": ([4], "{type: dropout, rate: 0.5}"),
     "batch_norm": ([5, 3], "{type: batch_norm}"),
     "layer_norm": ([5, 3], "{type: layer_norm}"),
+    "rms_norm": ([5, 3], "{type: rms_norm, epsilon: 1e-5}"),
     "embedding": ([7], "{type: embedding, vocab: 11, dim: 4}"),
     "activation": ([4], "{type: activation, activation: relu}"),
     "add": ([4], "{type: add, inputs: [input, input]}"),

@@ -4,7 +4,8 @@
 Naming: a layer's variables sit under its name, dotted names nesting (``{"layer1_0": {"conv1":
 {"kernel": ...}}}``); leaves are Flax's: ``kernel`` and ``bias`` (dense and convolutions: netspec's
 input-major layouts are Flax's ``(in, out)`` and ``(*k, in/groups, out)``), ``embedding``, ``scale`` and
-``bias`` for norms with batch norm's ``mean``/``var`` in the ``batch_stats`` collection, attention's
+``bias`` for norms (``scale`` alone for RMS norm, as ``flax.linen.RMSNorm``) with batch norm's
+``mean``/``var`` in the ``batch_stats`` collection, attention's
 ``query``/``key``/``value``/``out`` with ``DenseGeneral`` kernels ``(d, heads, head_dim)`` and
 ``(heads, head_dim, d_out)`` (``flax.linen.MultiHeadDotProductAttention``'s), recurrent layers'
 fused ``kernel``, ``recurrent_kernel``, ``bias``, ``recurrent_bias`` (and ``reverse``), positional
@@ -53,7 +54,7 @@ def leaves(cl: CompiledLayer) -> Leaves:
     shapes = {p.name: p.shape for p in cl.params}
     if kind == "embedding" or kind == "positional_embedding":
         return {"weights": ("embedding", shapes["weights"])}
-    if kind in ("batch_norm", "layer_norm"):
+    if kind in ("batch_norm", "layer_norm", "rms_norm"):
         names = {"gamma": "scale", "beta": "bias", "moving_mean": "batch_stats:mean",
                  "moving_variance": "batch_stats:var"}  # fmt: skip
         return {k: (names[k], s) for k, s in shapes.items()}
@@ -325,6 +326,14 @@ def _layer_norm(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
     mean = x.mean(axis=-1, keepdims=True)
     var = x.var(axis=-1, keepdims=True)
     return (x - mean) / jax.numpy.sqrt(var + cl.layer.epsilon) * p["scale"] + p["bias"]  # type: ignore[attr-defined]
+
+
+@applies("rms_norm")
+def _rms_norm(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
+    import jax
+
+    x = xs[0]
+    return x / jax.numpy.sqrt((x * x).mean(axis=-1, keepdims=True) + cl.layer.epsilon) * p["scale"]  # type: ignore[attr-defined]
 
 
 @applies("embedding")

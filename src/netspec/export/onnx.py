@@ -446,6 +446,15 @@ def _layer_norm(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     return g.node("LayerNormalization", [xs[0], gamma, beta], axis=-1, epsilon=float(cl.layer.epsilon))  # type: ignore[attr-defined]
 
 
+@converter("rms_norm")
+def _rms_norm(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
+    """x / sqrt(mean(x^2) + epsilon) * gamma, in opset 21's operators (RMSNormalization is opset 23's)."""
+    x = xs[0]
+    mean_square = g.node("ReduceMean", [g.node("Mul", [x, x]), g.ints([-1])], keepdims=1)
+    rms = g.node("Sqrt", [g.node("Add", [mean_square, g.const(cl.layer.epsilon)])])  # type: ignore[attr-defined]
+    return g.node("Mul", [g.node("Div", [x, rms]), g.weight(f"{cl.name}.gamma", g.params[f"{cl.name}.gamma"])])
+
+
 @converter("embedding")
 def _embedding(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     table = g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])

@@ -394,6 +394,13 @@ def _layer_norm(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tenso
     return norm, {"gamma": ("weight", p["gamma"]), "beta": ("bias", p["beta"])}
 
 
+@converter("rms_norm")
+def _rms_norm(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
+    torch = torch_module()
+    norm = torch.nn.RMSNorm(p["gamma"].shape[0], eps=cl.layer.epsilon)  # type: ignore[attr-defined]
+    return norm, {"gamma": ("weight", p["gamma"])}
+
+
 @converter("embedding")
 def _embedding(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     torch = torch_module()

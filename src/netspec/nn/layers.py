@@ -397,6 +397,33 @@ class LayerNorm(Norm):
         return (x - mean) / np.sqrt(var + x.dtype.type(self.epsilon)) * params["gamma"] + params["beta"]
 
 
+RMS_EPSILON_NOTE = (
+    "Added to the mean square (default 1e-6: Hugging Face LlamaConfig's rms_norm_eps, T5LayerNorm, Flax's "
+    "nn.RMSNorm, Keras 3's RMSNormalization; Meta's Llama reference, torchtitan and TinyLlama's config use 1e-5; "
+    "torch nn.RMSNorm's eps=None means torch.finfo(dtype).eps, 1.19e-7 for float32)."
+)
+
+
+class RMSNorm(Norm):
+    """Root-mean-square normalization (Zhang and Sennrich 2019) over the last axis:
+    ``y = x / sqrt(mean(x^2) + epsilon) * gamma``; no mean is subtracted and there is no beta.
+    ``gamma`` starts at ones (every framework's default)."""
+
+    type = "rms_norm"
+    description = "RMS normalization over the last axis: x / sqrt(mean(x^2) + epsilon) * gamma (Llama, T5)."
+    OPTIONS = {"epsilon": _opt({"type": "number", "exclusiveMinimum": 0}, RMS_EPSILON_NOTE)}
+    default_epsilon = 1e-6
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        return super().params(shape)[:1]
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        mean_square = np.mean(x * x, axis=-1, keepdims=True)
+        return x / np.sqrt(mean_square + x.dtype.type(self.epsilon)) * params["gamma"]
+
+
 class Embedding(Layer):
     type = "embedding"
     description = "Lookup table (vocab, dim) for integer token ids; input shape (sequence_length,)."
@@ -530,6 +557,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         Dropout,
         BatchNorm,
         LayerNorm,
+        RMSNorm,
         Embedding,
         ActivationLayer,
         Add,
