@@ -200,3 +200,35 @@ def test_normal_bytes_do_not_depend_on_numpys_simd_dispatch():
     assert default[:9] == baseline[:9]  # stream version 1 (float32), version 2 (float32 and float64)
     if default[9] == baseline[9]:
         pytest.skip("NumPy's own log/sin did not change either: the probe shows nothing on this CPU")
+
+
+# bfloat16 and float16 (dtype: bfloat16 | float16): the float32 tensor rounded to nearest even, so these
+# are the float32 cases above (and a multi-block normal in both stream versions) rounded; the rounding's own
+# correctness is checked against ml_dtypes, NumPy and torch in tests/test_precision.py.
+GOLDEN_HALF = [
+    ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block/1", "bfloat16", "74ff4f4922099c281262cdd538f9be25043f435a05394fc222791d22814e8a0d"),  # noqa: E501
+    ("glorot_uniform", (64, 32), 0, "dense_1.weights", "block/1", "float16", "d52c40bae1598a9344844c2cedf562148417558c0847864c47b8c71cdfc07e05"),  # noqa: E501
+    ("he_normal", (3, 3, 16, 32), 42, "conv2d_1.weights", "block/1", "bfloat16", "138170efda527c80a9c563fd1ec6e6ede6d4c8e472a95b3f7ce3c647cc7ed824"),  # noqa: E501
+    ("he_normal", (3, 3, 16, 32), 42, "conv2d_1.weights", "block/1", "float16", "c85d278715fa542b7c2ea0a5070a391869715b1540ddd70a4f45f2a78e5e032b"),  # noqa: E501
+    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "block/1", "bfloat16", "147de34eb3f30dd4128cdbd7abf63dd8c8556070fc029d01d01bb729624542dd"),  # noqa: E501
+    ({"name": "lecun_normal", "truncated": True}, (128, 64), 7, "dense_2.weights", "block/1", "float16", "c0e714c5d053dd9651d8f289cea8322dfced7de3811b32d22b2f9a709ecc5e99"),  # noqa: E501
+    ({"name": "uniform", "low": -0.3, "high": 0.7}, (1000,), 1, "bias", "block/1", "bfloat16", "1b8f4a811c5c9b5a5211fd5fc9eac8b15c35d7f2ef0f15cd15525767d47ea549"),  # noqa: E501
+    ({"name": "uniform", "low": -0.3, "high": 0.7}, (1000,), 1, "bias", "block/1", "float16", "5c4b1a37bfed5c9aa1c8eddcfb483824b1a47fa5aac42c3a7d1b64aec3e84e67"),  # noqa: E501
+    ({"name": "normal", "std": 0.02}, (600_000,), 5, "big.weights", "block/1", "bfloat16", "6efeb2cbce589db2d6bfc9ae69b609d9fe5dee9b9a8dd648ca780416978ac386"),  # noqa: E501
+    ({"name": "normal", "std": 0.02}, (600_000,), 5, "big.weights", "block/1", "float16", "0901b95efabc00438d7a8330e09f02d8339dffa9d3e1fc58cb8c6850ece15a93"),  # noqa: E501
+    ({"name": "normal", "std": 0.02}, (600_000,), 5, "big.weights", "block/2", "bfloat16", "a8549219a3b79e2d831b3ef76c1608bbf2e8da7e089fbdf7524d02b9ea324a92"),  # noqa: E501
+    ({"name": "normal", "std": 0.02}, (600_000,), 5, "big.weights", "block/2", "float16", "f8e53a99d4d540e7a72d0674c70f19185c6b79f496db08f93b35f6d904cd639a"),  # noqa: E501
+    ("orthogonal", (40, 30), 3, "dense_3.weights", "block/1", "bfloat16", "bc5b9df48f45183ddc59a418bead1acf00858ca96418fa1fd138ae9bbf56408d"),  # noqa: E501
+    ("orthogonal", (40, 30), 3, "dense_3.weights", "block/1", "float16", "3fae635bbc0bad28223b4409886dae23478c8c438389a2115164f824e9bc5582"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("transforms")
+@pytest.mark.parametrize(("config", "shape", "seed", "path", "mode", "precision", "digest"), GOLDEN_HALF,
+                         ids=lambda v: str(v)[:24])  # fmt: skip
+def test_golden_digest_half_types(config, shape, seed, path, mode, precision, digest):
+    from netspec.init.precision import byte_view, to_storage
+
+    values = to_storage(get_initializer(config)(shape, stream(mode, seed, path), "float32"), precision)
+    assert values.dtype.name == precision
+    assert hashlib.sha256(byte_view(values)).hexdigest() == digest

@@ -26,3 +26,11 @@ def int_in(low: int, high: int, what: str = "value") -> Callable[[str], int]:
 positive_int = int_in(1, 2**63, "value")
 seed = int_in(0, 2**63 - 1, "seed")
 """A seed: 0 <= seed < 2^63, as the spec's ``seed``."""
+
+
+def add_dtype(parser: argparse.ArgumentParser, what: str = "override the spec's dtype") -> None:
+    """``--dtype``: the parameters' precision instead of the spec's (the half types round its float32 values)."""
+    from netspec.init.precision import PRECISIONS
+
+    parser.add_argument("--dtype", choices=PRECISIONS, help=f"{what} ({', '.join(PRECISIONS)}; bfloat16 and "
+                        "float16 are the float32 values rounded to nearest even)")  # fmt: skip

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
-from netspec.arguments import int_in, positive_int, seed
+from netspec.arguments import add_dtype, int_in, positive_int, seed
 from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
 from netspec.spec.files import spec_files
@@ -83,6 +83,7 @@ def parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUT", help="weights file, .npz or .safetensors (default: ./<spec stem>.npz)"
     )
     b.add_argument("--seed", type=seed, help="override the spec's seed")
+    add_dtype(b)
     b.add_argument("--dry-run", action="store_true", help="validate and summarize; allocate and write nothing")
     b.add_argument("--max-params", type=positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
@@ -114,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
                    "batch; for a network with several inputs, NAME=X once per input")  # fmt: skip
     e.add_argument("--weights", metavar="FILE", help="weights file (default: initialize from the spec's seed)")
     e.add_argument("--seed", type=seed, help="override the spec's seed")
+    add_dtype(e, "override the spec's dtype (when building from the seed)")
     e.add_argument("--json", action="store_true", help="print the output as JSON")
 
     x = sub.add_parser("explain", help="say, per parameter, which initializer applies, why, and its formula",
@@ -131,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="FILE", help="weights file to check, for one SPEC (default: build in memory)")
     r.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm rate (default 0.001)")
     r.add_argument("--seed", type=seed, help="override the spec's seed (when building in memory)")
+    add_dtype(r, "override the spec's dtype (the file's, for a file built with build --dtype)")
     r.add_argument("--statistical-only", action="store_true",
                    help="skip the exact check that the weights are the bytes the spec's seed produces")  # fmt: skip
     r.add_argument("--strict", action="store_true",
@@ -291,7 +294,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         from netspec.vcs.commands import read_lock
 
         read_lock(args.lock)  # a missing or broken lock fails before anything is built
-    net = _compile(args.spec, seed=args.seed, max_params=args.max_params)
+    net = _compile(args.spec, seed=args.seed, max_params=args.max_params, dtype=args.dtype)
+    if not args.dry_run and out.lower().endswith(".npz"):
+        try:
+            weights_io.check_npz_dtypes({net.dtype}, out)
+        except weights_io.WeightsError as exc:
+            raise UsageError(str(exc)) from None
     rep = reporter(args.json)
     report: dict[str, Any] = summary.as_json(net)
     rep.build_started(net, report)
@@ -379,8 +387,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from netspec.export.files import load_weights
     from netspec.nn.inputs import read_inputs
 
-    net = _compile(args.spec, seed=args.seed)
-    x = read_inputs(args.input, net.inputs, net.dtype)
+    net = _compile(args.spec, seed=args.seed, dtype=args.dtype)
+    x = read_inputs(args.input, net.inputs, net.compute_dtype)
     params = load_weights(net, args.weights) if args.weights else None
     reporter(args.json).evaluated(net.forward(x, params))
     return EXIT_OK
@@ -401,7 +409,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     reports, failed = [], 0
     for path in paths:  # every spec is checked and reported, then the exit code says if any failed
         try:
-            net = _compile(path, seed=args.seed)
+            net = _compile(path, seed=args.seed, dtype=args.dtype)
             digests: dict[str, str] = {}
             reports.append(verify_spec(net, args.weights, args.alpha, args.statistical_only, digests))
             if args.lock and _lock_drift(args.lock, net, digests):

@@ -137,12 +137,13 @@ def orthogonality_error(values: np.ndarray, gain: float) -> float:
     return float(np.abs(gram - gain**2 * np.eye(gram.shape[0])).max())
 
 
-def orthogonality_tolerance(shape: tuple[int, ...], dtype: Any, gain: float) -> float:
+def orthogonality_tolerance(shape: tuple[int, ...], dtype: Any, gain: float, roundoff: float | None = None) -> float:
     """Bound on max |Q^T Q - gain^2 I| from rounding alone: ``gain^2 (4 u + (8 sqrt(m k) + m) u64)``.
 
     m = max(rows, cols), k = min(rows, cols), u the unit roundoff of ``dtype``
-    (2^-24 float32, 2^-53 float64), u64 = 2^-53. NumPy computes the QR in
-    float64 for both dtypes (LAPACK dgeqrf/dorgqr), then the result is
+    (2^-24 float32, 2^-53 float64; ``roundoff`` if given: a half type's, whose values are the float32
+    ones rounded, so their entries carry ``|d_ij| <= 2 u`` with u the half type's), u64 = 2^-53. NumPy
+    computes the QR in float64 for both dtypes (LAPACK dgeqrf/dorgqr), then the result is
     rounded to ``dtype`` and multiplied by gain in ``dtype``: each stored
     entry is ``gain q_ij (1 + d_ij)``, |d_ij| <= 2u + u^2, so each Gram entry
     moves by at most ``(2|d| + d^2) gain^2 |q_i| |q_j| <= (4u + O(u^2)) gain^2``
@@ -156,15 +157,16 @@ def orthogonality_tolerance(shape: tuple[int, ...], dtype: Any, gain: float) -> 
     rows = math.prod(shape[:-1])
     cols = shape[-1]
     m, k = max(rows, cols), min(rows, cols)
-    u = float(np.finfo(np.dtype(dtype)).eps) / 2
+    u = float(np.finfo(np.dtype(dtype)).eps) / 2 if roundoff is None else roundoff
     u64 = 2.0**-53
     return gain**2 * (4 * u + (8 * math.sqrt(m * k) + m) * u64)
 
 
-def check_orthogonal(values: np.ndarray, gain: float) -> CheckResult:
-    """Exact up to rounding: max |Q^T Q - gain^2 I| <= :func:`orthogonality_tolerance`."""
+def check_orthogonal(values: np.ndarray, gain: float, roundoff: float | None = None) -> CheckResult:
+    """Exact up to rounding: max |Q^T Q - gain^2 I| <= :func:`orthogonality_tolerance` (the values' dtype's
+    unit roundoff, or ``roundoff``: a half type's, for values widened from it)."""
     err = orthogonality_error(values, gain)
-    tol = orthogonality_tolerance(values.shape, values.dtype, gain)
+    tol = orthogonality_tolerance(values.shape, values.dtype, gain, roundoff)
     return CheckResult("orthogonal", err <= tol, err, f"max|Q^T Q - g^2 I| = {err:.3g} (<= {tol:.3g})",
                        (0.0, tol), "exact")  # fmt: skip
 
@@ -456,7 +458,8 @@ def scipy_distribution(dist: Continuous) -> Any:
 
 
 def ks_statistic(values: np.ndarray, dist: Continuous, max_values: int = KS_MAX) -> tuple[int, float]:
-    """n and D = sup |F_n - F| = max_i max(i/n - F(x_(i)), F(x_(i)) - (i-1)/n), F = ``dist.cdf``.
+    """n and D = sup |F_n - F| = max_i max(i/n - F(x_(i)), F(x_(i)-) - (i-1)/n), F = ``dist.cdf`` and its left
+    limit ``dist.cdf_left`` (the same for a continuous law; at an atom of a discrete one the jump counts).
 
     Tensors of more than ``max_values`` values are read through a systematic subsample.
     """
@@ -464,10 +467,10 @@ def ks_statistic(values: np.ndarray, dist: Continuous, max_values: int = KS_MAX)
     if flat.size > max_values:
         flat = flat[:: math.ceil(flat.size / max_values)]
     x = np.sort(flat.astype(np.float64))
-    f = dist.cdf(x)
+    f, f_left = dist.cdf(x), dist.cdf_left(x)
     n = x.size
     i = np.arange(1, n + 1, dtype=np.float64)
-    return n, float(max((i / n - f).max(), (f - (i - 1) / n).max()))
+    return n, float(max((i / n - f).max(), (f_left - (i - 1) / n).max()))
 
 
 def ks_pvalue(values: np.ndarray, dist: Continuous, max_values: int = KS_MAX) -> float:

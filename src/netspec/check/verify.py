@@ -202,14 +202,17 @@ def verify_network(
     net: Network, params: dict[str, np.ndarray], alpha: float = 1e-3, reproduce: bool = True, *, fit: bool = True
 ) -> Report:
     """Check every parameter of ``net`` in ``params`` (see the module doc); ``fit=False`` leaves out the KS test."""
-    declared = {name: p.declared() for name, p in net.parameters()}
+    from netspec.init.precision import widen
+    from netspec.init.rounding import stored
+
+    declared = {name: stored(p.declared(), net.dtype) for name, p in net.parameters()}
     m = max(1, sum(d.statistical_tests for d in declared.values()))
     a = alpha / m
     expected: Iterable[tuple[str, np.ndarray] | None] = net.generate() if reproduce else repeat(None)
     tensors = []
     for (name, dist), pair in zip(declared.items(), expected, strict=False):  # one expected tensor at a time
         values = np.asarray(params[name])
-        rep = check_tensor(name, values, dist, a, fit=fit)
+        rep = check_tensor(name, widen(values), dist, a, fit=fit)  # half types: their values, exactly in float32
         if pair is not None:
             _reproduction(rep, values, pair, net)
         rep.verdict = _verdict(rep)

@@ -88,7 +88,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
     if args.input:
         from netspec.nn.inputs import read_inputs
 
-        values = read_inputs(args.input, net.inputs, net.dtype)
+        values = read_inputs(args.input, net.inputs, net.compute_dtype)
         values = {k: v[None] if v.shape == tuple(net.inputs[k]) else v for k, v in values.items()}  # one sample
         x = values if len(values) > 1 else next(iter(values.values()))
     else:

@@ -38,7 +38,7 @@ def parameter_stats(net: Network, params: dict[str, np.ndarray], x: Any, loss: s
         return [], "needs PyTorch for autograd: pip install 'netspec[torch]' (forward statistics need nothing)"
     from netspec.export.torch import to_module
 
-    module = to_module(net, params)
+    module = to_module(net, params).to(getattr(torch, net.compute_dtype))  # half types: computed in float32
     named = module.netspec_parameters()
     inputs = x if isinstance(x, dict) else {next(iter(net.inputs)): x}
     out = module(**{k: torch.as_tensor(v) for k, v in inputs.items()})

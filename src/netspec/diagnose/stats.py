@@ -92,9 +92,9 @@ def default_batch(net: Network, batch: int, seed: int) -> Any:
         users = [cl.layer for cl in net.layers if name in cl.sources]
         vocab = [u.options["vocab"] for u in users if u.type == "embedding"]
         if vocab:
-            out[name] = rng.integers(0, min(vocab), (batch, *shape)).astype(net.dtype)
+            out[name] = rng.integers(0, min(vocab), (batch, *shape)).astype(net.compute_dtype)
         else:
-            out[name] = rng.standard_normal((batch, *shape)).astype(net.dtype)
+            out[name] = rng.standard_normal((batch, *shape)).astype(net.compute_dtype)
     return out if len(out) > 1 else next(iter(out.values()))
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from netspec.arguments import seed
+from netspec.arguments import add_dtype, seed
 from netspec.errors import NetspecError, UsageError
 
 TARGETS = {"torch": (".pt", ".safetensors"), "onnx": (".onnx",), "flax": (".msgpack",)}
@@ -26,6 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     e.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
     e.add_argument("--weights", metavar="FILE", help="netspec weights to export (default: build from the seed)")
     e.add_argument("--seed", type=seed, help="override the spec's seed")
+    add_dtype(e, "override the spec's dtype (bfloat16 and float16 are written as such by every target)")
     return {"export": run}
 
 
@@ -37,13 +38,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.output}: the folder does not exist")
     if args.weights and args.seed is not None:
         raise UsageError("--seed goes with building from the spec, not with --weights (the file's seed is its own)")
+    if args.weights and args.dtype is not None:
+        raise UsageError("--dtype goes with building from the spec, not with --weights (the file's dtype is its own)")
     if not os.path.isfile(args.spec):
         raise NetspecError(f"{args.spec}: no such file")
     from netspec.export.files import load_weights
     from netspec.spec.compiler import compile_file
 
     target = _target(args.to)
-    net = compile_file(args.spec, seed=args.seed)
+    net = compile_file(args.spec, seed=args.seed, dtype=args.dtype)
     params = load_weights(net, args.weights) if args.weights else net.initialize()
     target.save(net, params, args.output)
     print(f"wrote {args.output} ({args.to}, {len(params)} netspec tensors)")

@@ -100,6 +100,8 @@ def read_variables(net: Network, tree: dict[str, Any]) -> dict[str, np.ndarray]:
     """netspec's arrays from a variables tree of :func:`variables` (NetspecError listing what is wrong)."""
     import numpy as np
 
+    from netspec.init.precision import numpy_dtype
+
     out, problems = {}, []
     for cl in net.layers:
         shapes = {p.name: p.shape for p in cl.params}
@@ -114,7 +116,7 @@ def read_variables(net: Network, tree: dict[str, Any]) -> dict[str, np.ndarray]:
                 problems.append(f"missing {where}")
                 continue
             array = np.asarray(node)
-            if array.shape != shape or array.dtype != np.dtype(net.dtype):
+            if array.shape != shape or array.dtype != numpy_dtype(net.dtype):
                 problems.append(f"{where} is {array.dtype}{list(array.shape)}, expected {net.dtype}{list(shape)}")
                 continue
             out[f"{cl.name}.{local}"] = array.reshape(shapes[local])
@@ -189,6 +191,9 @@ def to_module(spec_or_network: Any) -> Any:
                     for top in tops["params"]}  # fmt: skip
             stats = {top: self.variable("batch_stats", top, lambda top=top: template()["batch_stats"][top]).value
                      for top in tops["batch_stats"]}  # fmt: skip
+            if net.compute_dtype != net.dtype:  # half-type weights: computed in float32, as the NumPy forward pass
+                widen = functools.partial(jax.tree_util.tree_map, lambda a: a.astype(net.compute_dtype))
+                tree, stats = widen(tree), widen(stats)
             values = dict(inputs)
             for cl in net.layers:
                 p = _subtree(tree, cl.name) | {"batch_stats": _subtree(stats, cl.name)}

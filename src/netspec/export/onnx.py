@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+from netspec.init.precision import HALF
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class Graph:
         self.initializers[key] = np.ascontiguousarray(array)
         for n in names:
             self.layout[n] = (key, self.initializers[key])
+        if array.dtype.name in HALF:  # stored in the half type, computed in float32 (a Cast the runtime folds)
+            return self.node("Cast", [key], to=helper_type(self.dtype))
         return key
 
     def const(self, array: Any, hint: str = "const", dtype: str | None = None) -> str:
@@ -130,9 +133,18 @@ def build_model(net: Network, params: dict[str, np.ndarray], check: bool = True)
     return model
 
 
+def helper_type(dtype: str) -> int:
+    """ONNX's element type of a NumPy dtype name."""
+    from onnx import helper
+
+    from netspec.init.precision import numpy_dtype
+
+    return int(helper.np_dtype_to_tensor_dtype(numpy_dtype(dtype)))
+
+
 def _model(net: Network, params: dict[str, np.ndarray], helper: Any, TensorProto: Any, version: str) -> Any:
     g = _trace(net, params, build=True)
-    elem = TensorProto.FLOAT if net.dtype == "float32" else TensorProto.DOUBLE
+    elem = helper_type(net.compute_dtype)
     inputs = [helper.make_tensor_value_info(name, TensorProto.INT64 if _ids(net, name) else elem,
                                             ["batch", *shape]) for name, shape in net.inputs.items()]  # fmt: skip
     outputs = [helper.make_tensor_value_info(name, elem, ["batch", *net.shape_of(name)]) for name in net.outputs]
@@ -150,11 +162,13 @@ def _initializer(graph: Any, name: str, array: np.ndarray, helper: Any) -> None:
     """Add ``array`` as an initializer of ``graph`` in place: what ``numpy_helper.from_array`` makes (raw
     little-endian bytes), without the two further copies of every weight that passing tensors to
     ``make_graph`` and the graph to ``make_model`` would take."""
+    from netspec.io.weights import little_endian_bytes
+
     tensor = graph.initializer.add()
     tensor.name = name
     tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
     tensor.dims.extend(array.shape)
-    tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    tensor.raw_data = bytes(little_endian_bytes(array))
 
 
 def _ids(net: Network, input_name: str) -> bool:
@@ -162,7 +176,7 @@ def _ids(net: Network, input_name: str) -> bool:
 
 
 def _trace(net: Network, params: dict[str, np.ndarray], build: bool) -> Graph:
-    g = Graph(params, net.dtype, build)
+    g = Graph(params, net.compute_dtype, build)
     values = {name: name for name in net.inputs}
     for cl in net.layers:
         fn = CONVERTERS.get(cl.layer.type)
@@ -255,6 +269,8 @@ def read_model(net: Network, model: Any, where: str = "the model") -> dict[str, 
     import numpy as np
     from onnx import numpy_helper
 
+    from netspec.init.precision import numpy_dtype
+
     found = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     shapes = {name: p.shape for name, p in net.parameters()}
     out, problems = {}, []
@@ -263,7 +279,7 @@ def read_model(net: Network, model: Any, where: str = "the model") -> dict[str, 
             problems.append(f"missing initializer {key}")
             continue
         array = found[key]
-        if array.shape != index.shape or array.dtype != np.dtype(net.dtype):
+        if array.shape != index.shape or array.dtype != numpy_dtype(net.dtype):
             problems.append(f"{key} is {array.dtype}{list(array.shape)}, expected {net.dtype}{list(index.shape)}")
             continue
         local = index.ravel() - offset

@@ -48,6 +48,27 @@ def torch_module() -> Any:
 converter = registrar(CONVERTERS)
 
 
+def to_tensor(array: np.ndarray) -> Any:
+    """A torch tensor over ``array``'s memory (no copy); a bfloat16 array (``ml_dtypes``, which torch does
+    not read) through its 16-bit patterns."""
+    import numpy as np
+
+    torch = torch_module()
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def to_array(tensor: Any) -> np.ndarray:
+    """A CPU tensor's NumPy array over its memory (no copy); bfloat16 as ``ml_dtypes.bfloat16``."""
+    torch = torch_module()
+    if tensor.dtype == torch.bfloat16:
+        from netspec.init.precision import numpy_dtype
+
+        return tensor.view(torch.int16).numpy().view(numpy_dtype("bfloat16"))  # type: ignore[no-any-return]
+    return tensor.numpy()  # type: ignore[no-any-return]
+
+
 def to_module(spec_or_network: Any, params: dict[str, np.ndarray] | None = None) -> Any:
     """The network as a ``torch.nn.Module`` in evaluation mode, holding ``params`` (default: initialized
     from the spec's seed). ``spec_or_network`` is a :class:`Network` or a spec file path.
@@ -101,7 +122,7 @@ def _layers(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
             if torch_name not in expected or tuple(expected[torch_name].shape) != array.shape:
                 raise NetspecError(f"{cl.name}.{local}: converter gave {torch_name} {array.shape}")
             # torch's transposing copy is faster than NumPy's; torch will not wrap a read-only array quietly
-            state[torch_name] = torch.from_numpy(array if array.flags.writeable else array.copy()).contiguous()
+            state[torch_name] = to_tensor(array if array.flags.writeable else array.copy()).contiguous()
             mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
         dtype = getattr(torch, net.dtype)
         for k, v in expected.items():  # PyTorch's own extras (an LSTM's bias_hh) are zero
@@ -119,7 +140,7 @@ def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
     sources = list(params.values())
     for cl, module, state, names in _layers(torch, net, params):
         for k, t in state.items():  # the module's tensors are its own: training it leaves ``params`` alone
-            if any(np.may_share_memory(t.numpy(), a) for a in sources):
+            if any(np.may_share_memory(to_array(t), a) for a in sources):
                 state[k] = t.clone()
         module.load_state_dict(state, strict=True, assign=True)  # the meta tensors become these
         if any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
@@ -591,7 +612,7 @@ LAYOUT_KEY = "netspec_layout"
 def torch_arrays(net: Network, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every tensor of the torch ``state_dict`` as a NumPy array, by torch key (the converters' arrays;
     PyTorch's own extra tensors, e.g. an LSTM's zero ``bias_hh``, included)."""
-    return {k: v.numpy().copy() for k, v in _state(torch_module(), net, params).items()}
+    return {k: to_array(v).copy() for k, v in _state(torch_module(), net, params).items()}
 
 
 def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
@@ -624,17 +645,19 @@ def read_state_dict(net: Network, state: dict[str, Any]) -> dict[str, np.ndarray
     """
     import numpy as np
 
+    from netspec.init.precision import numpy_dtype
+
     plan = layouts(net)
     keys = [k for k in state if not isinstance(k, str)]
     if keys:
         raise NetspecError(f"the state_dict has keys that are not names: {keys[:5]!r}")
-    arrays = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()}
+    arrays = {k: (to_array(v.detach().cpu()) if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()}
     expected = {key: index.shape for key, index in plan.values()}
     problems = [f"missing {k} {list(s)}" for k, s in expected.items() if k not in arrays]
     problems += [f"{k} has shape {list(arrays[k].shape)}, expected {list(s)}"
                  for k, s in expected.items() if k in arrays and arrays[k].shape != s]  # fmt: skip
     problems += [f"{k} is {arrays[k].dtype}, expected {net.dtype}"
-                 for k in expected if k in arrays and arrays[k].dtype != np.dtype(net.dtype)]  # fmt: skip
+                 for k in expected if k in arrays and arrays[k].dtype != numpy_dtype(net.dtype)]  # fmt: skip
     extra = sorted(set(arrays) - set(expected) - set(torch_extras(net)))
     problems += [f"unexpected {k}" for k in extra]
     problems += [f"{k} is not zero (netspec's {k.rsplit('.', 2)[0]} has no such bias)"
@@ -669,7 +692,7 @@ def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
 
     torch = torch_module()
     if os.path.splitext(path)[1].lower() == ".safetensors":
-        arrays = {k: v.numpy() for k, v in _state(torch, net, params).items()}  # written, not handed out: no copy
+        arrays = {k: to_array(v) for k, v in _state(torch, net, params).items()}  # written, not handed out: no copy
         save_arrays(arrays, path, {**metadata_for(net), LAYOUT_KEY: "torch"})
         return
     state = _state(torch, net, params)
@@ -737,4 +760,4 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
     with torch.no_grad():
         for k, v in ours.items():
             if k in theirs:
-                theirs[k].copy_(torch.from_numpy(v))
+                theirs[k].copy_(to_tensor(v))

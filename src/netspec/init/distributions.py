@@ -196,6 +196,10 @@ class Continuous(Distribution):
         """P(X <= x), vectorized (the fit test's CDF; may import ``scipy.special``)."""
         raise NotImplementedError
 
+    def cdf_left(self, x: np.ndarray) -> np.ndarray:
+        """P(X < x): the CDF's left limit, which differs from :meth:`cdf` only at atoms (none here)."""
+        return self.cdf(x)
+
     def scipy_distribution(self) -> Any:
         """The same law as a frozen ``scipy.stats`` distribution (imports SciPy)."""
         raise NotImplementedError

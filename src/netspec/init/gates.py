@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from netspec.init.distributions import Deterministic, Distribution, OrthogonalMatrix, check_dtype
+from netspec.init.distributions import Deterministic, Distribution, OrthogonalMatrix, Structured, check_dtype
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +52,7 @@ class Gates:
 
 
 def _structured(part: Distribution) -> bool:
-    return isinstance(part, (OrthogonalMatrix, Deterministic))
+    return isinstance(part, Structured)  # orthogonal, identity, dirac (and their half-type storage)
 
 
 def _gate(values: np.ndarray, gate: int, count: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from netspec.errors import NetspecError
+from netspec.init.precision import ITEMSIZE
 from netspec.io import jsonio
 from netspec.io.files import open_regular
 
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 FORMATS = (".npz", ".safetensors")
 NPZ_METADATA = "netspec-metadata.json"
 """The .npz member holding the metadata (spec name, seed, ...) that safetensors keeps in its header."""
-ST_DTYPES = {"float32": "F32", "float64": "F64"}
+ST_DTYPES = {"float32": "F32", "float64": "F64", "bfloat16": "BF16", "float16": "F16"}
+NPZ_REFUSES = ("bfloat16",)
+"""Precisions an ``.npz`` cannot hold (NumPy's format has no bfloat16)."""
 ST_HEADER_LIMIT = 100 * 1024 * 1024
 """The safetensors format's own limit on the JSON header (the reference implementation's)."""
 ST_HEADER_VALUES = 2_000_000
@@ -114,6 +117,8 @@ def save_stream(
         WeightsError: a tensor differs from the layout, or the format is unknown. OSError: as :func:`save`.
     """
     ext = file_format(path)
+    if ext == ".npz":
+        check_npz_dtypes({dtype for _, _, dtype in layout}, path)
     with atomic_write(path) as fh:
         if ext == ".npz":
             _write_npz(_checked(tensors, layout), fh, metadata or {})
@@ -121,6 +126,18 @@ def save_stream(
         with _HashingWriter(fh) as hashing:
             _write_safetensors(_checked(tensors, layout), layout, hashing, metadata or {})
         return hashing.hexdigest()
+
+
+def check_npz_dtypes(dtypes: set[str], path: str) -> None:
+    """Refuse an ``.npz`` for a precision it cannot hold (bfloat16: NumPy's format has no such type).
+
+    Raises:
+        WeightsError: naming the type and the formats that hold it.
+    """
+    refused = sorted(dtypes & set(NPZ_REFUSES))
+    if refused:
+        raise WeightsError(f"{path}: an .npz cannot hold {refused[0]} (NumPy's format has no such type); "
+                           "write .safetensors (or a folder of shards) instead")  # fmt: skip
 
 
 def _checked(tensors: Iterator[tuple[str, np.ndarray]], layout: Layout) -> Iterator[tuple[str, np.ndarray]]:
@@ -178,9 +195,9 @@ def layout_digest(digests: dict[str, str], layout: Layout) -> str:
 
 def tensor_digests(params: dict[str, np.ndarray]) -> dict[str, str]:
     """SHA-256 (hex) of each tensor's C-order bytes, as ``Network.initialize(digests=...)`` computes them."""
-    import numpy as np
+    from netspec.init.precision import byte_view
 
-    return {name: hashlib.sha256(np.ascontiguousarray(a).data).hexdigest() for name, a in params.items()}
+    return {name: hashlib.sha256(byte_view(a)).hexdigest() for name, a in params.items()}
 
 
 def _write_npz(tensors: Iterator[tuple[str, np.ndarray]], fh: IO[bytes], metadata: dict[str, str]) -> None:
@@ -205,12 +222,11 @@ def _member(name: str) -> zipfile.ZipInfo:
 def _write_safetensors(
     tensors: Iterator[tuple[str, np.ndarray]], layout: Layout, fh: _HashingWriter, metadata: dict[str, str]
 ) -> None:
-    import numpy as np
 
     header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
     for name, shape, dtype in layout:
-        size = math.prod(shape) * np.dtype(dtype).itemsize
+        size = math.prod(shape) * ITEMSIZE[dtype]
         header[name] = {"dtype": ST_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     blob = json.dumps(header, separators=(",", ":")).encode()
@@ -218,7 +234,16 @@ def _write_safetensors(
     fh.write(struct.pack("<Q", len(blob)))
     fh.write(blob)
     for _name, array in tensors:
-        fh.write(np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False)).data.cast("B"))
+        fh.write(little_endian_bytes(array))
+
+
+def little_endian_bytes(array: np.ndarray) -> memoryview:
+    """The array's C-order little-endian bytes, without a copy where they already are."""
+    from netspec.init.precision import byte_view
+
+    if array.dtype.name != "bfloat16":  # (ml_dtypes' bfloat16 is native and has no byte order to change)
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return byte_view(array)
 
 
 def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
@@ -376,15 +401,12 @@ def _read_safetensors(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
     header, start = _safetensors_header(fh, path)
     size = os.fstat(fh.fileno()).st_size - start
     out: dict[str, np.ndarray] = {}
-    inverse = {v: k for k, v in ST_DTYPES.items()}
     extents = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info["dtype"] not in inverse:
-            raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']!r}")
         begin, end = info["data_offsets"]
-        dtype = np.dtype(inverse[info["dtype"]]).newbyteorder("<")
+        dtype = st_numpy_dtype(path, name, info["dtype"])
         shape = tuple(info["shape"])
         if begin > end or end - begin != math.prod(shape) * dtype.itemsize:
             raise WeightsError(f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] hold {end - begin:,} bytes, "
@@ -393,13 +415,28 @@ def _read_safetensors(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
         extents.append((name, begin, end))
     check_tiling(path, extents, size)
     for name, begin, end in extents:
-        dtype = np.dtype(inverse[header[name]["dtype"]]).newbyteorder("<")
+        dtype = st_numpy_dtype(path, name, header[name]["dtype"])
         shape = tuple(header[name]["shape"])
         if begin == end:  # no bytes to map (mmap refuses a length of 0)
             out[name] = np.zeros(shape, dtype)
         else:
             out[name] = np.memmap(fh, dtype=dtype, mode="r", offset=start + begin, shape=shape)
     return out
+
+
+def st_numpy_dtype(path: str, name: str, code: str) -> np.dtype:
+    """The little-endian NumPy dtype of a safetensors dtype code (``F32``, ``BF16``, ...).
+
+    Raises:
+        WeightsError: a code netspec does not write.
+    """
+    from netspec.init.precision import numpy_dtype
+
+    inverse = {v: k for k, v in ST_DTYPES.items()}
+    if code not in inverse:
+        raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {code!r}")
+    dtype = numpy_dtype(inverse[code])
+    return dtype if dtype.name == "bfloat16" else dtype.newbyteorder("<")
 
 
 def check_against(params: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], dtype: str) -> list[str]:

@@ -53,10 +53,15 @@ class ParamSpec:
         return self.initializer.declared(self.shape, self.fans)
 
     def draw(self, stream: Stream, dtype: Any) -> np.ndarray:
-        """The tensor, drawn from ``stream`` (the initializer's own call unless gate-structured)."""
+        """The tensor, drawn from ``stream`` (the initializer's own call unless gate-structured) in ``dtype``'s
+        stream type and stored in ``dtype`` (the half types: rounded, :mod:`netspec.init.precision`)."""
+        from netspec.init.precision import stream_dtype, to_storage
+
+        precision = str(getattr(dtype, "name", dtype))
+        drawn = stream_dtype(precision)
         if self.gates is not None:
-            return self.declared().sample(self.shape, stream, dtype)
-        return self.initializer(self.shape, stream, dtype, fans=self.fans)
+            return to_storage(self.declared().sample(self.shape, stream, drawn), precision)
+        return to_storage(self.initializer(self.shape, stream, drawn, fans=self.fans), precision)
 
     @property
     def size(self) -> int:

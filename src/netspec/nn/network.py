@@ -107,8 +107,18 @@ class Network:
 
     @property
     def nbytes(self) -> int:
+        """The parameters' size in bytes, in their stored dtype."""
+        from netspec.init.precision import ITEMSIZE
 
-        return self.num_params * {"float32": 4, "float64": 8}[self.dtype]
+        return self.num_params * ITEMSIZE[self.dtype]
+
+    @property
+    def compute_dtype(self) -> str:
+        """The type :meth:`forward` computes in: the stored dtype, float32 for the half types (their values
+        are float32 values, widened exactly)."""
+        from netspec.init.precision import stream_dtype
+
+        return stream_dtype(self.dtype)
 
     @property
     def input_shape(self) -> Shape:
@@ -210,8 +220,7 @@ class Network:
         params = self.initialize() if params is None else params
         values, single = self._batched_inputs(x)
         for cl in self.layers:
-            own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
-            values[cl.name] = cl.layer.apply([values[s] for s in cl.sources], own)
+            values[cl.name] = cl.layer.apply([values[s] for s in cl.sources], _own(cl, params))
         out = {name: values[name][0] if single else values[name] for name in self.outputs}
         return out[self.outputs[0]] if len(out) == 1 else out
 
@@ -222,7 +231,7 @@ class Network:
         for a batch ``x`` (as :meth:`forward`)."""
         values, _ = self._batched_inputs(x)
         for cl in self.layers:
-            own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
+            own = _own(cl, params)
             xs = [values[s] for s in cl.sources]
             pre = None
             if cl.layer.has_activation() and cl.layer.activation.name != "linear":
@@ -238,7 +247,7 @@ class Network:
         given = x if isinstance(x, dict) else {next(iter(self.inputs)): x} if len(self.inputs) == 1 else None
         if given is None or set(given) != set(self.inputs):
             raise ShapeError(f"the network takes inputs {', '.join(self.inputs)}; give a mapping name -> array")
-        values = {name: np.asarray(given[name], dtype=np.dtype(self.dtype)) for name in self.inputs}
+        values = {name: np.asarray(given[name], dtype=np.dtype(self.compute_dtype)) for name in self.inputs}
         singles = {name: v.shape == tuple(self.inputs[name]) for name, v in values.items()}
         single = all(singles.values())
         for name, v in values.items():
@@ -248,6 +257,13 @@ class Network:
                                  f"{list(self.inputs[name])} (or a batch of it)")  # fmt: skip
             values[name] = batched
         return values, single
+
+
+def _own(cl: CompiledLayer, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A layer's parameters by local name, half-type values widened to float32 (exactly) to compute with."""
+    from netspec.init.precision import widen
+
+    return {p.name: widen(params[f"{cl.name}.{p.name}"]) for p in cl.params}
 
 
 @contextmanager
@@ -272,11 +288,13 @@ def _hasher(digests: dict[str, str] | None) -> Iterator[Callable[[str, np.ndarra
     import hashlib
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from netspec.init.precision import byte_view
+
     pending: dict[str, Future[str]] = {}
     with ThreadPoolExecutor(1, thread_name_prefix="netspec-sha256") as pool:
 
         def hash_later(path: str, array: np.ndarray) -> None:
-            pending[path] = pool.submit(lambda: hashlib.sha256(array.data).hexdigest())
+            pending[path] = pool.submit(lambda: hashlib.sha256(byte_view(array)).hexdigest())
 
         yield hash_later
         digests.update({path: future.result() for path, future in pending.items()})

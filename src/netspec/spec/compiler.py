@@ -47,13 +47,18 @@ def compile_text(text: str, source: str = "<string>", **options: Any) -> Network
 
 
 def compile_document(
-    doc: Document, seed: int | None = None, max_params: int = DEFAULT_MAX_PARAMS, files: Files | None = None
+    doc: Document,
+    seed: int | None = None,
+    max_params: int = DEFAULT_MAX_PARAMS,
+    files: Files | None = None,
+    dtype: str | None = None,
 ) -> Network:
     """Compile a loaded document (see the module doc).
 
     Args:
         doc: the loaded spec.
         seed: overrides the spec's ``seed``.
+        dtype: overrides the spec's ``dtype`` (a name of :data:`~netspec.init.precision.PRECISIONS`).
         max_params: refuse networks with more parameters, before anything is allocated.
         files: where ``imports`` are read from (default: the working tree around the spec file).
 
@@ -83,12 +88,20 @@ def compile_document(
         layers=layers,
         seed=data.get("seed", 0) if seed is None else seed,
         rng=data.get("rng", "block"),
-        dtype=data.get("dtype", "float32"),
+        dtype=data.get("dtype", "float32") if dtype is None else _precision(dtype),
         source=doc.source,
         spec=data,
         warnings=_positional_name_warnings(doc, layers, data.get("names", "positional")) + compiled.warnings,
         imports=imported.digests,
     )
+
+
+def _precision(dtype: str) -> str:
+    from netspec.init.precision import PRECISIONS
+
+    if dtype not in PRECISIONS:
+        raise NetspecError(f"dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
+    return dtype
 
 
 def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -18,6 +18,7 @@ from dataclasses import fields
 from typing import Any
 
 from netspec.init.initializers import INITIALIZERS
+from netspec.init.precision import PRECISIONS
 from netspec.nn.activations import ACTIVATIONS
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.registry import Registry
@@ -259,7 +260,11 @@ def build_schema() -> dict[str, Any]:
                 "ziggurat normals, exact tail, portable float64 too); "
                 "'legacy': one np.random.RandomState for the whole network, as textbook NumPy demos.",
             },
-            "dtype": {"enum": ["float32", "float64"], "description": "Parameter dtype (default float32)."},
+            "dtype": {
+                "enum": list(PRECISIONS),
+                "description": "Parameter dtype (default float32); bfloat16 and float16 are the float32 values "
+                "rounded to nearest even.",
+            },
             "names": {
                 "enum": ["positional", "explicit"],
                 "description": "'positional' (default): unnamed layers are <type>_<position>; 'explicit': every "
