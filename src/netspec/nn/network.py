@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from netspec.errors import Diagnostic
     from netspec.init.streams import Stream
+    from netspec.spec.arithmetic import Evaluated
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class CompiledLayer:
     input_shapes: list[Shape] = field(default_factory=list)
     blocks: list[tuple[str, str]] = field(default_factory=list)
     """The block instances it belongs to, outermost first: (instance name, block name)."""
+    index: int | None = None
+    """The 1-based index of the innermost ``repeat`` it is in (None outside any)."""
+    expressions: dict[str, Evaluated] = field(default_factory=dict)
+    """Its options written as expressions ``${...}``: option path (``units``, ``weights.std``) -> value."""
+    depends: frozenset[str] = frozenset()
+    """The constants its options, enclosing repeat counts and block arguments depend on."""
 
     def origin(self, param: ParamSpec) -> Provenance:
         """The provenance of a parameter's initializer (from the layer key it follows)."""
@@ -94,6 +101,10 @@ class Network:
     """Imported block libraries: path (relative to the repository root) -> SHA-256 of the file."""
     warnings: list[Diagnostic] = field(default_factory=list)
     """Located warnings from compilation (e.g. parameter names that depend on layer positions)."""
+    constants: dict[str, int | float] = field(default_factory=dict)
+    """The spec's ``constants``, resolved."""
+    expressions: dict[str, Evaluated] = field(default_factory=dict)
+    """Values written as expressions outside the layers (``defaults.weights.std``, ``init.layers``, ...)."""
 
     def parameters(self) -> Iterator[tuple[str, ParamSpec]]:
         """``("layer.param", spec)`` in initialization order: layer by layer, weights then bias."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from netspec.spec.arithmetic import show
+
 if TYPE_CHECKING:
     from netspec.nn.layers import ParamSpec
-    from netspec.nn.network import Network, Provenance
+    from netspec.nn.network import CompiledLayer, Network, Provenance
+    from netspec.spec.arithmetic import Evaluated
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -140,10 +143,34 @@ def fans_from(config: dict[str, Any], layer_fans: bool, convention: str = "") ->
     return f"the initializer's axes ({axes})"
 
 
+def expressions_of(net: Network, cl: CompiledLayer, p: ParamSpec) -> dict[str, Evaluated]:
+    """The values written as expressions that decided a parameter: its layer's (shape and initializer) and
+    those of the ``defaults`` entry it follows."""
+    others = set(type(cl.layer).INIT_KEYS) - {p.init_key}
+    out = {k: e for k, e in cl.expressions.items() if k.split(".")[0] not in others}
+    if cl.origin(p).source == "defaults":
+        prefix = f"defaults.{p.init_key}"
+        out.update({k: e for k, e in net.expressions.items() if k == prefix or k.startswith(prefix + ".")})
+    return out
+
+
+def constants_of(net: Network, cl: CompiledLayer, p: ParamSpec) -> frozenset[str]:
+    """The constants a parameter depends on: through its layer (options, repeat counts, block arguments)
+    and the expressions that decided its initializer."""
+    return cl.depends.union(*(e.constants for e in expressions_of(net, cl, p).values()))
+
+
+def _expressions_json(found: dict[str, Evaluated]) -> dict[str, Any]:
+    return {k: {"expression": e.text, "value": e.value, "constants": sorted(e.constants)} for k, e in found.items()}
+
+
 def explain(net: Network) -> list[dict[str, Any]]:
-    """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution."""
+    """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution,
+    and the expressions that decided it (with the constants they read)."""
     out = []
     origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p), p) for cl in net.layers for p in cl.params}
+    found = {f"{cl.name}.{p.name}": expressions_of(net, cl, p) for cl in net.layers for p in cl.params}
+    reads = {f"{cl.name}.{p.name}": constants_of(net, cl, p) for cl in net.layers for p in cl.params}
     for path, p in net.parameters():
         dist = p.declared()
         fans = p.initializer.effective_fans(p.shape, p.fans)
@@ -164,6 +191,8 @@ def explain(net: Network) -> list[dict[str, Any]]:
                 "mean": dist.mean,
                 "std": dist.std,
                 "support": [low, high],
+                **({"expressions": _expressions_json(found[path])} if found[path] else {}),
+                **({"constants": {k: net.constants[k] for k in sorted(reads[path])}} if reads[path] else {}),
             }
         )
     return out
@@ -171,6 +200,9 @@ def explain(net: Network) -> list[dict[str, Any]]:
 
 def explain_text(net: Network) -> str:
     blocks = []
+    if net.constants:
+        blocks.append("constants    " + ", ".join(f"{k} = {show(v)}" for k, v in net.constants.items()))
+    blocks += [f"{k} = {e.describe()}" for k, e in net.expressions.items()]
     for e in explain(net):
         config = ", ".join(f"{k}={v}" for k, v in e["initializer"].items() if k != "name")
         blocks.append(
@@ -180,6 +212,10 @@ def explain_text(net: Network) -> str:
             f"  initializer  {e['initializer']['name']}({config})  from {e['origin']}\n"
             f"  formula      {e['formula']}\n"
             f"  declared     {e['declared']}  (mean {e['mean']:.6g}, std {e['std']:.6g})"
+            + "".join(f"\n  expression   {k} = {x['expression']} = {show(x['value'])}"
+                      for k, x in e.get("expressions", {}).items())
+            + ("\n  constants    " + ", ".join(f"{k} = {show(v)}" for k, v in e["constants"].items())
+               if e.get("constants") else "")
         )
     return "\n".join(blocks)
 

@@ -16,6 +16,7 @@ from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
+from netspec.spec.arithmetic import Evaluated, arithmetic
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text
@@ -93,6 +94,8 @@ def compile_document(
         spec=data,
         warnings=_positional_name_warnings(doc, layers, data.get("names", "positional")) + compiled.warnings,
         imports=imported.digests,
+        constants=dict(arithmetic(doc).constants),
+        expressions=_network_expressions(doc),
     )
 
 
@@ -102,6 +105,12 @@ def _precision(dtype: str) -> str:
     if dtype not in PRECISIONS:
         raise NetspecError(f"dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
     return dtype
+
+
+def _network_expressions(doc: Document) -> dict[str, Evaluated]:
+    """The expressions written outside the layers and constants (``defaults``, ``init``, ``input``, ...)."""
+    values = arithmetic(doc).values.items()
+    return {format_path(p): e for p, e in values if p[0] not in ("layers", "constants")}
 
 
 def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -197,9 +206,10 @@ def _compile_one(
         msg = f"{name} brings the parameter count to {state.total + count:,}, over the limit of {state.max_params:,}"
         out.diagnostics.append(Diagnostic(msg, line, col, where, hint="raise --max-params if this is intended"))
     state.total += count
-    out.layers.append(
-        CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes, item.blocks)
-    )
+    expressions = {format_path(p[len(path) :]): e for p, e in item.expressions.items()}
+    compiled = CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes,
+                             item.blocks, item.index, expressions, item.depends)  # fmt: skip
+    out.layers.append(compiled)
     wiring.produced(name, out_shape)
 
 

@@ -7,10 +7,15 @@ references resolve in, before anything is compiled:
   and a name of the same block means the same repetition's layer;
 * ``{block: NAME, name: stage1, PARAM: value, inputs: x}`` instantiates the
   top-level ``blocks.NAME``: every ``$PARAM`` (a whole scalar value) in its
-  layers is replaced by the value (whole values only: no expressions, no
-  templating inside strings), its layers are named ``stage1.<layer>``, ``input``
+  layers is replaced by the value (whole values only: no templating inside
+  strings), its layers are named ``stage1.<layer>``, ``input``
   inside it is the instance's input (``inputs:``, default the previous layer),
   and the instance's output, which ``stage1`` names, is its last layer.
+
+Expressions ``"${...}"`` left for expansion (:mod:`netspec.spec.arithmetic`) are evaluated here, where
+their names are known: in a block's layers over its parameters and the constants, and ``index`` is
+the 1-based index of the innermost enclosing ``repeat`` (visible inside the block instances expanded
+there). A layer holding such values is checked against the schema after they are evaluated.
 
 Blocks compose with ``repeat`` and with each other; a block that uses itself,
 directly or not, is refused. The number of layers after expansion is counted
@@ -21,15 +26,28 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netspec.errors import Diagnostic, SpecError
 from netspec.registry import did_you_mean
+from netspec.spec.arithmetic import (
+    INDEX,
+    Evaluated,
+    arithmetic,
+    check_names,
+    evaluate_tree,
+    expression_paths,
+    integral,
+)
+from netspec.spec.arithmetic import Scope as Names
+from netspec.spec.expressions import is_expression
 from netspec.spec.loader import Document, Path, format_path
 
 MAX_LAYERS = 10_000
 """Layers after expansion; counted before anything is expanded."""
+MAX_REPEAT = 1000
+"""The largest repeat count (the schema's bound, checked again for counts evaluated at expansion)."""
 
 Scope = dict[str, str]
 """Written reference -> expanded layer name, for the names of the enclosing repeat and block bodies."""
@@ -59,6 +77,12 @@ class Expanded:
     """The block instances it belongs to, outermost first: (instance name, where it is used)."""
     blocks: list[tuple[str, str]] = field(default_factory=list)
     """The same instances as (instance name, block name)."""
+    index: int | None = None
+    """The 1-based index of the innermost enclosing ``repeat`` (None outside any)."""
+    expressions: dict[Path, Evaluated] = field(default_factory=dict)
+    """The layer's values written as expressions, by where they are written."""
+    depends: frozenset[str] = frozenset()
+    """The constants its options, its enclosing repeat counts and block arguments depend on."""
 
 
 @dataclass
@@ -80,7 +104,7 @@ def expand(doc: Document, first_input: str | None) -> Expansion:
     blocks = doc.data.get("blocks", {})
     _check_count(doc, blocks)
     expander = _Expander(doc, blocks, first_input)
-    expander.items(doc.data["layers"], ("layers",), _Context())
+    expander.items(doc.data["layers"], ("layers",), _Context(names=arithmetic(doc).scope()))
     return expander.result
 
 
@@ -90,6 +114,7 @@ def check_definitions(doc: Document, names: list[str]) -> list[Diagnostic]:
     still waiting for its argument is not judged (each instance's substitution is)."""
     out: list[Diagnostic] = []
     expander = _Expander(doc, doc.data.get("blocks") or {}, None)
+    expander.library = True
     for name in names:
         block = expander.blocks[name]
         if expander.definition_broken(name):
@@ -97,6 +122,7 @@ def check_definitions(doc: Document, names: list[str]) -> list[Diagnostic]:
         params = block.get("params", {})
         path: Path = ("blocks", name, "layers")
         waiting = {p for p, v in _placeholders(block["layers"], path) if "default" not in params[v[1:]]}
+        waiting |= set(expression_paths(block["layers"], path))
         body = _substitute(block["layers"], {k: v["default"] for k, v in params.items() if "default" in v})
         out += [d for d in _validate_body(doc, body, path, "") if not any(d.path == format_path(p) for p in waiting)]
     return out + expander.result.diagnostics
@@ -112,6 +138,10 @@ class _Context:
     instances: list[tuple[str, Path]] = field(default_factory=list)
     stack: tuple[str, ...] = ()
     blocks: list[tuple[str, str]] = field(default_factory=list)
+    names: Names = field(default_factory=Names)
+    """What expressions read here: constants, the block's parameters, ``index``."""
+    index: int | None = None
+    depends: frozenset[str] = frozenset()
 
 
 class _Expander:
@@ -122,6 +152,8 @@ class _Expander:
         self.result = Expansion()
         self.broken: dict[str, bool] = {}
         """Block name -> whether its definition has an unknown $NAME (checked once, reported once)."""
+        self.library = False
+        """Whether blocks are checked without a spec that uses them (their constants unknown)."""
 
     def fail(self, message: str, where: Path, ctx: _Context, hint: str = "") -> None:
         line, col = self.doc.mark(where)
@@ -140,18 +172,80 @@ class _Expander:
 
     def layer(self, item: dict[str, Any], where: Path, ctx: _Context) -> None:
         layers = self.result.layers
+        if len(layers) >= MAX_LAYERS:  # (repeat counts known only now are not in the count made up front)
+            line, col = self.doc.mark(where)
+            msg = f"the layers expand to more than {MAX_LAYERS:,}; refusing to expand them"
+            raise SpecError(self.doc.source, [Diagnostic(msg, line, col, format_path(where))], self.doc.text)
+        found = {p: e for p in _value_paths(item, where) if (e := arithmetic(self.doc).values.get(p)) is not None}
+        if expression_paths(item, where):
+            evaluated = self.evaluate_layer(item, where, ctx)
+            if evaluated is None:
+                return
+            item, more = evaluated
+            found.update(more)
         name = item["name"] + ctx.suffix if "name" in item else f"{item['type']}_{len(layers) + 1 - ctx.base}"
         if "inputs" not in item and len(layers) == ctx.base and "input" in ctx.scope:
             item = {**item, "inputs": "input"}  # the first layer of a block instance takes the instance's input
-        layers.append(Expanded(ctx.prefix + name, item, where, ctx.scope, ctx.instances, ctx.blocks))
+        depends = ctx.depends.union(*(e.constants for e in found.values()))
+        layers.append(Expanded(ctx.prefix + name, item, where, ctx.scope, ctx.instances, ctx.blocks, ctx.index,
+                               found, depends))  # fmt: skip
+
+    def evaluate_layer(self, item: dict[str, Any], where: Path, ctx: _Context
+                       ) -> tuple[dict[str, Any], dict[Path, Evaluated]] | None:  # fmt: skip
+        """The layer with its expressions evaluated here and checked against the schema (None after
+        reporting its errors)."""
+        from netspec.spec.validation import from_expression, integer_paths, set_at, validate_fragment
+
+        context = self.context(ctx)
+        item, found, diags = evaluate_tree(self.doc, item, where, ctx.names, context)
+        if diags:
+            self.result.diagnostics += diags
+            return None
+        candidates = {p for p, e in found.items() if isinstance(e.value, float) and e.value.is_integer()}
+        for path in integer_paths(item, candidates, "layer", where):
+            found[path] = Evaluated(found[path].text, int(found[path].value), found[path].constants)
+            set_at(item, path[len(where) :], found[path].value)
+        written = {format_path(p): e for p, e in found.items()}
+        problems = [from_expression(d, written) for d in validate_fragment(self.doc, item, "layer", where)]
+        if problems:
+            self.result.diagnostics += [replace(d, message=d.message + context) for d in problems]
+            return None
+        return item, found
+
+    def context(self, ctx: _Context) -> str:
+        """The block instances and repeat index an expression is evaluated in, for messages."""
+        index = f" (index {ctx.index})" if ctx.index is not None else ""
+        return index + instance_context(self.doc, ctx.instances)
 
     def repeat(self, item: dict[str, Any], where: Path, ctx: _Context) -> None:
         body = item["layers"]
-        for k in range(1, item["repeat"] + 1):
+        count, depends = self.count(item["repeat"], (*where, "repeat"), ctx)
+        if count is None:
+            return
+        for k in range(1, count + 1):
             suffix = f"{ctx.suffix}_{k}"
             local = {n: ctx.prefix + n + suffix for n in _names(body)}
-            inner = _Context(suffix, ctx.prefix, {**ctx.scope, **local}, ctx.base, ctx.instances, ctx.stack, ctx.blocks)
+            names = ctx.names.with_names({INDEX: k}, {INDEX: frozenset()})
+            inner = _Context(suffix, ctx.prefix, {**ctx.scope, **local}, ctx.base, ctx.instances, ctx.stack, ctx.blocks,
+                             names, k, ctx.depends | depends)  # fmt: skip
             self.items(body, (*where, "layers"), inner)
+
+    def count(self, written: Any, where: Path, ctx: _Context) -> tuple[int | None, frozenset[str]]:
+        """A repeat count (an expression evaluated here), with the constants it depends on; None after an
+        error."""
+        evaluated = arithmetic(self.doc).values.get(where)
+        if is_expression(written):
+            _, found, diags = evaluate_tree(self.doc, written, where, ctx.names, self.context(ctx))
+            if diags:
+                self.result.diagnostics += diags
+                return None, frozenset()
+            evaluated = found[where]
+        count = integral(evaluated.value if evaluated else written)
+        if count is None or not 1 <= count <= MAX_REPEAT:
+            shown = evaluated.describe() if evaluated else repr(written)
+            self.fail(f"a repeat count is an integer from 1 to {MAX_REPEAT}, got {shown}", where, ctx)
+            return None, frozenset()
+        return count, evaluated.constants if evaluated else frozenset()
 
     def instance(self, use: dict[str, Any], where: Path, ctx: _Context) -> None:
         name = use["block"]
@@ -165,9 +259,10 @@ class _Expander:
             return
         if self.definition_broken(name):
             return
-        values = self.arguments(name, use, where, ctx)
-        if values is None:
+        arguments = self.arguments(name, use, where, ctx)
+        if arguments is None:
             return
+        values = arguments[0]
         layers = self.result.layers
         instance = ctx.prefix + (use["name"] + ctx.suffix if "name" in use else f"{name}_{len(layers) + 1 - ctx.base}")
         body = _substitute(copy.deepcopy(self.blocks[name]["layers"]), values)
@@ -175,7 +270,9 @@ class _Expander:
         body_path: Path = ("blocks", name, "layers")
         before = len(self.result.diagnostics)
         context = instance_context(self.doc, [*ctx.instances, (instance, where)])
-        self.result.diagnostics += _validate_body(self.doc, body, body_path, context)
+        waiting = {format_path(p) for p in expression_paths(body, body_path)}  # judged once evaluated
+        self.result.diagnostics += [d for d in _validate_body(self.doc, body, body_path, context)
+                                    if d.path not in waiting]  # fmt: skip
         if len(self.result.diagnostics) > before:
             return
         scope = {n: f"{instance}.{n}" for n in _names(body)}
@@ -184,24 +281,32 @@ class _Expander:
         if "inputs" in use:
             scope[INSTANCE_KEY] = instance
             self.result.input_paths[instance] = (*where, "inputs")
+        values, depends = arguments
+        names = ctx.names.with_names(values, depends)
         inner = _Context("", f"{instance}.", scope, len(layers), [*ctx.instances, (instance, where)],
-                         (*ctx.stack, name), [*ctx.blocks, (instance, name)])  # fmt: skip
+                         (*ctx.stack, name), [*ctx.blocks, (instance, name)], names, ctx.index,
+                         ctx.depends.union(*depends.values()))  # fmt: skip
         self.items(body, body_path, inner)
         if len(layers) > inner.base:
             self.result.aliases[instance] = layers[-1].name
 
     def definition_broken(self, name: str) -> bool:
-        """Report, once per block, every ``$NAME`` in its layers that names no parameter."""
+        """Report, once per block, every ``$NAME`` in its layers that names no parameter, and every expression
+        that cannot be parsed or reads a name that is neither a parameter, a constant nor ``index`` (a block
+        library checked on its own does not know the constants of the specs that import it)."""
         if name not in self.broken:
             params = self.blocks[name].get("params", {})
-            unknown = [(p, v) for p, v in _placeholders(self.blocks[name]["layers"], ("blocks", name, "layers"))
-                       if v[1:] not in params]  # fmt: skip
-            for path, value in unknown:
-                line, col = self.doc.mark(path)
+            path: Path = ("blocks", name, "layers")
+            unknown = [(p, v) for p, v in _placeholders(self.blocks[name]["layers"], path) if v[1:] not in params]
+            for where, value in unknown:
+                line, col = self.doc.mark(where)
                 hint = "parameters: " + (", ".join(params) or "none")
                 msg = f"{value} names no parameter of block {name!r}{did_you_mean(value[1:], list(params))}"
-                self.result.diagnostics.append(Diagnostic(msg, line, col, format_path(path), hint=hint))
-            self.broken[name] = bool(unknown)
+                self.result.diagnostics.append(Diagnostic(msg, line, col, format_path(where), hint=hint))
+            known = None if self.library else {*params, *arithmetic(self.doc).constants, INDEX}
+            problems = check_names(self.doc, self.blocks[name]["layers"], path, known)
+            self.result.diagnostics += problems
+            self.broken[name] = bool(unknown or problems)
         return self.broken[name]
 
     def source(self, use: dict[str, Any], ctx: _Context) -> str | None:
@@ -220,14 +325,25 @@ class _Expander:
             return ctx.scope["input"]
         return layers[-1].name if layers else self.first_input
 
-    def arguments(self, name: str, use: dict[str, Any], where: Path, ctx: _Context) -> dict[str, Any] | None:
-        """The instance's parameter values (defaults filled in), or None after reporting every problem."""
+    def arguments(self, name: str, use: dict[str, Any], where: Path, ctx: _Context
+                  ) -> tuple[dict[str, Any], dict[str, frozenset[str]]] | None:  # fmt: skip
+        """The instance's parameter values (defaults filled in; expressions evaluated here) with the constants
+        each depends on, or None after reporting every problem."""
         params = self.blocks[name].get("params", {})
         values: dict[str, Any] = {}
+        depends: dict[str, frozenset[str]] = {}
         ok = True
         for key, value in use.items():
             if key in ("block", "name", "inputs"):
                 continue
+            evaluated = self.argument(value, (*where, key), ctx)
+            if evaluated is None:
+                ok = False
+                continue
+            value, depends[key] = evaluated
+            computed = is_expression(use[key]) or (*where, key) in arithmetic(self.doc).values
+            if computed and key in params and params[key]["type"] == "integer" and integral(value) is not None:
+                value = integral(value)  # an integral result where an integer is required
             if key not in params:
                 known = ", ".join(params) or "none"
                 self.fail(f"block {name!r} has no parameter {key!r}{did_you_mean(key, list(params))}", (*where, key),
@@ -245,13 +361,33 @@ class _Expander:
             if "default" not in spec:
                 self.fail(f"block {name!r} needs parameter {key!r} (it has no default)", where, ctx)
                 ok = False
-            elif _has_type(spec["default"], spec["type"]):
-                values[key] = spec["default"]
+                continue
+            default = self.argument(spec["default"], ("blocks", name, "params", key, "default"), ctx)
+            if default is None:
+                ok = False
+                continue
+            if spec["type"] == "integer" and is_expression(spec["default"]) and integral(default[0]) is not None:
+                default = (integral(default[0]), default[1])
+            if _has_type(default[0], spec["type"]):
+                values[key], depends[key] = default
             else:
-                self.fail(f"the default of parameter {key!r} is {_show(spec['default'])}, not {spec['type']}",
+                self.fail(f"the default of parameter {key!r} is {_show(default[0])}, not {spec['type']}",
                           ("blocks", name, "params", key, "default"), ctx)  # fmt: skip
                 ok = False
-        return values if ok else None
+        return (values, depends) if ok else None
+
+    def argument(self, value: Any, where: Path, ctx: _Context) -> tuple[Any, frozenset[str]] | None:
+        """A block argument's value, its expression evaluated here (with the constants it depends on)."""
+        evaluated = arithmetic(self.doc).values.get(where)
+        if evaluated is not None:  # evaluated before validation
+            return value, evaluated.constants
+        if not is_expression(value):
+            return value, frozenset()
+        _, found, diags = evaluate_tree(self.doc, value, where, ctx.names, self.context(ctx))
+        if diags:
+            self.result.diagnostics += diags
+            return None
+        return found[where].value, found[where].constants
 
 
 def instance_context(doc: Document, instances: list[tuple[str, Path]]) -> str:
@@ -277,12 +413,22 @@ def _show(value: Any) -> str:
 
 
 def _placeholders(node: Any, path: Path) -> list[tuple[Path, str]]:
-    """Every whole-scalar ``$NAME`` in ``node`` with its path."""
+    """Every whole-scalar ``$NAME`` in ``node`` with its path (``${...}`` is an expression, not one)."""
     if isinstance(node, dict):
         return [found for k, v in node.items() for found in _placeholders(v, (*path, k))]
     if isinstance(node, list):
         return [found for i, v in enumerate(node) for found in _placeholders(v, (*path, i))]
-    return [(path, node)] if isinstance(node, str) and node.startswith("$") and len(node) > 1 else []
+    is_name = isinstance(node, str) and node.startswith("$") and len(node) > 1 and not is_expression(node)
+    return [(path, node)] if is_name else []
+
+
+def _value_paths(node: Any, path: Path) -> list[Path]:
+    """Where ``node`` (written at ``path``) holds scalar values."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _value_paths(v, (*path, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _value_paths(v, (*path, i))]
+    return [path]
 
 
 def _substitute(node: Any, values: dict[str, Any]) -> Any:
@@ -309,7 +455,8 @@ def _count(items: list[dict[str, Any]], blocks: dict[str, Any], stack: tuple[str
     total = 0
     for item in items:
         if "repeat" in item:
-            total += item["repeat"] * _count(item["layers"], blocks, stack)
+            known = integral(item["repeat"])  # a count evaluated at expansion counts once here
+            total += (known if known is not None and known > 0 else 1) * _count(item["layers"], blocks, stack)
         elif "block" in item:
             name = item["block"]
             known = name in blocks and name not in stack and isinstance(blocks[name].get("layers"), list)

@@ -54,6 +54,8 @@ class Document:
     text: str
     marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    arithmetic: Any = None
+    """What :func:`netspec.spec.arithmetic.resolve` evaluated (set once, before validation)."""
 
     def mark(self, path: Path, key: bool = False) -> tuple[int, int]:
         """The position of ``path``, or of its nearest ancestor that has one."""

@@ -26,6 +26,7 @@ from netspec.registry import Registry
 SCHEMA_ID = "https://netspec.dev/schemas/netspec-v1.schema.json"
 MAX_SEED = 2**63 - 1
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SHAPE = {
     "type": "array",
     "minItems": 1,
@@ -296,6 +297,14 @@ def build_schema() -> dict[str, Any]:
                     "bias": {"$ref": "#/$defs/initializer", "description": "Bias initializer (default zeros)."},
                     "activation": {"$ref": "#/$defs/activation", "description": "Activation (default linear)."},
                 },
+            },
+            "constants": {
+                "type": "object",
+                "maxProperties": 256,
+                "propertyNames": {"pattern": IDENTIFIER_PATTERN, "maxLength": 64},
+                "additionalProperties": {"type": "number"},
+                "description": "Named numbers that expressions \"${...}\" anywhere in the spec can read: name -> a "
+                "number, or an expression over the constants above it.",
             },
             "layers": {"$ref": "#/$defs/layers", "description": "The layers, input to output."},
             "imports": {"$ref": "#/$defs/imports", "description": IMPORTS["description"]},

@@ -8,6 +8,7 @@ if/then branches the user did not mean are dropped.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -32,13 +33,72 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def validate(doc: Document) -> list[Diagnostic]:
-    """Every schema error of ``doc``, located and worded for people.
+    """Every schema error of ``doc``, located and worded for people, after its expressions are evaluated
+    (:func:`netspec.spec.arithmetic.resolve`: their errors come first; an expression evaluated only at
+    expansion is not judged here).
 
     Names are checked against the registries as they are: installed plugins
     are discovered at the entry points (the CLI, :func:`netspec.load`, or
     :func:`netspec.plugins.load_plugins`), not here.
     """
-    return _validate(doc)
+    from netspec.spec.arithmetic import arithmetic, resolve
+
+    diags = resolve(doc)
+    arith = arithmetic(doc)
+    candidates = {p for p, e in arith.values.items() if isinstance(e.value, float) and e.value.is_integer()}
+    for path in integer_paths(doc.data, candidates):
+        arith.values[path] = replace(arith.values[path], value=int(arith.values[path].value))
+        set_at(doc.data, path, arith.values[path].value)
+    skip = {format_path(p) for p in arith.deferred | arith.failed}
+    written = {format_path(p): e for p, e in arith.values.items()}
+    schema = [d for d in _validate(doc) if d.path not in skip]
+    return sorted(diags + [from_expression(d, written) for d in schema], key=lambda d: d.sort_key)
+
+
+def from_expression(d: Diagnostic, written: dict[str, Any]) -> Diagnostic:
+    """``d`` naming the expression its value came from, if it came from one."""
+    found = written.get(d.path)
+    return replace(d, message=f"{d.message} (the value of {found.text})") if found is not None else d
+
+
+def set_at(data: Any, path: Path, value: Any) -> None:
+    """``data[path[0]][path[1]]... = value``."""
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value
+
+
+@lru_cache(maxsize=8)
+def _strict_validator(definition: str | None, versions: tuple[int, int]) -> jsonschema.Validator:
+    """The schema (or one of its definitions) with 'integer' meaning a Python int only (jsonschema
+    accepts 3.0 as an integer)."""
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)
+    )
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    schema = build_schema()
+    return strict(schema if definition is None else {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+
+
+def integer_paths(value: Any, candidates: set[Path], definition: str | None = None, base: Path = ()) -> set[Path]:
+    """Of ``candidates`` (where ``value``, standing at ``base``, holds an integral float from an expression),
+    the paths where the schema requires an integer: their values become ints."""
+    if not candidates:
+        return set()
+    from netspec.init.initializers import INITIALIZERS
+    from netspec.nn.activations import ACTIVATIONS
+
+    checker = _strict_validator(definition, (INITIALIZERS.version, ACTIVATIONS.version))
+    found: set[Path] = set()
+    stack = list(checker.iter_errors(value))
+    while stack:
+        error: Any = stack.pop()
+        stack.extend(error.context or [])
+        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        path = (*base, *error.absolute_path)
+        if error.validator == "type" and "integer" in kinds and path in candidates:
+            found.add(path)
+    return found
 
 
 def _validate(doc: Document) -> list[Diagnostic]:

@@ -11,6 +11,7 @@ A side is a file path, or ``REV:path`` read with ``git show`` (an argument list,
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -112,16 +113,19 @@ class Diff:
     tensors: list[tuple[str, str]] = field(default_factory=list)
     """(tensor, why its bytes change)."""
     unchanged: int = 0
+    constants: dict[str, list[Any]] = field(default_factory=dict)
+    """Constant -> [old value, new value, what its change does to the tensors that read it]."""
 
     @property
     def same(self) -> bool:
         return not (self.added or self.removed or self.renamed or self.changed or self.params or self.network
-                    or self.tensors)  # fmt: skip
+                    or self.tensors or self.constants)  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         return {
             "old": self.old, "new": self.new, "same": self.same,
             "network": self.network,
+            "constants": {k: {"old": a, "new": b, "effect": e} for k, (a, b, e) in self.constants.items()},
             "layers": {"added": self.added, "removed": self.removed, "renamed": [list(r) for r in self.renamed],
                        "changed": {layer: {k: [None if v is _ABSENT else v for v in pair] for k, pair in opts.items()}
                                    for layer, opts in self.changed.items()}},
@@ -133,6 +137,7 @@ class Diff:
     def text(self) -> str:
         out = [f"--- {self.old}", f"+++ {self.new}"]
         out += [f"network {k}: {a!r} -> {b!r}" for k, (a, b) in self.network.items()]
+        out += [f"constant {k} {_value(a)} -> {_value(b)}: {e}" for k, (a, b, e) in self.constants.items()]
         out += [f"+ layer {n}" for n in self.added] + [f"- layer {n}" for n in self.removed]
         out += [f"~ layer {a} -> {b} (renamed: its tensors get the new name's streams)" for a, b in self.renamed]
         for layer, options in self.changed.items():
@@ -149,6 +154,10 @@ class Diff:
 
 def _show(value: Any) -> str:
     return "(absent)" if value is _ABSENT else repr(value)
+
+
+def _value(value: Any) -> str:
+    return "(absent)" if value is None else str(value)
 
 
 _ABSENT = object()
@@ -177,7 +186,42 @@ def diff_networks(a: Network, b: Network, old: str, new: str) -> Diff:
         d.network["defaults"] = [a.spec.get("defaults", {}), b.spec.get("defaults", {})]
     _layers(d, a, b)
     _tensors(d, a, b)
+    _constants(d, a, b)
     return d
+
+
+def _constants(d: Diff, a: Network, b: Network) -> None:
+    """Each changed constant with what it does: how many tensors that read it change (std, shape or
+    otherwise), are added or removed."""
+    from netspec.vcs.lock import changed_constants, tensor_entries
+
+    changed = changed_constants(a.constants, b.constants)
+    if not changed:
+        return
+    ea, eb = tensor_entries(a), tensor_entries(b)
+    reads_a = {n: set(e.get("constants", ())) for n, e in ea.items()}
+    reads_b = {n: set(e.get("constants", ())) for n, e in eb.items()}
+    std_a = {n: p.declared().std for n, p in a.parameters()}
+    std_b = {n: p.declared().std for n, p in b.parameters()}
+    for name, (old, new) in changed.items():
+        effects: dict[str, int] = {}
+        for tensor, _ in d.tensors:
+            if name not in reads_b[tensor] | reads_a.get(tensor, set()):
+                continue
+            if tensor not in ea:
+                kind = "added"
+            elif ea[tensor]["shape"] != eb[tensor]["shape"]:
+                kind = "change shape"
+            elif not math.isclose(std_a[tensor], std_b[tensor], rel_tol=1e-12, abs_tol=0.0):
+                kind = "change std"
+            else:
+                kind = "change their initializer"
+            effects[kind] = effects.get(kind, 0) + 1
+        removed = sum(1 for t in ea if t not in eb and name in reads_a[t])
+        if removed:
+            effects["removed"] = removed
+        text = ", ".join(f"{n} tensor{'s' * (n != 1)} {kind}" for kind, n in effects.items()) or "no tensor changes"
+        d.constants[name] = [old, new, text]
 
 
 def _plain(value: Any) -> Any:
@@ -266,13 +310,15 @@ def _draw_inputs(p: ParamSpec) -> tuple[Any, ...]:
 
 
 def _diff_locks(old: Side, new: Side) -> Diff:
-    from netspec.vcs.lock import compare, loads
+    from netspec.vcs.lock import changed_constants, compare, loads
 
     a, b = loads(old.text, old.label), loads(new.text, new.label)
     d = Diff(old.label, new.label, total=(int(a.get("parameters", 0)), int(b.get("parameters", 0))))
     for key in ("seed", "rng", "stream", "dtype", "netspec_version", "imports"):
         if a.get(key) != b.get(key):
             d.network[key] = [a.get(key), b.get(key)]
+    for name, (old_value, new_value) in changed_constants(a.get("constants"), b.get("constants")).items():
+        d.constants[name] = [old_value, new_value, "(see the tensors below)"]
     for drift in compare(a, b):
         d.tensors.append((drift.tensor, drift.reason))
     d.unchanged = len(b["tensors"]) - len(d.tensors)

@@ -36,7 +36,8 @@ MAX_LOCK_VALUES = 4_000_000
 
 
 def tensor_entries(net: Network) -> dict[str, dict[str, Any]]:
-    """Per parameter: shape, resolved initializer, fans, declared distribution (no bytes yet)."""
+    """Per parameter: shape, resolved initializer, fans, declared distribution (no bytes yet), and the
+    constants it depends on (when it depends on any)."""
     from netspec.report.summary import explain
 
     return {
@@ -45,6 +46,7 @@ def tensor_entries(net: Network) -> dict[str, dict[str, Any]]:
             "initializer": e["initializer"],
             "fans": [e["fan_in"], e["fan_out"]],
             "declared": e["declared"],
+            **({"constants": sorted(e["constants"])} if e.get("constants") else {}),
         }
         for e in explain(net)
     }
@@ -79,6 +81,7 @@ def build_lock(
         "stream": stream_name(net),
         "dtype": net.dtype,
         "imports": dict(sorted((imports or {}).items())),
+        **({"constants": dict(net.constants)} if net.constants else {}),
         "parameters": net.num_params,
         "content_sha256": layout_digest(digests, layout),
         "tensors": tensors,
@@ -128,6 +131,8 @@ def loads(text: str | bytes, source: str) -> dict[str, Any]:
     for key in ("seed", "parameters"):
         if key in lock and (not isinstance(lock[key], int) or isinstance(lock[key], bool)):
             raise NetspecError(f"{source}: {key} is {lock[key]!r}, not an integer")
+    if not isinstance(lock.get("constants", {}), dict):
+        raise NetspecError(f"{source}: constants must be a mapping of names to numbers")
     for name, entry in lock["tensors"].items():
         problem = _entry_problem(entry)
         if problem:
@@ -171,18 +176,34 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Drift]:
     changed_globals = [k for k in SPEC_KEYS if old.get(k) != new.get(k)]
     if not changed_globals and old.get("stream") != new.get("stream"):
         changed_globals = ["stream"]
+    constants = changed_constants(old.get("constants"), new.get("constants"))
     drifts = []
     old_t, new_t = old["tensors"], new["tensors"]
     for name in sorted(set(old_t) | set(new_t)):
         if name not in old_t:
-            drifts.append(Drift(name, "spec", "added (not in the lock)"))
+            drift: Drift | None = Drift(name, "spec", "added (not in the lock)")
         elif name not in new_t:
-            drifts.append(Drift(name, "spec", "removed (in the lock, not in the spec)"))
+            drift = Drift(name, "spec", "removed (in the lock, not in the spec)")
         else:
             drift = _tensor_drift(name, old_t[name], new_t[name], old, new, changed_globals)
-            if drift:
-                drifts.append(drift)
+        if drift is not None:
+            because = _constants_read(constants, old_t.get(name), new_t.get(name))
+            drifts.append(Drift(name, drift.kind, drift.reason + because) if drift.kind == "spec" else drift)
     return drifts
+
+
+def changed_constants(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
+    """The constants whose value differs between two sides (absent on one side: None)."""
+    a, b = (old if isinstance(old, dict) else {}), (new if isinstance(new, dict) else {})
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)}
+
+
+def _constants_read(changed: dict[str, tuple[Any, Any]], *entries: Any) -> str:
+    """`` (constant n_layers 12 -> 24)`` for the changed constants a tensor reads (on either side)."""
+    reads = {c for e in entries if isinstance(e, dict) and isinstance(e.get("constants"), list)
+             for c in e["constants"] if isinstance(c, str)}  # fmt: skip
+    named = [f"{k} {a} -> {b}" for k, (a, b) in changed.items() if k in reads]
+    return f" (constant {', '.join(named)})" if named else ""
 
 
 def _tensor_drift(name: str, a: dict[str, Any], b: dict[str, Any], old: dict[str, Any], new: dict[str, Any],
