@@ -71,7 +71,7 @@ def test_conditions_parse_and_name_the_layer():
     net = netspec.loads(SPEC, "small.yaml")
     run = diagnose(net, np.random.default_rng(0).standard_normal((64, 6)).astype(np.float32), [], "auto",
                    gradients=False)[0]  # fmt: skip
-    hidden = [s for s in run.layers if s.pre_std is not None]
+    hidden = [s for s in run.layers if s.pre_std is not None and s.name != "out"]  # not the softmax output
     assert run.std_ratio == pytest.approx(hidden[-1].std / hidden[0].std)
     assert Condition.parse("std_ratio > 0").failures(run) and not Condition.parse("std_ratio<0").failures(run)
     saturated = Condition.parse("saturated>0").failures(run)
@@ -102,11 +102,35 @@ def test_cli_json_fail_if_and_usage_errors(spec_file, capsys):
     assert code == 1 and "no such file" in err
 
 
-def test_missing_torch_reports_forward_statistics_then_exits_1(spec_file, capsys, monkeypatch):
+def test_missing_torch_reports_forward_statistics_says_gradients_were_skipped_and_exits_0(spec_file, capsys,
+                                                                                         monkeypatch):  # fmt: skip
     monkeypatch.setitem(sys.modules, "torch", None)
     code, out, err = _cli(capsys, "diagnose", spec_file)
-    assert code == 1 and "pip install 'netspec[torch]'" in err and "Traceback" not in err
-    assert "tanh" in out  # the forward statistics still came out
+    assert code == 0 and "Traceback" not in err
+    assert "gradients skipped: PyTorch is not installed" in err and "pip install" in err
+    assert "tanh" in out and "gradients: PyTorch is not installed" in out  # the forward statistics came out
+    code, out, _ = _cli(capsys, "diagnose", spec_file, "--json")
+    assert code == 0 and "PyTorch is not installed" in json.loads(out)["runs"][0]["gradients_missing"]
+    code, _, err = _cli(capsys, "diagnose", spec_file, "--fail-if", "saturated>0")  # checks still decide
+    assert code == 1 and "check failed" in err
+
+
+def test_std_ratio_leaves_out_a_softmax_output_layer(capsys):
+    """specs/deep-relu-mlp-he.yaml: 8 He-initialized ReLU layers, a softmax head. He keeps E[y^2] through
+    the ReLU layers (mean field), so the hidden std ratio is near 1 (measured 0.90 at batch 256); the
+    softmax output's std is near 0.1 (10 classes), and counting it gave 0.14, failing 'std_ratio<0.5'."""
+    net = netspec.load("specs/deep-relu-mlp-he.yaml")
+    x = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    run = diagnose(net, x, [], "auto", gradients=False)[0]
+    assert run.layers[-1].output and run.layers[-1].activation == "softmax"
+    assert run.std_ratio == run.layers[-2].std / run.layers[0].std
+    assert run.layers[-1].std / run.layers[0].std < 0.5 < run.std_ratio < 2
+    code, _, err = _cli(capsys, "diagnose", "specs/deep-relu-mlp-he.yaml", "--no-gradients",
+                        "--fail-if", "std_ratio<0.5", "--fail-if", "std_ratio>2")  # fmt: skip
+    assert code == 0, err
+    log = netspec.loads("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, units: 3, activation: log_softmax}\n")
+    only = diagnose(log, np.ones((2, 4), np.float32), [], "auto", gradients=False)[0]
+    assert only.std_ratio == 1.0  # nothing else to compare: the output layer is kept
 
 
 def test_missing_matplotlib_is_a_message_and_exit_1(spec_file, capsys, monkeypatch, tmp_path):
@@ -132,6 +156,18 @@ def test_diagnose_plot_has_one_line_per_initializer(spec_file, tmp_path, capsys)
     std_axis = fig.axes[0]
     assert [line.get_label() for line in std_axis.get_lines()] == ["spec", "he_normal", "glorot_normal"]
     np.testing.assert_allclose(std_axis.get_lines()[1].get_ydata(), [s.std for s in runs[1].layers])
+    lines = std_axis.get_lines()
+    assert lines[0].get_zorder() > max(line.get_zorder() for line in lines[1:])  # the spec's line on top
+    assert len({line.get_linestyle() for line in lines}) == 3  # coinciding lines stay visible
+    assert len(fig.axes) == 1 + 4  # no empty gradient panel; a histogram per layer (4 layers)
+    hists = fig.axes[1:]
+    assert all(ax.get_yscale() == "log" for ax in hists)
+    assert len({ax.get_xlim() for ax in hists}) == 1  # one shared x axis
+    assert hists[1].get_title() == "b\n" + f"{np.mean(runs[0].layers[1].sample == 0):.0%} zeros"
+    tanh = netspec.loads("netspec: 1\ninput: [6]\nlayers:\n  - {type: dense, units: 8, activation: tanh}\n")
+    same = diagnose(tanh, np.ones((8, 6), dtype=np.float32), ["glorot_uniform"], "auto", gradients=False)
+    labels = [line.get_label() for line in plots.diagnose_figure(same).axes[0].get_lines()]
+    assert labels == ["spec", "glorot_uniform (= spec)"]  # auto chose glorot_uniform: the lines coincide
     code, _, _ = _cli(capsys, "diagnose", spec_file, "--no-gradients", "--plot", tmp_path / "d.png",
                       "--html", tmp_path / "r.html", "--compare", "he_normal")  # fmt: skip
     assert code == 0 and _png_size(tmp_path / "d.png") == (1200, 800)

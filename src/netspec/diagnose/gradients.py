@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from netspec.diagnose.stats import ParamStats
+from netspec.diagnose.stats import PROBABILITY_HEADS, ParamStats
 
 if TYPE_CHECKING:
     import numpy as np
 
     from netspec.nn.network import Network
-
-CLASSIFIER_HEADS = ("softmax", "log_softmax")
 
 
 def loss_for(net: Network, loss: str) -> str:
@@ -27,7 +25,7 @@ def loss_for(net: Network, loss: str) -> str:
     if loss != "auto":
         return loss
     head = next(cl.layer for cl in net.layers if cl.name == net.outputs[0])
-    return "cross_entropy" if head.has_activation() and head.activation.name in CLASSIFIER_HEADS else "mean"
+    return "cross_entropy" if head.has_activation() and head.activation.name in PROBABILITY_HEADS else "mean"
 
 
 def parameter_stats(net: Network, params: dict[str, np.ndarray], x: Any, loss: str) -> tuple[list[ParamStats], str]:
@@ -35,7 +33,8 @@ def parameter_stats(net: Network, params: dict[str, np.ndarray], x: Any, loss: s
     try:
         import torch
     except ImportError:
-        return [], "needs PyTorch for autograd: pip install 'netspec[torch]' (forward statistics need nothing)"
+        return [], ("PyTorch is not installed (gradients use its autograd; the forward statistics need "
+                    "nothing): pip install 'netspec[torch]'")  # fmt: skip
     from netspec.export.torch import to_module
 
     module = to_module(net, params).to(getattr(torch, net.compute_dtype))  # half types: computed in float32

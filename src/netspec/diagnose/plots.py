@@ -51,41 +51,87 @@ def check_folder(path: str) -> None:
         raise UsageError(f"{path}: the folder does not exist")
 
 
+STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1)), "v"), ((0, (1, 3)), "P")]
+"""(line style, marker) per run, so lines that coincide (the spec and the initializer its ``auto`` chose)
+stay visible."""
+FONT = 10
+
+
 def diagnose_figure(runs: list[Run]) -> Any:
-    """Activation std per layer, gradient std per weights tensor (one line per run) and histograms of
-    up to :data:`HISTOGRAM_LAYERS` layers' outputs (one per run, overlaid; Glorot and Bengio 2010)."""
+    """Activation std per layer, gradient std per weights tensor (one line per run; the gradient panel
+    only when gradients were computed) and histograms of up to :data:`HISTOGRAM_LAYERS` layers' outputs
+    (one per run, overlaid; Glorot and Bengio 2010), on one shared x axis with a logarithmic count axis
+    so a ReLU layer's zeros do not flatten the rest.
+
+    The spec's run is drawn on top; a run whose statistics equal the spec's is labelled ``(= spec)``."""
     plt = pyplot()
     fig = plt.figure(figsize=SIZE, dpi=DPI)
     grid = fig.add_gridspec(2, HISTOGRAM_LAYERS)
-    std_ax = fig.add_subplot(grid[0, : HISTOGRAM_LAYERS // 2])
-    grad_ax = fig.add_subplot(grid[0, HISTOGRAM_LAYERS // 2 :])
-    for run in runs:
-        std_ax.plot(range(1, len(run.layers) + 1), [s.std for s in run.layers], marker="o", label=run.initializer)
-        weights = [p for p in run.parameters if p.name.endswith("weights")]
-        grad_ax.plot(range(1, len(weights) + 1), [p.grad_std for p in weights], marker="o", label=run.initializer)
+    gradients = any(run.parameters for run in runs)
+    std_ax = fig.add_subplot(grid[0, : HISTOGRAM_LAYERS // 2] if gradients else grid[0, :])
+    grad_ax = fig.add_subplot(grid[0, HISTOGRAM_LAYERS // 2 :]) if gradients else None
+    for i, run in enumerate(runs):
+        style, marker = STYLES[i % len(STYLES)]
+        same = i > 0 and [s.std for s in run.layers] == [s.std for s in runs[0].layers]
+        line = {"linestyle": style, "marker": marker, "label": run.initializer + (" (= spec)" if same else ""),
+                "zorder": 3 if i == 0 else 2, "linewidth": 2.5 if i == 0 else 1.5,
+                "markersize": 8 if i == 0 else 5, "markerfacecolor": "none" if i == 0 else None}  # fmt: skip
+        std_ax.plot(range(1, len(run.layers) + 1), [s.std for s in run.layers], **line)
+        if grad_ax is not None:
+            weights = [p for p in run.parameters if p.name.endswith("weights")]
+            grad_ax.plot(range(1, len(weights) + 1), [p.grad_std for p in weights], **line)
     _label(std_ax, "activation std per layer", "layer", "std of the output")
-    _label(grad_ax, "gradient std per weights tensor" + ("" if runs and runs[0].parameters else " (no gradients)"),
-           "weights tensor", "std of the gradient")  # fmt: skip
-    layers = runs[0].layers if runs else []
-    chosen = sorted({round(i * (len(layers) - 1) / max(HISTOGRAM_LAYERS - 1, 1)) for i in range(HISTOGRAM_LAYERS)})
-    for col, index in enumerate(chosen[:HISTOGRAM_LAYERS] if layers else []):
-        ax = fig.add_subplot(grid[1, col])
-        for run in runs:
-            ax.hist(run.layers[index].sample, bins=40, histtype="step", label=run.initializer)
-        ax.set_title(layers[index].name, fontsize=8)
-        ax.tick_params(labelsize=6)
+    if grad_ax is not None:
+        _label(grad_ax, "gradient std per weights tensor", "weights tensor", "std of the gradient")
+    _histograms(fig, grid, runs)
     fig.tight_layout()
     return fig
 
 
+def _histograms(fig: Any, grid: Any, runs: list[Run]) -> None:
+    """Output histograms of up to :data:`HISTOGRAM_LAYERS` layers, evenly spread over the depth."""
+    import numpy as np
+
+    layers = runs[0].layers if runs else []
+    if not layers:
+        return
+    chosen = sorted({round(i * (len(layers) - 1) / max(HISTOGRAM_LAYERS - 1, 1)) for i in range(HISTOGRAM_LAYERS)})
+    values = np.concatenate([np.ravel(run.layers[i].sample) for run in runs for i in chosen])
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if values.size else (-1.0, 1.0)
+    bins = np.linspace(low, high if high > low else low + 1.0, 41)
+    first = None
+    for col, index in enumerate(chosen[:HISTOGRAM_LAYERS]):
+        ax = fig.add_subplot(grid[1, col], sharex=first, sharey=first)
+        first = first or ax
+        for i, run in enumerate(runs):
+            ax.hist(run.layers[index].sample, bins=bins, histtype="step",
+                    linestyle=STYLES[i % len(STYLES)][0], linewidth=2 if i == 0 else 1.2,
+                    label=run.initializer)  # fmt: skip
+        ax.set_yscale("log")
+        stats = layers[index]
+        zeros = float(np.mean(np.asarray(stats.sample) == 0)) if stats.sample is not None else 0.0
+        title = stats.name + (f"\n{zeros:.0%} zeros" if stats.activation == "relu" else "")
+        ax.set_title(title, fontsize=FONT)
+        ax.tick_params(labelsize=FONT - 1)
+        if col == 0:
+            ax.set_ylabel("count (log)", fontsize=FONT)
+        ax.set_xlabel("output value", fontsize=FONT - 1)
+
+
 def _label(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.set_xlabel(xlabel, fontsize=FONT)
+    ax.set_ylabel(ylabel, fontsize=FONT)
+    ax.tick_params(labelsize=FONT - 1)
+    if xlabel in ("layer", "weights tensor"):  # positions 1, 2, ...: whole numbers only
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any(line.get_ydata().size and min(line.get_ydata()) > 0 for line in ax.get_lines()):
         ax.set_yscale("log")
     if ax.get_lines():
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=FONT)
 
 
 def bounds_figure(inits: list[str], fan_in: range, fan_out: int | None) -> Any:

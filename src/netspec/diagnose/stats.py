@@ -6,7 +6,9 @@ the fraction of saturated units (tanh: |y| > 0.99; sigmoid: y outside [0.01, 0.9
 units (a unit, i.e. one output position and channel, that is 0 for every sample of the batch).
 
 ``std_ratio`` is the last layer's output std over the first's, among the layers that apply an
-activation (all layers if none does): the quantity Glorot and Bengio (2010) plot against depth.
+activation (all layers if none does): the quantity Glorot and Bengio (2010) plot against depth. A
+softmax or log_softmax output layer is left out: its output is a probability (or its log), whose std
+says nothing about signal propagation (a well-initialized He network's softmax head has std near 1/classes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
     from netspec.nn.network import Network
 
+PROBABILITY_HEADS = ("softmax", "log_softmax")
+"""Output activations left out of ``std_ratio``."""
 SATURATION = {"tanh": (-0.99, 0.99), "sigmoid": (0.01, 0.99)}
 """Activation -> the interval outside which a unit counts as saturated."""
 HISTOGRAM_SAMPLE = 20_000
@@ -41,6 +45,8 @@ class LayerStats:
     pre_std: float | None = None
     saturated: float | None = None
     dead: float | None = None
+    output: bool = False
+    """Whether the layer is a network output."""
     sample: Any = field(default=None, repr=False)
     """A subsample of the outputs (for histograms); not in the JSON."""
 
@@ -70,10 +76,17 @@ class Run:
 
     @property
     def std_ratio(self) -> float:
-        """Last over first output std of the layers with an activation; 0 when the first is 0 (a dead
-        signal: every ``std_ratio<X`` check fails, none passes by an infinite ratio)."""
-        hidden = [s for s in self.layers if s.pre_std is not None] or self.layers
+        """Last over first output std of the layers with an activation, a softmax or log_softmax output
+        layer left out; 0 when the first is 0 (a dead signal: every ``std_ratio<X`` check fails, none
+        passes by an infinite ratio)."""
+        hidden = [s for s in self.signal_layers() if s.pre_std is not None] or self.signal_layers()
         return hidden[-1].std / hidden[0].std if hidden[0].std > 0 else 0.0
+
+    def signal_layers(self) -> list[LayerStats]:
+        """The layers whose std ``std_ratio`` compares: all but a softmax or log_softmax output layer
+        (all of them if that leaves none)."""
+        kept = [s for s in self.layers if not (s.output and s.activation in PROBABILITY_HEADS)]
+        return kept or self.layers
 
     def as_json(self) -> dict[str, Any]:
         return {"initializer": self.initializer, "std_ratio": self.std_ratio,
@@ -103,7 +116,8 @@ def layer_stats(net: Network, params: dict[str, np.ndarray], x: Any) -> list[Lay
     out = []
     for cl, pre, y in net.trace(x, params):
         act = cl.layer.activation.name if cl.layer.has_activation() else None
-        stats = LayerStats(cl.name, cl.layer.type, act, float(y.mean()), float(y.std()), sample=_sample(y))
+        stats = LayerStats(cl.name, cl.layer.type, act, float(y.mean()), float(y.std()),
+                           output=cl.name in net.outputs, sample=_sample(y))  # fmt: skip
         if pre is not None:
             stats.pre_mean, stats.pre_std = float(pre.mean()), float(pre.std())
         if act in SATURATION:
