@@ -67,10 +67,26 @@ def test_build_writes_default_npz_in_cwd_and_says_so(tmp_path):
     for needle in ("dense_1 (dense)", "(None, 5)", "25", "glorot_uniform U(±0.8165)", "tanh", "Total params: 43"):
         assert needle in r.stdout
     with np.load(out) as w:
-        assert sorted(w.files) == [
-            "dense_1.bias", "dense_1.weights", "dense_2.bias", "dense_2.weights", "netspec-metadata.json"
-        ]
+        assert sorted(w.files) == ["dense_1.bias", "dense_1.weights", "dense_2.bias", "dense_2.weights"]
         assert w["dense_1.weights"].shape == (4, 5) and w["dense_1.weights"].dtype == np.float32
+        # the most natural user code works: every member is an array of numbers
+        assert all(v.dtype == np.float32 for v in dict(w.items()).values())
+    assert weights_io.load_metadata(str(out))["netspec_spec"] == "glorot-demo-4-5-3"  # in the archive comment
+
+
+def test_load_metadata_reads_npz_files_of_earlier_versions(tmp_path):
+    """Before the archive comment, .npz files held the metadata as a member netspec-metadata.json."""
+    import zipfile
+
+    old = tmp_path / "old.npz"
+    np.savez(old, **{"dense_1.weights": np.ones((2, 2), np.float32)})
+    with zipfile.ZipFile(old, "a") as zf:
+        zf.writestr("netspec-metadata.json", json.dumps({"netspec_spec": "old", "netspec_seed": "3"}))
+    assert weights_io.load_metadata(str(old)) == {"netspec_spec": "old", "netspec_seed": "3"}
+    assert list(weights_io.load(str(old))) == ["dense_1.weights"]  # the member is not a tensor
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, a=np.zeros(2))
+    assert weights_io.load_metadata(str(plain)) == {}
 
 
 def test_same_spec_and_seed_give_the_same_bytes(tmp_path):
@@ -106,7 +122,7 @@ def test_safetensors_output_loads_with_the_safetensors_library(tmp_path):
     npz = tmp_path / "w.npz"
     netspec("build", ROOT / "specs" / "cifar-cnn.yaml", "-o", npz)
     with np.load(npz) as w:
-        names = [n for n in w.files if n != "netspec-metadata.json"]
+        names = w.files
         assert sorted(names) == sorted(tensors)
         for name in names:
             assert np.array_equal(w[name], tensors[name])

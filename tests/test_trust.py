@@ -319,6 +319,11 @@ def test_npz_metadata_member_is_bounded(tmp_path):
         zf.writestr("netspec-metadata.json", json.dumps([1, 2]))
     with pytest.raises(weights_io.WeightsError, match="mapping of strings"):
         weights_io.load_metadata(str(path))
+    for comment in (b"[1]", b"{", b"[" * 60000):  # the archive comment (at most 64 KiB) as hostile JSON
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.comment = weights_io.NPZ_COMMENT_PREFIX + comment
+        with pytest.raises(weights_io.WeightsError, match="metadata"):
+            weights_io.load_metadata(str(path))
 
 
 def test_a_misspelled_required_key_is_one_message():

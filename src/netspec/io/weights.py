@@ -35,7 +35,12 @@ if TYPE_CHECKING:
 
 FORMATS = (".npz", ".safetensors")
 NPZ_METADATA = "netspec-metadata.json"
-"""The .npz member holding the metadata (spec name, seed, ...) that safetensors keeps in its header."""
+"""The .npz member that held the metadata in files written before netspec kept it in the archive comment
+(still read; never written: ``np.load(f).items()`` would yield it as an array of bytes)."""
+NPZ_COMMENT_PREFIX = b"netspec-metadata "
+"""An .npz file's metadata (spec name, seed, ...; what safetensors keeps in its header) is the zip archive
+comment: this prefix, then the JSON object. ``np.load`` does not see it."""
+ZIP_COMMENT_LIMIT = 0xFFFF
 ST_DTYPES = {"float32": "F32", "float64": "F64", "bfloat16": "BF16", "float16": "F16"}
 NPZ_REFUSES = ("bfloat16",)
 """Precisions an ``.npz`` cannot hold (NumPy's format has no bfloat16)."""
@@ -203,9 +208,13 @@ def tensor_digests(params: dict[str, np.ndarray]) -> dict[str, str]:
 def _write_npz(tensors: Iterator[tuple[str, np.ndarray]], fh: IO[bytes], metadata: dict[str, str]) -> None:
     import numpy as np
 
+    comment = NPZ_COMMENT_PREFIX + json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+    if len(comment) > ZIP_COMMENT_LIMIT:
+        raise WeightsError(f"the metadata ({len(comment):,} bytes) does not fit an .npz archive comment "
+                           f"({ZIP_COMMENT_LIMIT:,} bytes at most); write .safetensors")  # fmt: skip
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         if metadata:
-            zf.writestr(_member(NPZ_METADATA), json.dumps(metadata, sort_keys=True, indent=1))
+            zf.comment = comment
         for name, array in tensors:
             with zf.open(_member(name + ".npy"), "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
@@ -289,8 +298,9 @@ def _read_npz(fh: BinaryIO) -> dict[str, np.ndarray]:
 
 
 def load_metadata(path: str) -> dict[str, str]:
-    """The metadata a weights file carries (spec name, seed, ...): safetensors' ``__metadata__``,
-    or the .npz member :data:`NPZ_METADATA`; empty if it has none.
+    """The metadata a weights file carries (spec name, seed, ...): safetensors' ``__metadata__``, an
+    .npz file's archive comment (:data:`NPZ_COMMENT_PREFIX`), or the member :data:`NPZ_METADATA` of
+    .npz files written by earlier versions; empty if it has none.
 
     Raises:
         WeightsError: the file cannot be read or its metadata is not a mapping of strings.
@@ -300,11 +310,14 @@ def load_metadata(path: str) -> dict[str, str]:
         with open_regular(path) as fh:
             if ext == ".npz":
                 with zipfile.ZipFile(fh) as zf:
-                    if NPZ_METADATA not in zf.namelist():
+                    if zf.comment.startswith(NPZ_COMMENT_PREFIX):
+                        meta = _json(zf.comment[len(NPZ_COMMENT_PREFIX) :], path, "the archive comment's metadata")
+                    elif NPZ_METADATA not in zf.namelist():
                         return {}
-                    if zf.getinfo(NPZ_METADATA).file_size > jsonio.MAX_BYTES:
+                    elif zf.getinfo(NPZ_METADATA).file_size > jsonio.MAX_BYTES:
                         raise WeightsError(f"{path}: metadata member is over the size limit")
-                    meta = _json(zf.read(NPZ_METADATA), path, NPZ_METADATA)
+                    else:
+                        meta = _json(zf.read(NPZ_METADATA), path, NPZ_METADATA)
             else:
                 meta = _safetensors_header(fh, path)[0].get("__metadata__", {})
     except WeightsError:
