@@ -6,7 +6,7 @@ written: no fused multiply-add contraction, no fast-math, no -march (the C file 
 variants of its loops on x86-64, chosen at run time). The file needs a 128-bit integer type (GCC or
 Clang on a 64-bit target); MSVC lacks one, so on Windows with MSVC the build step is skipped and NumPy
 runs. A wheel built where the step failed has no kernels: pip caches it, so after installing a
-compiler reinstall with ``pip install --no-cache-dir --force-reinstall netspec``.
+compiler reinstall with ``pip install --no-cache-dir --force-reinstall netspec-nn``.
 """
 
 from setuptools import Extension, setup

@@ -136,7 +136,7 @@ def test_std_ratio_leaves_out_a_softmax_output_layer(capsys):
 def test_missing_matplotlib_is_a_message_and_exit_1(spec_file, capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, out, err = _cli(capsys, "diagnose", spec_file, "--no-gradients", "--plot", tmp_path / "x.png")
-    assert code == 1 and "pip install 'netspec[plot]'" in err and "tanh" in out
+    assert code == 1 and "pip install 'netspec-nn[plot]'" in err and "tanh" in out
     assert not (tmp_path / "x.png").exists()
 
 

@@ -207,7 +207,7 @@ def test_missing_extra_is_a_message_and_exit_1(target, module, tmp_path, capsys,
     exported = tmp_path / f"exported{suffix}"
     assert _cli(capsys, "export", SPECS[0], "--to", target, "-o", exported)[0] == 0
     monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
-    message = f"needs {target}: pip install 'netspec[{target}]'"
+    message = f"needs {target}: pip install 'netspec-nn[{target}]'"
     code, _, err = _cli(capsys, "export", SPECS[0], "--to", target, "-o", tmp_path / f"m{suffix}")
     assert code == 1 and message in err and "Traceback" not in err
     assert not (tmp_path / f"m{suffix}").exists()

@@ -121,7 +121,7 @@ def test_missing_torch_is_a_message_and_exit_1(tmp_path, capsys, monkeypatch):
     for suffix in (".pt", ".safetensors"):
         assert _cli(capsys, "export", SPECS[0], "--to", "torch", "-o", tmp_path / f"exported{suffix}")[0] == 0
     monkeypatch.setitem(sys.modules, "torch", None)  # as if the extra were not installed
-    message = "PyTorch export needs torch: pip install 'netspec[torch]'"
+    message = "PyTorch export needs torch: pip install 'netspec-nn[torch]'"
     code, _, err = _cli(capsys, "export", SPECS[0], "--to", "torch", "-o", tmp_path / "m.pt")
     assert code == 1 and message in err and "Traceback" not in err and not (tmp_path / "m.pt").exists()
     for suffix in (".pt", ".safetensors"):  # reading a torch export back needs torch's layouts too

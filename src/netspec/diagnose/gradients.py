@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from netspec.diagnose.stats import PROBABILITY_HEADS, ParamStats
+from netspec.extras import install_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,7 +35,7 @@ def parameter_stats(net: Network, params: dict[str, np.ndarray], x: Any, loss: s
         import torch
     except ImportError:
         return [], ("PyTorch is not installed (gradients use its autograd; the forward statistics need "
-                    "nothing): pip install 'netspec[torch]'")  # fmt: skip
+                    f"nothing): {install_hint('torch')}")  # fmt: skip
     from netspec.export.torch import to_module
 
     module = to_module(net, params).to(getattr(torch, net.compute_dtype))  # half types: computed in float32

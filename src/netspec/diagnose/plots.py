@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError, UsageError
+from netspec.extras import install_hint
 
 if TYPE_CHECKING:
     from netspec.diagnose.stats import Run
@@ -31,7 +32,7 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise NetspecError("plots need matplotlib: pip install 'netspec[plot]'") from None
+        raise NetspecError(f"plots need matplotlib: {install_hint('plot')}") from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+from netspec.extras import install_hint
 from netspec.nn.convolution import same_padding
 from netspec.registry import registrar
 
@@ -44,7 +45,7 @@ def flax_module() -> Any:
     try:
         import flax.linen
     except ImportError:
-        raise NetspecError("Flax export needs flax: pip install 'netspec[flax]'") from None
+        raise NetspecError(f"Flax export needs flax: {install_hint('flax')}") from None
     return flax.linen
 
 

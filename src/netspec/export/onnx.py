@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
 from netspec.init.precision import HALF
+from netspec.extras import install_hint
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def onnx_module() -> Any:
     try:
         import onnx
     except ImportError:
-        raise NetspecError("ONNX export needs onnx: pip install 'netspec[onnx]'") from None
+        raise NetspecError(f"ONNX export needs onnx: {install_hint('onnx')}") from None
     return onnx
 
 

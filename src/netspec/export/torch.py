@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
+from netspec.extras import install_hint
 from netspec.nn.convolution import same_padding
 from netspec.registry import registrar
 
@@ -41,7 +42,7 @@ def torch_module() -> Any:
     try:
         import torch
     except ImportError:
-        raise NetspecError("PyTorch export needs torch: pip install 'netspec[torch]'") from None
+        raise NetspecError(f"PyTorch export needs torch: {install_hint('torch')}") from None
     return torch
 
 
