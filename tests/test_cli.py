@@ -145,6 +145,28 @@ def test_eval_batch_from_npy(tmp_path):
     assert y.shape == (2, 3) and np.allclose(y.sum(axis=1), 1)
 
 
+def test_eval_writes_the_output_at_full_precision(tmp_path):
+    import netspec as api
+
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = netspec("eval", DEMO, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    assert r.returncode == 0 and r.stdout == f"wrote {tmp_path / 'y.npy'}\n", r.stderr
+    expected = api.load(str(DEMO)).forward(x)
+    assert np.load(tmp_path / "y.npy").tobytes() == expected.tobytes()  # every bit, not 4 printed digits
+    multi = tmp_path / "multi.yaml"
+    multi.write_text("netspec: 1\ninput: [4]\noutputs: [a, b]\nlayers:\n  - {type: dense, name: a, units: 2}\n"
+                     "  - {type: dense, name: b, units: 3}\n")  # fmt: skip
+    r = netspec("eval", multi, "--input", "1,2,3,4", "-o", tmp_path / "y.npz")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "y.npz") as out:
+        assert sorted(out.files) == ["a", "b"] and out["b"].shape == (3,)
+    for bad, message in [(tmp_path / "y.npy", "write .npz"), (tmp_path / "y.txt", ".npy or .npz"),
+                         (tmp_path / "missing" / "y.npy", "the folder does not exist")]:  # fmt: skip
+        r = netspec("eval", multi, "--input", "1,2,3,4", "-o", bad)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
 def test_dry_run_writes_nothing(tmp_path):
     r = netspec("build", DEMO, "--dry-run", cwd=tmp_path)
     assert r.returncode == 0 and "dry run" in r.stdout

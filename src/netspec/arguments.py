@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
+
+from netspec.errors import UsageError
 
 
 def int_in(low: int, high: int, what: str = "value") -> Callable[[str], int]:
@@ -34,3 +37,13 @@ def add_dtype(parser: argparse.ArgumentParser, what: str = "override the spec's 
 
     parser.add_argument("--dtype", choices=PRECISIONS, help=f"{what} ({', '.join(PRECISIONS)}; bfloat16 and "
                         "float16 are the float32 values rounded to nearest even)")  # fmt: skip
+
+
+def output_path(path: str, suffixes: tuple[str, ...], what: str = "the output") -> str:
+    """``path`` if its suffix is one of ``suffixes`` and its folder exists, else a usage error (exit 2)
+    before any work: ``-o`` checks shared by the commands that write a file."""
+    if os.path.splitext(path)[1].lower() not in suffixes:
+        raise UsageError(f"{path}: {what} is {' or '.join(suffixes)} (the format comes from the suffix)")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise UsageError(f"{path}: the folder does not exist")
+    return path

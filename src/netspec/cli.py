@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
-from netspec.arguments import add_dtype, int_in, positive_int, seed
+from netspec.arguments import add_dtype, int_in, output_path, positive_int, seed
 from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
 from netspec.spec.files import spec_files
@@ -117,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=seed, help="override the spec's seed")
     add_dtype(e, "override the spec's dtype (when building from the seed)")
     e.add_argument("--json", action="store_true", help="print the output as JSON")
+    e.add_argument("-o", "--output", metavar="OUT",
+                   help="write the output at full precision instead of printing it: .npy (one output) or .npz "
+                   "(one array per output name)")  # fmt: skip
 
     x = sub.add_parser("explain", help="say, per parameter, which initializer applies, why, and its formula",
                        description="For every parameter: shape, fans, the initializer and where it came from "
@@ -387,11 +390,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from netspec.export.files import load_weights
     from netspec.nn.inputs import read_inputs
 
+    if args.output:
+        output_path(args.output, (".npy", ".npz"))
     net = _compile(args.spec, seed=args.seed, dtype=args.dtype)
+    if args.output and args.output.lower().endswith(".npy") and len(net.outputs) > 1:
+        raise UsageError(f"{args.output}: the network has {len(net.outputs)} outputs ({', '.join(net.outputs)}); "
+                         "write .npz (one array per output)")  # fmt: skip
     x = read_inputs(args.input, net.inputs, net.compute_dtype)
     params = load_weights(net, args.weights) if args.weights else None
-    reporter(args.json).evaluated(net.forward(x, params))
+    y = net.forward(x, params)
+    if args.output:
+        _save_outputs(args.output, y if isinstance(y, dict) else {net.outputs[0]: y})
+        if not args.json:
+            print(f"wrote {args.output}")
+        return EXIT_OK
+    reporter(args.json).evaluated(y)
     return EXIT_OK
+
+
+def _save_outputs(path: str, outputs: dict[str, Any]) -> None:
+    """The outputs at full precision, atomically: ``.npy`` holds the one output, ``.npz`` one array per
+    output name."""
+    import numpy as np
+
+    from netspec.io.weights import atomic_write
+
+    with atomic_write(path) as fh:
+        if path.lower().endswith(".npy"):
+            np.save(fh, next(iter(outputs.values())), allow_pickle=False)
+        else:
+            np.savez(fh, **outputs)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
