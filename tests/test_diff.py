@@ -103,7 +103,17 @@ def test_git_revisions_with_imports(tmp_path, capsys, monkeypatch):
     assert doc["layers"]["changed"]["m.fc"]["activation"] == [{"name": "linear"}, {"name": "relu"}]
     assert {t["tensor"] for t in doc["tensors"]["changed"]} == {"m.fc.weights"}  # glorot -> he (auto follows relu)
     code, _, err = _cli(capsys, "diff", "HEAD:nope.yaml", "model.yaml")
-    assert code == 2 and "no nope.yaml in HEAD" in err
+    assert code == 2 and "HEAD has no file nope.yaml" in err
+    code, _, err = _cli(capsys, "diff", "v9:model.yaml", "model.yaml")  # a revision that does not exist
+    assert code == 2 and "unknown revision 'v9'" in err and "no file" not in err
+    # from a subfolder, REV:path is relative to the current folder (git's REV:./path), as a plain path is
+    monkeypatch.chdir(tmp_path / "lib")
+    code, _, err = _cli(capsys, "diff", "HEAD:blocks.yaml", "blocks.yaml")  # found: lib/blocks.yaml at HEAD
+    assert "HEAD:blocks.yaml:1:1: error: this file is a block library" in err and "no file" not in err, err
+    code, doc, err = _json(capsys, "HEAD:../model.yaml", "../model.yaml")
+    assert code == 1 and doc["layers"]["changed"]["m.fc"]["activation"] == [{"name": "linear"}, {"name": "relu"}]
+    code, _, err = _cli(capsys, "diff", "HEAD:model.yaml", "../model.yaml")  # not the root's model.yaml
+    assert code == 2 and "HEAD has no file lib/model.yaml" in err
 
 
 def test_lock_files_and_the_external_driver(tmp_path, capsys):

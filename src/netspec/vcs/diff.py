@@ -6,7 +6,9 @@ name, shape, resolved initializer, fans, dtype, seed and stream version alone (e
 own stream), so every tensor whose entry is equal on both sides keeps its bytes exactly. With
 ``rng: legacy`` (one sequential stream) a change moves every tensor after it.
 
-A side is a file path, or ``REV:path`` read with ``git show`` (an argument list, no shell).
+A side is a file path, or ``REV:path`` read with ``git show`` (an argument list, no shell). The path is
+relative to the current folder, as git's ``REV:./path`` (not to the repository root, as git's plain
+``REV:path``): ``netspec diff HEAD:model.yaml model.yaml`` works from any folder of the repository.
 """
 
 from __future__ import annotations
@@ -61,11 +63,16 @@ def read_side(arg: str) -> Side:
         raise NetspecError(f"{arg}: a revision cannot start with '-'")
     root = _git(arg, "rev-parse", "--show-toplevel").decode().strip()
     prefix = _git(arg, "rev-parse", "--show-prefix").decode().strip()
-    relative = path.startswith(("./", "../"))  # as git: REV:./x is relative to the current folder
-    absolute = os.path.normpath(os.path.join(root, prefix if relative else "", path))
+    if subprocess.run(["git", "-C", root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+                      capture_output=True, timeout=60, check=False).returncode:  # fmt: skip
+        raise NetspecError(f"{arg}: unknown revision {rev!r} (not a commit, branch or tag of {root})")
+    absolute = os.path.normpath(os.path.join(root, prefix, path))  # relative to the current folder (REV:./path)
+    if os.path.relpath(absolute, root).startswith(".."):
+        raise NetspecError(f"{arg}: {path} is outside the repository {root}")
     raw = _git_file(rev, absolute, root)
     if raw is None:
-        raise NetspecError(f"{arg}: git show failed: no {os.path.relpath(absolute, root)} in {rev}")
+        raise NetspecError(f"{arg}: {rev} has no file {os.path.relpath(absolute, root)} (paths are relative to "
+                           "the current folder)")  # fmt: skip
     files = Files(root, absolute, lambda p: _git_file(rev, p, root), os.path.normpath,
                   lambda p: f"{rev}:{os.path.relpath(p, root)}")  # fmt: skip
     return Side(arg, raw.decode("utf-8", errors="replace"), path, files)
