@@ -219,3 +219,16 @@ def test_malformed_exports_and_seed_with_weights(tmp_path, capsys):
     code, _, err = _cli(capsys, "export", spec, "--to", "torch", "-o", tmp_path / "m.pt", "--weights",
                         tmp_path / "w.npz", "--seed", "5")  # fmt: skip
     assert code == 2 and "--seed goes with building" in err
+
+
+def test_a_channels_first_input_is_a_message_that_says_how_to_permute():
+    net = netspec.loads("netspec: 1\ninput: [8, 6, 3]\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3}\n", "c.yaml")
+    module = to_module(net)
+    x = torch.randn(2, 8, 6, 3)
+    with pytest.raises(ValueError, match=r"input 'input' has shape \(2, 3, 8, 6\); the module takes \(batch, 8, 6, 3\)"
+                       r", channels last as in the spec: it looks channels first; pass x.permute\(0, 2, 3, 1\)"):
+        module(x.permute(0, 3, 1, 2))
+    with pytest.raises(ValueError, match=r"has shape \(2, 8, 6\); the module takes \(batch, 8, 6, 3\)") as info:
+        module(x[..., 0])
+    assert "permute" not in str(info.value)
+    assert module(x).shape == (2, 6, 4, 2)

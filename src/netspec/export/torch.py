@@ -149,7 +149,7 @@ def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
         _attach(root, cl.name, module)
         mapping |= names
         runners.append((cl.name, list(cl.sources), module))
-    return _Network(torch, root, runners, list(net.inputs), list(net.outputs), mapping)
+    return _Network(torch, root, runners, dict(net.inputs), list(net.outputs), mapping)
 
 
 def _state(torch: Any, net: Network, params: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -176,7 +176,25 @@ def _attach(root: Any, dotted: str, module: Any) -> None:
         raise NetspecError(f"layer name {dotted!r} cannot be a torch module name: {exc}") from None
 
 
-def _Network(torch: Any, root: Any, runners: list[Any], inputs: list[str], outputs: list[str],
+def input_problem(name: str, shape: tuple[int, ...], expected: tuple[Any, ...]) -> str | None:
+    """Why a tensor of ``shape`` (batch axis first) cannot be the input ``name`` of per-sample shape
+    ``expected`` (``None`` axes take any length), saying how to permute a channels-first tensor; None if it can."""
+    fits = len(shape) == len(expected) + 1 and all(e is None or e == n for n, e in zip(shape[1:], expected,
+                                                                                          strict=True))  # fmt: skip
+    if fits:
+        return None
+    want = "(batch, " + ", ".join("any" if e is None else str(e) for e in expected) + ")"
+    message = f"input {name!r} has shape {tuple(shape)}; the module takes {want}, channels last as in the spec"
+    rank = len(expected)
+    if rank >= 2 and len(shape) == rank + 1:
+        first = (shape[0], *shape[2:], shape[1])  # what a channels-first tensor is once its channels move last
+        if all(e is None or e == n for n, e in zip(first[1:], expected, strict=True)):
+            order = ", ".join(map(str, [0, *range(2, rank + 1), 1]))
+            message += f": it looks channels first; pass x.permute({order}) (or x.movedim(1, -1))"
+    return message
+
+
+def _Network(torch: Any, root: Any, runners: list[Any], inputs: dict[str, tuple[int, ...]], outputs: list[str],
              mapping: dict[str, str]) -> Any:  # fmt: skip
     class NetspecModule(torch.nn.Module):  # type: ignore[name-defined]
         """The compiled network: children are the layers (see :func:`to_module`)."""
@@ -196,6 +214,10 @@ def _Network(torch: Any, root: Any, runners: list[Any], inputs: list[str], outpu
                 kwargs = {**dict(zip(self._inputs, args, strict=False)), **kwargs}
             if set(kwargs) != set(self._inputs):
                 raise ValueError(f"the network takes inputs {', '.join(self._inputs)}")
+            for name, x in kwargs.items():  # a clear message, not a conv's bare shape error
+                problem = input_problem(name, tuple(x.shape), self._inputs[name])
+                if problem:
+                    raise ValueError(problem)
             values = dict(kwargs)
             for name, sources, module in self._runners:
                 values[name] = module(*[values[s] for s in sources])
