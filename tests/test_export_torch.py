@@ -232,3 +232,10 @@ def test_a_channels_first_input_is_a_message_that_says_how_to_permute():
         module(x[..., 0])
     assert "permute" not in str(info.value)
     assert module(x).shape == (2, 6, 4, 2)
+
+
+def test_trainable_parameters_are_torchs_parameters_and_the_rest_its_buffers():
+    net = netspec.load("specs/resnet18-cifar.yaml")
+    module = to_module(net)
+    assert sum(p.numel() for p in module.parameters()) == net.num_trainable == 11_173_962
+    assert sum(b.numel() for b in module.buffers()) == net.num_params - net.num_trainable == 9_600

@@ -138,7 +138,42 @@ def test_summary_lists_layers_shapes_params_and_initializers():
     text = netspec.load(str(ROOT / "specs" / "cifar-cnn.yaml")).summary()
     assert "conv2d_2 (conv2d)" in text and "(None, 14, 14, 64)" in text and "18,496" in text
     assert "variance_scaling U(±0.2085)" in text  # sqrt(6 / (128 + 10))
-    assert "Total params: 422,218" in text
+    assert text.endswith("Total params: 422,218 (1.61 MiB)\nTrainable params: 422,218\nNon-trainable params: 0")
+
+
+def test_summary_splits_trainable_and_non_trainable_parameters():
+    """ResNet-18 for CIFAR: torchvision's resnet18(num_classes=10) with a 3x3 stem has 11,689,512 - 9,408 + 1,728
+    - 513,000 + 5,130 = 11,173,962 trainable parameters; its 20 batch norms hold 2 x 4,800 running statistics."""
+    net = netspec.load(str(ROOT / "specs" / "resnet18-cifar.yaml"))
+    text = net.summary()
+    assert text.splitlines()[-3:] == ["Total params: 11,183,562 (42.66 MiB)", "Trainable params: 11,173,962",
+                                      "Non-trainable params: 9,600"]  # fmt: skip
+    assert net.num_trainable == 11_689_512 - 9_408 + 1_728 - 513_000 + 5_130
+    lines = text.splitlines()
+    start = lines.index("Block instances (block, params):")
+    assert lines[start + 1 : start + 3] == ["  layer1_0  basic     74,240", "  layer1_1  basic     74,240"]
+    assert lines[start + 8] == "  layer4_1  basic  4,722,688"  # one instance a line, counts aligned
+
+
+def test_nested_block_instances_are_indented_under_theirs():
+    spec = """\
+netspec: 1
+input: [4]
+blocks:
+  inner:
+    layers:
+      - {type: dense, name: fc, units: 2}
+  outer:
+    layers:
+      - {block: inner, name: a}
+      - {block: inner, name: b}
+layers:
+  - {block: outer, name: o}
+"""
+    net = netspec.loads(spec)
+    lines = net.summary().splitlines()
+    start = lines.index("Block instances (block, params):")
+    assert lines[start + 1 : start + 4] == ["  o      outer  16", "    o.a  inner  10", "    o.b  inner   6"]
 
 
 def test_forward_matches_hand_written_numpy():

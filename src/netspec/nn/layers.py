@@ -45,6 +45,8 @@ class ParamSpec:
     """How the layer computed ``fans``, when not from the plain kernel layout (e.g. 'fused gates')."""
     gates: Gates | None = None
     """For gate-structured recurrent tensors: how the gate slices are initialized."""
+    trainable: bool = True
+    """False for state that training updates without gradients (batch norm's moving statistics)."""
 
     def declared(self) -> Distribution:
         """The distribution the tensor is declared to follow (its initializer's, gate structure applied)."""
@@ -379,8 +381,8 @@ class BatchNorm(Norm):
         n, fans = shape[-1], specs[0].fans
         return [
             *specs,
-            ParamSpec("moving_mean", (n,), get_initializer("zeros"), fans),
-            ParamSpec("moving_variance", (n,), get_initializer("ones"), fans),
+            ParamSpec("moving_mean", (n,), get_initializer("zeros"), fans, trainable=False),
+            ParamSpec("moving_variance", (n,), get_initializer("ones"), fans, trainable=False),
         ]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:

@@ -114,7 +114,14 @@ class Network:
 
     @property
     def num_params(self) -> int:
+        """Every parameter value, batch norm's moving statistics included (what the weights file holds)."""
         return sum(cl.num_params for cl in self.layers)
+
+    @property
+    def num_trainable(self) -> int:
+        """The values training changes by gradients: :attr:`num_params` less the non-trainable state
+        (batch norm's moving statistics), as PyTorch's ``parameters()`` against its buffers."""
+        return sum(p.size for _, p in self.parameters() if p.trainable)
 
     @property
     def nbytes(self) -> int:

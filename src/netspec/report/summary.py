@@ -82,11 +82,31 @@ def table(net: Network, data: list[dict[str, Any]] | None = None) -> str:
     lines += [rule, line(header), rule, *(line(b) for b in body), rule]
     if graph:
         lines.append("Outputs: " + ", ".join(f"{o} {_shape(net.shape_of(o))}" for o in net.outputs))
-    instances = block_params(net)
-    if instances:
-        lines.append("Block instances: " + ", ".join(f"{n} ({b}) {c:,} params" for n, (b, c) in instances.items()))
-    lines.append(f"Total params: {net.num_params:,} ({human_bytes(net.nbytes)})")
+    lines += _instances_table(net)
+    lines += totals(net)
     return "\n".join(lines)
+
+
+def totals(net: Network) -> list[str]:
+    """The summary's last lines: ``Total params: N (bytes)``, ``Trainable params: N``,
+    ``Non-trainable params: M`` (batch norm's moving statistics)."""
+    return [f"Total params: {net.num_params:,} ({human_bytes(net.nbytes)})",
+            f"Trainable params: {net.num_trainable:,}",
+            f"Non-trainable params: {net.num_params - net.num_trainable:,}"]  # fmt: skip
+
+
+def _instances_table(net: Network) -> list[str]:
+    """Block instances one per line (nested ones indented under theirs), with their parameter counts."""
+    instances = block_params(net)
+    if not instances:
+        return []
+    depth = {instance: i for cl in net.layers for i, (instance, _) in enumerate(cl.blocks)}
+    names = {n: "  " * depth[n] + n for n in instances}
+    width = max(len(v) for v in names.values())
+    blocks = max(len(b) for b, _ in instances.values())
+    counts = max(len(f"{c:,}") for _, c in instances.values())
+    rows = [f"  {names[n].ljust(width)}  {b.ljust(blocks)}  {c:>{counts},}" for n, (b, c) in instances.items()]
+    return ["Block instances (block, params):", *rows]
 
 
 def block_params(net: Network) -> dict[str, tuple[str, int]]:
@@ -110,6 +130,8 @@ def as_json(net: Network) -> dict[str, Any]:
         "rng": net.rng,
         "seed": net.seed,
         "total_params": net.num_params,
+        "trainable_params": net.num_trainable,
+        "non_trainable_params": net.num_params - net.num_trainable,
         "total_bytes": net.nbytes,
         "layers": rows(net),
         "blocks": {name: {"block": block, "params": count} for name, (block, count) in block_params(net).items()},
