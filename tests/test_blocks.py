@@ -173,7 +173,7 @@ def test_summary_counts_parameters_per_instance():
     blocks = as_json(net)["blocks"]
     assert blocks == {"stage1": {"block": "basic", "params": 584 + 584 + 72},
                       "stage2": {"block": "basic", "params": 1168 + 2320 + 144}}  # fmt: skip
-    assert "stage1 (basic) 1,240 params" in net.summary()
+    assert "  stage1  basic  1,240\n  stage2  basic  3,632\n" in net.summary()
 
 
 def test_a_layer_inside_an_instance_is_referenced_by_its_dotted_name():
