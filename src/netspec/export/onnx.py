@@ -31,8 +31,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
-from netspec.init.precision import HALF
 from netspec.extras import install_hint
+from netspec.init.precision import HALF
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
