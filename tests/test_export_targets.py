@@ -18,19 +18,19 @@ from netspec.cli import main
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.testing import specs
 from test_examples import SPECS, batch
-from test_layer_registry import EXAMPLES, INTEGER_INPUTS
+from test_layer_registry import CASES, integer_input, kind
 
 RTOL = ATOL = 1e-5
 
 
-def _net(layer_type):
-    shape, layer = EXAMPLES[layer_type]
-    return netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml"), shape
+def _net(case):
+    shape, layer = CASES[case]
+    return netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml"), shape
 
 
-def _x(layer_type, shape, n=3):
+def _x(case, shape, n=3):
     rng = np.random.default_rng(0)
-    return rng.integers(0, 11, (n, *shape)) if layer_type in INTEGER_INPUTS else (
+    return rng.integers(0, 11, (n, *shape)) if integer_input(case) else (
         rng.standard_normal((n, *shape)).astype(np.float32))  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def test_every_layer_type_has_a_converter_in_every_target():
         assert sorted(table) == sorted(LAYER_TYPES)
 
 
-@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
+@pytest.mark.parametrize("layer_type", sorted(CASES))
 def test_layer_type_onnx(layer_type, tmp_path):
     onnx = pytest.importorskip("onnx")
     from netspec.export.onnx import build_model, layouts, read_file
@@ -110,7 +110,7 @@ def test_layer_type_onnx(layer_type, tmp_path):
     assert {k[len("sha256:"):] for k in meta if k.startswith("sha256:")} == set(params)
 
 
-@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
+@pytest.mark.parametrize("layer_type", sorted(CASES))
 def test_layer_type_flax(layer_type):
     pytest.importorskip("flax")
     from netspec.export.flax import read_variables, variables

@@ -18,7 +18,7 @@ from netspec.errors import NetspecError
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.testing import specs
 from test_examples import SPECS, batch
-from test_layer_registry import EXAMPLES, INTEGER_INPUTS
+from test_layer_registry import CASES, integer_input, kind
 
 torch = pytest.importorskip("torch")
 from netspec.export.torch import CONVERTERS, read_state_dict, to_module  # noqa: E402
@@ -48,13 +48,13 @@ def test_every_layer_type_has_a_converter():
     assert sorted(CONVERTERS) == sorted(LAYER_TYPES)
 
 
-@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
-def test_layer_type_exports(layer_type):
-    shape, layer = EXAMPLES[layer_type]
-    net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_layer_type_exports(case):
+    shape, layer = CASES[case]
+    net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml")
     params = net.initialize()
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 11, (3, *shape)) if layer_type in INTEGER_INPUTS else (
+    x = rng.integers(0, 11, (3, *shape)) if integer_input(case) else (
         rng.standard_normal((3, *shape)).astype(np.float32))  # fmt: skip
     state = _agree(net, x, params).state_dict()  # outputs agree, tensors read back byte for byte
     fresh = to_module(net, {k: np.zeros_like(v) for k, v in params.items()})

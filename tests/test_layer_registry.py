@@ -49,25 +49,48 @@ EXAMPLES = {
 }
 
 
+VARIANTS = {
+    # options that change the computation or the tensors, each through every target too
+    "multi_head_attention:gqa_rotary": ([6, 8], "{type: multi_head_attention, heads: 4, key_dim: 4, kv_heads: 2, "
+                                        "causal: true, rotary: {theta: 100}}"),
+    "multi_head_attention:mqa_interleaved_partial": ([5, 8], "{type: multi_head_attention, heads: 2, key_dim: 8, "
+                                                     "kv_heads: 1, value_dim: 3, use_bias: false, rotary: "
+                                                     "{layout: interleaved, fraction: 0.5}}"),
+}
+"""More cases, ``<layer type>:<what>``: a layer line (later lines of the list may follow after a newline)."""
+
+CASES = {**EXAMPLES, **VARIANTS}
+
 INTEGER_INPUTS = {"embedding"}
 """Layer types whose example input is token ids (integers below 11)."""
 
 
+def kind(case):
+    """The layer type a case tests."""
+    return case.split(":")[0]
+
+
+def integer_input(case):
+    return kind(case) in INTEGER_INPUTS or CASES[case][1].startswith("{type: embedding")
+
+
 def test_every_layer_type_has_an_example():
     assert sorted(EXAMPLES) == sorted(LAYER_TYPES)
+    assert all(kind(case) in LAYER_TYPES for case in VARIANTS)
 
 
-@pytest.mark.parametrize("layer_type", sorted(LAYER_TYPES))
-def test_layer_type_works_everywhere(layer_type):
-    shape, layer = EXAMPLES[layer_type]
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_layer_type_works_everywhere(case):
+    shape, layer = CASES[case]
+    layer_type = kind(case)
     net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
     params = net.initialize()
-    x = np.random.default_rng(0).integers(0, 11, (2, *shape)) if layer_type in INTEGER_INPUTS else (
+    x = np.random.default_rng(0).integers(0, 11, (2, *shape)) if integer_input(case) else (
         np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32))  # fmt: skip
     y = net.forward(x, params)
     assert y.shape == (2, *net.output_shape) and np.all(np.isfinite(y))
     summary = as_json(net)
-    assert summary["layers"][0]["type"] == layer_type and layer_type in net.summary()
+    assert summary["layers"][-1]["type"] == layer_type and layer_type in net.summary()
     assert len(explain(net)) == len(params)
     report = verify_network(net, params, alpha=1e-3, reproduce=True)
     assert report.passed and len(report.tensors) == len(params)

@@ -60,16 +60,17 @@ def leaves(cl: CompiledLayer) -> Leaves:
                  "moving_variance": "batch_stats:var"}  # fmt: skip
         return {k: (names[k], s) for k, s in shapes.items()}
     if kind == "multi_head_attention":
-        heads = cl.layer.options["heads"]
+        heads, kv_heads = cl.layer.options["heads"], cl.layer.kv_heads  # type: ignore[attr-defined]
         out: Leaves = {}
         for name, shape in shapes.items():
             proj, leaf = name.split(".")
             flax_proj = "out" if proj == "output" else proj
+            n = kv_heads if proj in ("key", "value") else heads
             if leaf == "weights":
-                new = (heads, shape[0] // heads, shape[1]) if proj == "output" else (shape[0], heads, shape[1] // heads)
+                new = (n, shape[0] // n, shape[1]) if proj == "output" else (shape[0], n, shape[1] // n)
                 out[name] = (f"{flax_proj}.kernel", new)
             else:
-                out[name] = (f"{flax_proj}.bias", shape if proj == "output" else (heads, shape[0] // heads))
+                out[name] = (f"{flax_proj}.bias", shape if proj == "output" else (n, shape[0] // n))
         return out
     rename = {"weights": "kernel", "recurrent_weights": "recurrent_kernel", "bias": "bias",
               "recurrent_bias": "recurrent_bias"}  # fmt: skip
@@ -453,9 +454,17 @@ def _attention(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
         return y + p[proj]["bias"] if "bias" in p[proj] else y
 
     q, k, v = project(x, "query"), project(c, "key"), project(c, "value")
+    rotary = cl.layer.rotary  # type: ignore[attr-defined]
+    if rotary is not None:
+        from netspec.nn.attention import rotate_positions
+
+        q, k = rotate_positions(rotary, q, jnp), rotate_positions(rotary, k, jnp)
+    group = q.shape[2] // k.shape[2]  # grouped-query: query head h uses key/value head h // group
+    k, v = jnp.repeat(k, group, axis=2), jnp.repeat(v, group, axis=2)
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
     if cl.layer.options.get("causal", False):
         scores = jnp.where(jnp.tril(jnp.ones(scores.shape[-2:], dtype=bool)), scores, -jnp.inf)
     heads = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
     y = jnp.einsum("bqhd,hdo->bqo", heads, p["out"]["kernel"])
     return y + p["out"]["bias"] if "bias" in p["out"] else y
+

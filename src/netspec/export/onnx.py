@@ -580,27 +580,67 @@ def _recurrent(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
 
 @converter("multi_head_attention")
 def _attention(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
-    import numpy as np
-
+    """Any sequence lengths: head splits reshape with 0 (copy the batch and length axes), the causal mask
+    and the rotary angles are computed from the inputs' shapes."""
     layer = cl.layer
     heads, qk, vd = layer.dims()  # type: ignore[attr-defined]
+    kv_heads, rotary = layer.kv_heads, layer.rotary  # type: ignore[attr-defined]
     x, c = xs[0], xs[-1]
-    tq, tk = cl.input_shapes[0][0], cl.input_shapes[-1][0]
 
-    def project(a: str, proj: str, t: int, width: int) -> str:
+    def project(a: str, proj: str, n: int) -> str:  # (b, t, n * w) -> (b, t, n, w)
         y = g.node("MatMul", [a, g.weight(f"{cl.name}.{proj}.weights", g.params[f"{cl.name}.{proj}.weights"])])
-        y = _bias(g, cl, y, f"{proj}.bias")
-        y = g.node("Reshape", [y, g.ints([-1, t, heads, width // heads])])
-        return g.node("Transpose", [y], perm=[0, 2, 1, 3])  # (b, h, t, d)
+        return g.node("Reshape", [_bias(g, cl, y, f"{proj}.bias"), g.ints([0, 0, n, -1])])
 
-    q, k, v = project(x, "query", tq, qk), project(c, "key", tk, qk), project(c, "value", tk, vd)
+    q, k, v = project(x, "query", heads), project(c, "key", kv_heads), project(c, "value", kv_heads)
+    if rotary is not None:
+        q, k = (_rotate(g, rotary, t, layer.options["key_dim"]) for t in (q, k))
+    if kv_heads != heads:  # query head h uses key/value head h // group: repeat each kv head group times
+        group = heads // kv_heads
+        k, v = (g.node("Reshape", [g.node("Expand", [g.node("Unsqueeze", [t, g.ints([3])]),
+                                                      g.ints([1, 1, 1, group, 1])]), g.ints([0, 0, heads, -1])])
+                for t in (k, v))  # fmt: skip
+    q, k, v = (g.node("Transpose", [t], perm=[0, 2, 1, 3]) for t in (q, k, v))  # (b, heads, t, w)
     scores = g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])])
     scores = g.node("Div", [scores, g.const(math.sqrt(qk // heads))])
     if layer.options.get("causal", False):
-        mask = np.where(np.tril(np.ones((tq, tk), dtype=bool)), 0.0, -np.inf)
-        scores = g.node("Add", [scores, g.const(mask)])
+        rows = g.node("Unsqueeze", [_positions(g, x), g.ints([1])])
+        allowed = g.node("GreaterOrEqual", [rows, _positions(g, c)])  # (tq, tk): key j <= query i
+        scores = g.node("Where", [allowed, scores, g.const(-math.inf)])
     attn = g.node("Softmax", [scores], axis=-1)
     o = g.node("Transpose", [g.node("MatMul", [attn, v])], perm=[0, 2, 1, 3])
-    o = g.node("Reshape", [o, g.ints([-1, tq, vd])])
+    o = g.node("Reshape", [o, g.ints([0, 0, vd])])
     y = g.node("MatMul", [o, g.weight(f"{cl.name}.output.weights", g.params[f"{cl.name}.output.weights"])])
     return _bias(g, cl, y, "output.bias")
+
+
+def _positions(g: Graph, x: str, axis: int = 1) -> str:
+    """0, 1, ..., n - 1 (int64) for the size n of ``x``'s ``axis``, known only when the graph runs."""
+    n = g.node("Squeeze", [g.node("Shape", [x], start=axis, end=axis + 1), g.ints([0])])
+    return g.node("Range", [g.const(0, "start", "int64"), n, g.const(1, "step", "int64")])
+
+
+def _rotate(g: Graph, rotary: Any, t: str, key_dim: int) -> str:
+    """Rotary embedding of ``(batch, positions, heads, features)``: the angles in float64 (as netspec's),
+    their cosines and sines cast to the dtype."""
+    import numpy as np
+
+    half, dims = rotary.dims // 2, rotary.dims
+    frequencies = 1.0 / rotary.theta ** (np.arange(0, dims, 2, dtype=np.float64) / dims)
+    positions = g.node("Cast", [g.node("Unsqueeze", [_positions(g, t), g.ints([1, 2])])], to=11)  # 11: DOUBLE
+    angles = g.node("Mul", [positions, g.const(frequencies, "frequencies", "float64")])  # (t, 1, dims / 2)
+    to = 1 if g.dtype == "float32" else 11  # FLOAT or DOUBLE
+    cos, sin = (g.node("Cast", [g.node(op, [angles])], to=to) for op in ("Cos", "Sin"))
+
+    def part(start: int, end: int, step: int = 1) -> str:
+        return g.node("Slice", [t, g.ints([start]), g.ints([end]), g.ints([-1]), g.ints([step])])
+
+    def turn(a: str, b: str) -> tuple[str, str]:  # (a cos - b sin, b cos + a sin)
+        return (g.node("Sub", [g.node("Mul", [a, cos]), g.node("Mul", [b, sin])]),
+                g.node("Add", [g.node("Mul", [b, cos]), g.node("Mul", [a, sin])]))  # fmt: skip
+
+    if rotary.layout == "half_split":
+        rotated = g.node("Concat", list(turn(part(0, half), part(half, dims))), axis=-1)
+    else:
+        pairs = [g.node("Unsqueeze", [r, g.ints([-1])]) for r in turn(part(0, dims, 2), part(1, dims, 2))]
+        rotated = g.node("Reshape", [g.node("Concat", pairs, axis=-1), g.ints([0, 0, 0, dims])])
+    return rotated if dims == key_dim else g.node("Concat", [rotated, part(dims, key_dim)], axis=-1)

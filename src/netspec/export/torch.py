@@ -596,6 +596,7 @@ def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
     torch = torch_module()
     layer = cl.layer
     heads, _, _ = layer.dims()  # type: ignore[attr-defined]
+    kv_heads, rotary = layer.kv_heads, layer.rotary  # type: ignore[attr-defined]
     causal = bool(layer.options.get("causal", False))
     use_bias = "query.bias" in p
     projections = {name: torch.nn.Linear(*p[f"{name}.weights"].shape, bias=use_bias)
@@ -611,11 +612,13 @@ def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
         def forward(self, x: Any, context: Any = None) -> Any:
             c = x if context is None else context
 
-            def split(t: Any) -> Any:  # (b, t, h*d) -> (b, h, t, d)
-                return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+            def split(t: Any, n: int) -> Any:  # (b, t, n*d) -> (b, n, t, d)
+                return t.reshape(t.shape[0], t.shape[1], n, -1).transpose(1, 2)
 
-            q, k, v = split(self.query(x)), split(self.key(c)), split(self.value(c))
-            o = f.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            q, k, v = split(self.query(x), heads), split(self.key(c), kv_heads), split(self.value(c), kv_heads)
+            if rotary is not None:
+                q, k = _rotate(torch, rotary, q), _rotate(torch, rotary, k)
+            o = f.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=kv_heads != heads)
             return self.output(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
     tensors: Tensors = {}
@@ -624,6 +627,14 @@ def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
         if use_bias:
             tensors[f"{name}.bias"] = (f"{name}.bias", p[f"{name}.bias"])
     return Attention(), tensors
+
+
+def _rotate(torch: Any, rotary: Any, t: Any) -> Any:
+    """Rotary embedding of ``(batch, heads, positions, features)`` (the angles in float64, as netspec's)."""
+    frequencies = 1.0 / rotary.theta ** (torch.arange(0, rotary.dims, 2, dtype=torch.float64) / rotary.dims)
+    angles = torch.arange(t.shape[2], dtype=torch.float64)[:, None] * frequencies[None, :]
+    cos, sin = angles.cos().to(t.dtype), angles.sin().to(t.dtype)
+    return rotary.rotate(t, cos, sin, lambda xs: torch.cat(xs, dim=-1), lambda xs: torch.stack(xs, dim=-1))
 
 
 # ----------------------------------------------------------------------------- files and round trips
