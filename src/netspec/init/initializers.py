@@ -272,7 +272,7 @@ class VarianceScaling(Initializer):
     distribution_name: str = "truncated_normal"
     in_axis: int | tuple[int, ...] | None = None
     out_axis: int | tuple[int, ...] | None = None
-    batch_axis: tuple[int, ...] = ()
+    batch_axis: int | tuple[int, ...] = ()
     name = "variance_scaling"
     choices = {"mode": MODES, "distribution": VS_DISTRIBUTIONS}
 

@@ -16,6 +16,7 @@ from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
+from netspec.spec import integers
 from netspec.spec.arithmetic import Evaluated, arithmetic
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
@@ -72,6 +73,7 @@ def compile_document(
     diags = validate(doc)
     if diags:
         raise SpecError(doc.source, diags, doc.text)
+    integers.document(doc)  # seed, input shapes, defaults: integral floats where integers go become ints
     imported = resolve_imports(doc, files)
     data = doc.data
     diags = _check_seed(doc, data, seed)
@@ -172,7 +174,8 @@ def _compile_one(
     doc: Document, item: Expanded, resolver: Resolver, wiring: Wiring, out: _Compiled, state: _State
 ) -> None:
     """Compile one expanded layer into ``out`` (or its diagnostics)."""
-    name, options, path = item.name, item.options, item.path
+    name, path = item.name, item.path
+    options = integers.layer_options(item.options, path)  # the one boundary for integers, on final values
     cls = LAYER_TYPES[options["type"]]
     line, col = doc.mark(path)
     where = format_path(path)

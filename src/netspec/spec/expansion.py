@@ -341,9 +341,8 @@ class _Expander:
                 ok = False
                 continue
             value, depends[key] = evaluated
-            computed = is_expression(use[key]) or (*where, key) in arithmetic(self.doc).values
-            if computed and key in params and params[key]["type"] == "integer" and integral(value) is not None:
-                value = integral(value)  # an integral result where an integer is required
+            if key in params and params[key]["type"] == "integer" and integral(value) is not None:
+                value = integral(value)  # 3.0, written or computed, is the integer 3 (as JSON Schema's integer)
             if key not in params:
                 known = ", ".join(params) or "none"
                 self.fail(f"block {name!r} has no parameter {key!r}{did_you_mean(key, list(params))}", (*where, key),
@@ -366,7 +365,7 @@ class _Expander:
             if default is None:
                 ok = False
                 continue
-            if spec["type"] == "integer" and is_expression(spec["default"]) and integral(default[0]) is not None:
+            if spec["type"] == "integer" and integral(default[0]) is not None:
                 default = (integral(default[0]), default[1])
             if _has_type(default[0], spec["type"]):
                 values[key], depends[key] = default
@@ -450,29 +449,57 @@ def _validate_body(doc: Document, body: list[Any], path: Path, context: str) -> 
     return [Diagnostic(d.message + context, d.line, d.column, d.path, d.hint, d.severity) for d in diags]
 
 
-def _count(items: list[dict[str, Any]], blocks: dict[str, Any], stack: tuple[str, ...]) -> int:
-    """Layers after expansion, saturating just above MAX_LAYERS (no big numbers, no expansion)."""
+def _count(items: Any, blocks: dict[str, Any], stack: tuple[str, ...], values: dict[str, Any],
+           memo: dict[tuple[str, str], int]) -> int:  # fmt: skip
+    """Layers after expansion, saturating just above MAX_LAYERS (no big numbers, no expansion).
+
+    Block bodies are not schema-checked yet (each instance's is, after substitution), so anything may
+    be found in them: what is not a valid count counts as one, and so does an empty body (the check
+    after substitution reports both; counted as one, a chain of blocks that each use the next twice and
+    end in an invalid body is refused before 2^depth instances are expanded and found invalid). A count
+    evaluated at expansion (an expression) counts once here; the expansion stops at MAX_LAYERS itself.
+    ``values`` are the enclosing instance's arguments (a body's ``repeat: $depth`` counts with its
+    value). Each block is counted once per distinct argument set (``memo``), so blocks that use each
+    other many times over cost no more than their definitions."""
+    if not isinstance(items, list):
+        return 1
     total = 0
     for item in items:
-        if "repeat" in item:
-            known = integral(item["repeat"])  # a count evaluated at expansion counts once here
-            total += (known if known is not None and known > 0 else 1) * _count(item["layers"], blocks, stack)
-        elif "block" in item:
-            name = item["block"]
-            known = name in blocks and name not in stack and isinstance(blocks[name].get("layers"), list)
-            total += _count(blocks[name]["layers"], blocks, (*stack, name)) if known else 1
-        else:
-            total += 1
+        total += _count_item(item, blocks, stack, values, memo)
         if total > MAX_LAYERS:
             return MAX_LAYERS + 1
     return total
 
 
+def _count_item(item: Any, blocks: dict[str, Any], stack: tuple[str, ...], values: dict[str, Any],
+                memo: dict[tuple[str, str], int]) -> int:  # fmt: skip
+    if not isinstance(item, dict):
+        return 1
+    if "repeat" in item:
+        known = integral(_substitute(item["repeat"], values))
+        times = known if known is not None and known > 0 else 1
+        return times * max(_count(item.get("layers"), blocks, stack, values, memo), 1)
+    name = item.get("block")
+    if not isinstance(name, str) or not isinstance(blocks.get(name), dict) or name in stack:
+        return 1
+    params = blocks[name].get("params")
+    params = params if isinstance(params, dict) else {}
+    arguments = {k: _substitute(v, values) for k, v in item.items() if k not in ("block", "name", "inputs")}
+    for key, spec in params.items():
+        if key not in arguments and isinstance(spec, dict) and "default" in spec:
+            arguments[key] = spec["default"]
+    key = (name, json.dumps(arguments, sort_keys=True, default=str))
+    if key not in memo:
+        memo[key] = max(_count(blocks[name].get("layers"), blocks, (*stack, name), arguments, memo), 1)
+    return memo[key]
+
+
 def _check_count(doc: Document, blocks: dict[str, Any]) -> None:
     """Refuse specs whose ``repeat`` blocks and block instances expand to more than MAX_LAYERS layers."""
     total = 0
+    memo: dict[tuple[str, str], int] = {}
     for i, item in enumerate(doc.data["layers"]):
-        total += _count([item], blocks, ())
+        total += _count([item], blocks, (), {}, memo)
         if total > MAX_LAYERS:
             line, col = doc.mark(("layers", i))
             msg = (f"the layers expand to more than {MAX_LAYERS:,} (repeat blocks and block instances multiply); "

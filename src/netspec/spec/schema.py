@@ -53,14 +53,30 @@ def _param_types(cls: Any) -> dict[str, Any]:
 
 
 def _type_schema(hint: Any) -> dict[str, Any]:
-    """JSON Schema of a field type: float, int, bool, str, Literal[...] and unions of them."""
+    """JSON Schema of a field type: float, int, bool, str, Literal[...], ``tuple[X, ...]`` and ``list[X]``
+    (arrays), and unions of them (``None`` in a union: null)."""
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         return {"enum": list(typing.get_args(hint))}
     if origin in (typing.Union, types.UnionType):
-        options = [_type_schema(a) for a in typing.get_args(hint) if a is not type(None)]
+        args = typing.get_args(hint)
+        options = [_type_schema(a) for a in args if a is not type(None)]
+        if type(None) in args and len(options) > 1:
+            options.append({"type": "null"})
         return options[0] if len(options) == 1 else {"anyOf": options}
+    if origin in (tuple, list) and typing.get_args(hint):
+        return {"type": "array", "items": _type_schema(typing.get_args(hint)[0])}
     return dict(JSON_TYPES.get(getattr(hint, "__name__", ""), {}))
+
+
+def param_schemas(cls: Any) -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each parameter of an initializer or activation class (from its dataclass
+    annotations; a plugin's as a built-in's)."""
+    hints = _param_types(cls)
+    return {
+        param: _param_schema(cls, param, default, hints.get(param, type(default)))
+        for param, default in cls.parameter_defaults().items()
+    }
 
 
 def _param_schema(cls: Any, param: str, default: Any, hint: Any) -> dict[str, Any]:
@@ -77,11 +93,9 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
     for canonical in registry:
         cls = registry[canonical]
         props: dict[str, Any] = {
-            "name": {"description": f"The {kind} name.", "enum": [canonical, *registry.aliases_of(canonical)]}
+            "name": {"description": f"The {kind} name.", "enum": [canonical, *registry.aliases_of(canonical)]},
+            **param_schemas(cls),
         }
-        hints = _param_types(cls)
-        for param, default in cls.parameter_defaults().items():
-            props[param] = _param_schema(cls, param, default, hints.get(param, type(default)))
         keys = props["name"]["enum"]
         branches.append(
             {
