@@ -159,3 +159,108 @@ def test_grouped_and_rotary_errors_are_located(text, expected):
     with pytest.raises(SpecError) as e:
         _net(f"input: [5, 8]\nlayers:\n  - {{type: multi_head_attention, {text}}}\n")
     assert "llm.yaml:5:" in str(e.value) and expected in str(e.value)
+
+
+TIED = ("input: [6]\nlayers:\n  - {type: embedding, name: tokens, vocab: 13, dim: 8}\n"
+        "  - {type: layer_norm, name: ln}\n  - {type: dense, name: lm_head, units: 13, tie: tokens, use_bias: false}\n")
+
+
+def test_tied_head_matches_a_torch_model_that_ties_its_weights():
+    torch = pytest.importorskip("torch")
+    net = _net(TIED)
+    p = net.initialize()
+    assert set(p) == {"tokens.weights", "ln.gamma", "ln.beta"} and net.num_params == 13 * 8 + 16  # counted once
+
+    class Reference(torch.nn.Module):  # GPT-2's head: lm_head.weight is wte.weight (transformers' tie_weights)
+        def __init__(self):
+            super().__init__()
+            self.wte, self.ln = torch.nn.Embedding(13, 8), torch.nn.LayerNorm(8, eps=1e-5)
+            self.lm_head = torch.nn.Linear(8, 13, bias=False)
+            self.lm_head.weight = self.wte.weight
+
+        def forward(self, ids):
+            return self.lm_head(self.ln(self.wte(ids)))
+
+    ref = Reference()
+    with torch.no_grad():
+        ref.wte.weight.copy_(_t(p["tokens.weights"]))
+    ids = np.random.default_rng(4).integers(0, 13, (3, 6))
+    with torch.no_grad():
+        theirs = ref(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(net.forward(ids, p), theirs, rtol=RTOL, atol=ATOL)
+
+
+def test_a_tied_kernel_is_exported_tied_and_verified_once(tmp_path):
+    torch = pytest.importorskip("torch")
+    from netspec.check.verify import verify_network
+    from netspec.export.torch import read_file, save, to_module
+    from netspec.io.weights import load
+    from netspec.report.summary import explain, rows
+
+    net = _net(TIED)
+    p = net.initialize()
+    m = to_module(net, p)
+    assert m.lm_head.weight is m.tokens.weight  # one Parameter: training updates both uses
+    assert sum(t.numel() for t in m.parameters()) == net.num_params
+    ids = torch.from_numpy(np.random.default_rng(5).integers(0, 13, (2, 6)))
+    m.train()
+    torch.nn.functional.cross_entropy(m(ids).reshape(-1, 13), ids.reshape(-1)).backward()
+    grad = m.tokens.weight.grad.clone()
+    m.zero_grad()
+    m.lm_head.weight = torch.nn.Parameter(m.tokens.weight.detach().clone())  # untied: the embedding's share only
+    torch.nn.functional.cross_entropy(m(ids).reshape(-1, 13), ids.reshape(-1)).backward()
+    assert not torch.allclose(grad, m.tokens.weight.grad)  # the tied gradient is the sum of both uses
+    save(net, p, str(tmp_path / "m.pt"))
+    save(net, p, str(tmp_path / "m.safetensors"))
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert state["lm_head.weight"].data_ptr() == state["tokens.weight"].data_ptr()  # stored once
+    assert "lm_head.weight" not in load(str(tmp_path / "m.safetensors"))  # left out, as Hugging Face does
+    for name in ("m.pt", "m.safetensors"):
+        back = read_file(net, str(tmp_path / name))
+        assert back.keys() == p.keys() and all(back[k].tobytes() == p[k].tobytes() for k in p)
+    report = verify_network(net, p)
+    assert [t.name for t in report.tensors] == ["tokens.weights", "ln.gamma", "ln.beta"] and report.passed
+    assert {e["parameter"]: e.get("tied") for e in explain(net)}["tokens.weights"] == ["lm_head.weights"]
+    assert "tied to tokens.weights" in net.summary() and rows(net)[-1]["params"] == 0
+
+
+def test_a_tied_kernel_is_one_onnx_initializer_and_no_flax_variable():
+    pytest.importorskip("onnx")
+    pytest.importorskip("flax")
+    from netspec.export.flax import variables
+    from netspec.export.onnx import build_model
+
+    net = _net(TIED)
+    p = net.initialize()
+    model = build_model(net, p)
+    assert sorted(t.name for t in model.graph.initializer if "." in t.name and "/" not in t.name) == [
+        "ln.beta", "ln.gamma", "tokens.weights"]
+    assert set(variables(net, p)["params"]) == {"tokens", "ln"}  # the head reads the embedding (Embed.attend)
+
+
+@pytest.mark.parametrize(("layers", "expected", "at"), [
+    ("  - {type: dense, units: 12, tie: tokens}\n", "the kernel (8, 12) is not tokens's table (13, 8) transposed",
+     "layers[1].tie"),
+    ("  - {type: dense, units: 13, tie: tokenz}\n", "did you mean 'tokens'", "layers[1].tie"),
+    ("  - {type: dense, name: d, units: 8}\n  - {type: dense, units: 8, tie: d}\n", "tie takes an embedding layer",
+     "layers[2].tie"),
+    ("  - {type: dense, units: 13, tie: later}\n  - {type: embedding, name: later, vocab: 13, dim: 8, inputs: input}\n",
+     "later layer", "layers[1].tie"),
+    ("  - {type: dense, units: 13, tie: tokens, weights: he_normal}\n", "no kernel of its own", "layers[1].weights"),
+])  # fmt: skip
+def test_tie_errors_are_located(layers, expected, at):
+    from netspec.errors import SpecError
+
+    with pytest.raises(SpecError) as e:
+        _net("input: [6]\nlayers:\n  - {type: embedding, name: tokens, vocab: 13, dim: 8}\n" + layers)
+    assert expected in str(e.value) and f"(at {at})" in str(e.value)
+
+
+def test_tie_inside_a_block_locks_the_table_once():
+    from netspec.vcs.lock import build_lock
+
+    net = _net("input: [6]\nblocks:\n  lm:\n    layers:\n      - {type: embedding, name: tok, vocab: 13, dim: 8}\n"
+               "      - {type: dense, name: head, units: 13, tie: tok, use_bias: false}\n"
+               "layers:\n  - {block: lm, name: a}\n")  # fmt: skip
+    assert net.layers[-1].tied == {"weights": "a.tok.weights"}
+    assert set(build_lock(net)["tensors"]) == {"a.tok.weights"}  # the lock holds the table once

@@ -198,12 +198,24 @@ def to_module(spec_or_network: Any) -> Any:
                 tree, stats = widen(tree), widen(stats)
             values = dict(inputs)
             for cl in net.layers:
-                p = _subtree(tree, cl.name) | {"batch_stats": _subtree(stats, cl.name)}
+                p = _subtree(tree, cl.name) | {"batch_stats": _subtree(stats, cl.name)} | _tied(net, cl, tree)
                 values[cl.name] = APPLY[cl.layer.type](cl, p, [values[s] for s in cl.sources])
             out = {name: values[name] for name in net.outputs}
             return out[net.outputs[0]] if len(out) == 1 else out
 
     return NetspecFlax()
+
+
+def _tied(net: Network, cl: CompiledLayer, tree: dict[str, Any]) -> dict[str, Any]:
+    """The leaves a layer is tied to, read from their owner's variables, transposed (as Flax's
+    ``Embed.attend``: the tied layer has no variable of its own): ``{"kernel": embedding.T}``."""
+    out = {}
+    for local, owner in cl.tied.items():
+        layer, _, param = owner.rpartition(".")
+        path = leaves(next(c for c in net.layers if c.name == layer))[param][0]
+        leaf: Any = _subtree(tree, ".".join([layer, path]))
+        out[{"weights": "kernel"}[local]] = leaf.T
+    return out
 
 
 def _subtree(tree: dict[str, Any], dotted: str) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class Graph:
         self.initializers: dict[str, np.ndarray] = {}
         self.layout: dict[str, tuple[str, np.ndarray]] = {}
         """netspec tensor -> (initializer, its array in the operator's layout)."""
+        self.values: dict[str, str] = {}
+        """netspec tensor -> the graph value holding it (its initializer, or the Cast of a half type)."""
         self.counter = 0
 
     def name(self, hint: str) -> str:
@@ -79,11 +81,13 @@ class Graph:
         names = [netspec_name] if isinstance(netspec_name, str) else netspec_name
         key = name or names[0]
         self.initializers[key] = np.ascontiguousarray(array)
+        value = key
+        if array.dtype.name in HALF:  # stored in the half type, computed in float32 (a Cast the runtime folds)
+            value = self.node("Cast", [key], to=helper_type(self.dtype))
         for n in names:
             self.layout[n] = (key, self.initializers[key])
-        if array.dtype.name in HALF:  # stored in the half type, computed in float32 (a Cast the runtime folds)
-            return self.node("Cast", [key], to=helper_type(self.dtype))
-        return key
+            self.values[n] = value
+        return value
 
     def const(self, array: Any, hint: str = "const", dtype: str | None = None) -> str:
         import numpy as np
@@ -376,7 +380,11 @@ def _last(rank: int) -> list[int]:
 
 @converter("dense")
 def _dense(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
-    y = g.node("MatMul", [xs[0], g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])])
+    if "weights" in cl.tied:  # weight tying: the embedding's initializer itself, transposed in the graph
+        kernel = g.node("Transpose", [g.values[cl.tied["weights"]]], perm=[1, 0])
+    else:
+        kernel = g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])
+    y = g.node("MatMul", [xs[0], kernel])
     return _act(g, cl.layer.activation, _bias(g, cl, y))
 
 

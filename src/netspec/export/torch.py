@@ -114,9 +114,10 @@ def _layers(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
         fn = CONVERTERS.get(cl.layer.type)
         if fn is None:
             raise NetspecError(f"{cl.name}: layer type {cl.layer.type!r} has no PyTorch export")
-        own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
+        from netspec.nn.network import layer_tensors
+
         with torch.device("meta"):  # no memory and no torch initialization: the tensors come from netspec
-            module, tensors = fn(cl, own)
+            module, tensors = fn(cl, layer_tensors(cl, params))
         expected = module.state_dict()
         state, mapping = {}, {}
         for local, (torch_name, array) in tensors.items():
@@ -124,7 +125,8 @@ def _layers(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
                 raise NetspecError(f"{cl.name}.{local}: converter gave {torch_name} {array.shape}")
             # torch's transposing copy is faster than NumPy's; torch will not wrap a read-only array quietly
             state[torch_name] = to_tensor(array if array.flags.writeable else array.copy()).contiguous()
-            mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
+            if local not in cl.tied:  # a tied tensor is the owner's: shared once the modules exist (_build)
+                mapping[f"{cl.name}.{local}"] = f"{cl.name}.{torch_name}"
         dtype = getattr(torch, net.dtype)
         for k, v in expected.items():  # PyTorch's own extras (an LSTM's bias_hh) are zero
             if k not in state:
@@ -149,15 +151,47 @@ def _build(torch: Any, net: Network, params: dict[str, np.ndarray]) -> Any:
         _attach(root, cl.name, module)
         mapping |= names
         runners.append((cl.name, list(cl.sources), module))
+    for key, owner in _ties(net, mapping).items():  # weight tying: the tied module holds the owner's Parameter
+        parent, _, leaf = key.rpartition(".")
+        setattr(root.get_submodule(parent), leaf, root.get_parameter(owner))
     return _Network(torch, root, runners, dict(net.inputs), list(net.outputs), mapping)
 
 
-def _state(torch: Any, net: Network, params: dict[str, np.ndarray]) -> dict[str, Any]:
+def _state(torch: Any, net: Network, params: dict[str, np.ndarray], tied: bool = True) -> dict[str, Any]:
     """The whole state_dict of :func:`to_module` without building it: tensors over netspec's arrays
-    where the layout is the same (for writing files, not for handing out)."""
+    where the layout is the same (for writing files, not for handing out). A tied key is the owner's
+    tensor object (``torch.save`` stores it once), or left out with ``tied=False`` (as Hugging Face's
+    safetensors files leave out ``lm_head.weight``)."""
     out: dict[str, Any] = {}
-    for cl, _, state, _ in _layers(torch, net, params):
+    names: dict[str, str] = {}
+    for cl, _, state, mapping in _layers(torch, net, params):
         out |= {f"{cl.name}.{k}": v for k, v in state.items()}
+        names |= mapping
+    for key, owner in _ties(net, names).items():
+        if tied:
+            out[key] = out[owner]
+        else:
+            del out[key]
+    return out
+
+
+def _ties(net: Network, names: dict[str, str]) -> dict[str, str]:
+    """Tied state_dict keys -> the key of the tensor they are (``lm_head.weight`` -> ``tokens.weight``:
+    torch's ``Linear`` weight ``(out, in)`` is the embedding's table as it is stored), from ``names``
+    (netspec parameter -> state_dict key); the tied layers' converters run on the meta device."""
+    import numpy as np
+
+    torch = torch_module()
+    shapes = dict(net.parameters())
+    out: dict[str, str] = {}
+    for cl in net.layers:
+        if not cl.tied:
+            continue
+        blank = {p.name: np.broadcast_to(np.int64(0), p.shape) for p in cl.params}
+        blank |= {local: np.broadcast_to(np.int64(0), shapes[owner].shape[::-1]) for local, owner in cl.tied.items()}
+        with torch.device("meta"):
+            _, tensors = CONVERTERS[cl.layer.type](cl, blank)
+        out |= {f"{cl.name}.{tensors[local][0]}": names[owner] for local, owner in cl.tied.items()}
     return out
 
 
@@ -657,13 +691,17 @@ def layouts(net: Network) -> dict[str, tuple[str, np.ndarray]]:
 
     torch = torch_module()
     out: dict[str, tuple[str, np.ndarray]] = {}
+    shapes = dict(net.parameters())
     for cl in net.layers:
         if not cl.params:
             continue
         own = {p.name: np.arange(p.size, dtype=np.int64).reshape(p.shape) for p in cl.params}
+        own |= {local: np.broadcast_to(np.int64(-1), shapes[owner].shape[::-1]) for local, owner in cl.tied.items()}
         with torch.device("meta"):  # the module is thrown away: no memory, no torch initialization
             _, tensors = CONVERTERS[cl.layer.type](cl, own)
         for local, (torch_name, index) in tensors.items():
+            if local in cl.tied:  # the owner's tensor, read back under the owner's name
+                continue
             if np.asarray(index).dtype != np.int64:  # arithmetic on the weights, not a layout: cannot be undone
                 raise NetspecError(f"{cl.name}.{local}: the {cl.layer.type} converter computes {torch_name} "
                                    "from netspec's tensor instead of moving its elements")  # fmt: skip
@@ -692,8 +730,12 @@ def read_state_dict(net: Network, state: dict[str, Any]) -> dict[str, np.ndarray
                  for k, s in expected.items() if k in arrays and arrays[k].shape != s]  # fmt: skip
     problems += [f"{k} is {arrays[k].dtype}, expected {net.dtype}"
                  for k in expected if k in arrays and arrays[k].dtype != numpy_dtype(net.dtype)]  # fmt: skip
-    extra = sorted(set(arrays) - set(expected) - set(torch_extras(net)))
+    tied = _ties(net, {name: key for name, (key, _) in plan.items()})
+    extra = sorted(set(arrays) - set(expected) - set(torch_extras(net)) - set(tied))
     problems += [f"unexpected {k}" for k in extra]
+    problems += [f"{k} is not {owner} (tied to it), so the file's model would not be the spec's"
+                 for k, owner in tied.items() if k in arrays and owner in arrays and not (
+                     arrays[k].shape == arrays[owner].shape and arrays[k].tobytes() == arrays[owner].tobytes())]
     problems += [f"{k} is not zero (netspec's {k.rsplit('.', 2)[0]} has no such bias)"
                  for k in torch_extras(net) if k in arrays and np.any(arrays[k])]  # fmt: skip
     if problems:
@@ -725,8 +767,8 @@ def save(net: Network, params: dict[str, np.ndarray], path: str) -> None:
     from netspec.io.weights import save as save_arrays
 
     torch = torch_module()
-    if os.path.splitext(path)[1].lower() == ".safetensors":
-        arrays = {k: to_array(v) for k, v in _state(torch, net, params).items()}  # written, not handed out: no copy
+    if os.path.splitext(path)[1].lower() == ".safetensors":  # a tied key is left out, as Hugging Face does
+        arrays = {k: to_array(v) for k, v in _state(torch, net, params, tied=False).items()}  # written: no copy
         save_arrays(arrays, path, {**metadata_for(net), LAYOUT_KEY: "torch"})
         return
     state = _state(torch, net, params)

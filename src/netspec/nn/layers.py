@@ -180,6 +180,11 @@ class Layer:
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         return x
 
+    def tied(self) -> dict[str, str]:
+        """Parameters the layer takes from another layer instead of owning: local name -> that layer's
+        name as written (the compiler resolves it to the other layer's parameter)."""
+        return {}
+
     def combine_shapes(self, shapes: list[Shape]) -> Shape:
         """The output shape from every input's shape (one input for all but merge layers)."""
         return self.output_shape(shapes[0])
@@ -218,14 +223,38 @@ WEIGHT_OPTIONS = {
 }
 
 
+TIE = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$", "maxLength": 200}
+
+
 class Dense(WeightedLayer):
+    """Fully connected on the last axis: ``y = act(x @ W + b)``, ``W`` of shape ``(in, units)``.
+
+    ``tie: <embedding layer>`` (weight tying, Press and Wolf 2017; GPT-2's ``lm_head``, Flax's
+    ``Embed.attend``): the kernel is that embedding's table transposed, ``(dim, vocab)``. The layer owns
+    no kernel tensor (only its bias, if any): the table is initialized, counted, exported and
+    verified once, under the embedding's name.
+    """
+
     type = "dense"
     description = "Fully connected: y = act(x @ W + b), W of shape (in, units), on the last axis."
-    OPTIONS = {"units": _opt(POS_INT, "Number of output units."), **WEIGHT_OPTIONS}
+    OPTIONS = {
+        "units": _opt(POS_INT, "Number of output units."),
+        **WEIGHT_OPTIONS,
+        "tie": _opt(TIE, "An earlier embedding layer whose table, transposed, is this layer's kernel (weight tying: "
+                    "no kernel of its own; units = the vocabulary, input features = the embedding's dim)."),
+    }  # fmt: skip
     REQUIRED = ("units",)
 
     def kernel_shape(self, shape: Shape) -> Shape:
         return (shape[-1], self.options["units"])
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        specs = super().params(shape)
+        return [p for p in specs if p.name != "weights"] if "tie" in self.options else specs
+
+    def tied(self) -> dict[str, str]:
+        """Local parameter -> the layer it is tied to (its table, transposed): ``{"weights": "tokens"}``."""
+        return {"weights": self.options["tie"]} if "tie" in self.options else {}
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape[:-1], self.options["units"])

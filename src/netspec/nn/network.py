@@ -67,6 +67,9 @@ class CompiledLayer:
     """Its options written as expressions ``${...}``: option path (``units``, ``weights.std``) -> value."""
     depends: frozenset[str] = frozenset()
     """The constants its options, enclosing repeat counts and block arguments depend on."""
+    tied: dict[str, str] = field(default_factory=dict)
+    """Tensors it uses but does not own: local name -> the owner's parameter (``lm_head`` ``weights`` ->
+    ``tokens.weights``), used transposed (see :func:`layer_tensors`)."""
 
     def origin(self, param: ParamSpec) -> Provenance:
         """The provenance of a parameter's initializer (from the layer key it follows)."""
@@ -277,11 +280,18 @@ class Network:
         return values, single
 
 
+def layer_tensors(cl: CompiledLayer, params: dict[str, Any]) -> dict[str, Any]:
+    """A layer's tensors by local name: its own parameters, and the tensors it is tied to (the owner's,
+    transposed: a view, no copy)."""
+    own = {p.name: params[f"{cl.name}.{p.name}"] for p in cl.params}
+    return own | {local: params[owner].T for local, owner in cl.tied.items()}
+
+
 def _own(cl: CompiledLayer, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A layer's parameters by local name, half-type values widened to float32 (exactly) to compute with."""
+    """A layer's tensors (:func:`layer_tensors`), half-type values widened to float32 (exactly) to compute with."""
     from netspec.init.precision import widen
 
-    return {p.name: widen(params[f"{cl.name}.{p.name}"]) for p in cl.params}
+    return {k: widen(v) for k, v in layer_tensors(cl, params).items()}
 
 
 @contextmanager

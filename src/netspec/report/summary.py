@@ -37,6 +37,7 @@ def rows(net: Network) -> list[dict[str, Any]]:
                 "activation": cl.layer.activation.name if cl.layer.has_activation() else None,
                 "inputs": list(cl.sources),
                 "line": cl.line,
+                "tied": dict(cl.tied),
             }
         )
     return out
@@ -45,6 +46,8 @@ def rows(net: Network) -> list[dict[str, Any]]:
 def _init_cell(row: dict[str, Any]) -> str:
     """The first kernel's initializer (``query.weights: ...`` when the layer has several kernels)."""
     kernels = [(k, v) for k, v in row["parameters"].items() if k == "weights" or k.endswith(".weights")]
+    if not kernels and row.get("tied"):  # a tied kernel is another layer's tensor, counted there
+        return ", ".join(f"tied to {owner}ᵀ" for owner in row["tied"].values())
     if not kernels:
         return "-"
     name, w = kernels[0]
@@ -193,6 +196,10 @@ def explain(net: Network) -> list[dict[str, Any]]:
     origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p), p) for cl in net.layers for p in cl.params}
     found = {f"{cl.name}.{p.name}": expressions_of(net, cl, p) for cl in net.layers for p in cl.params}
     reads = {f"{cl.name}.{p.name}": constants_of(net, cl, p) for cl in net.layers for p in cl.params}
+    tied: dict[str, list[str]] = {}  # owner -> the tensors that are it, transposed (weight tying)
+    for cl in net.layers:
+        for local, owner in cl.tied.items():
+            tied.setdefault(owner, []).append(f"{cl.name}.{local}")
     for path, p in net.parameters():
         dist = p.declared()
         fans = p.initializer.effective_fans(p.shape, p.fans)
@@ -215,6 +222,7 @@ def explain(net: Network) -> list[dict[str, Any]]:
                 "support": [low, high],
                 **({"expressions": _expressions_json(found[path])} if found[path] else {}),
                 **({"constants": {k: net.constants[k] for k in sorted(reads[path])}} if reads[path] else {}),
+                **({"tied": tied[path]} if path in tied else {}),
             }
         )
     return out
@@ -238,6 +246,8 @@ def explain_text(net: Network) -> str:
                       for k, x in e.get("expressions", {}).items())
             + ("\n  constants    " + ", ".join(f"{k} = {show(v)}" for k, v in e["constants"].items())
                if e.get("constants") else "")
+            + "".join(f"\n  tied         {user} is this tensor, transposed (no tensor of its own)"
+                      for user in e.get("tied", []))
         )
     return "\n".join(blocks)
 

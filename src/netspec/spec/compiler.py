@@ -203,6 +203,10 @@ def _compile_one(
         out.diagnostics.append(Diagnostic(f"{name} ({options['type']}): {exc}{shown}", line, col, where))
         wiring.produced(name, None)
         return
+    tied = _tied(doc, item, layer, shapes, wiring, out)
+    if tied is None:
+        wiring.produced(name, None)
+        return
     out.diagnostics += resolver.check_shapes(name, params, resolved[1], path)
     count = sum(p.size for p in params)
     if state.total <= state.max_params < state.total + count:
@@ -211,9 +215,46 @@ def _compile_one(
     state.total += count
     expressions = {format_path(p[len(path) :]): e for p, e in item.expressions.items()}
     compiled = CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes,
-                             item.blocks, item.index, expressions, item.depends)  # fmt: skip
+                             item.blocks, item.index, expressions, item.depends, tied)  # fmt: skip
     out.layers.append(compiled)
     wiring.produced(name, out_shape)
+
+
+def _tied(
+    doc: Document, item: Expanded, layer: Layer, shapes: list[Shape], wiring: Wiring, out: _Compiled
+) -> dict[str, str] | None:
+    """The tensors ``layer`` ties to (local name -> owner parameter), each checked: an earlier embedding
+    whose table, transposed, has the kernel's shape; None after reporting why not (located at ``tie``)."""
+    tied: dict[str, str] = {}
+    for local, ref in layer.tied().items():
+        where: Path = (*item.path, "tie")
+        line, col = doc.mark(where)
+
+        def fail(message: str, hint: str = "", where: Path = where, line: int = line, col: int = col) -> None:
+            out.diagnostics.append(Diagnostic(f"{layer.name}: {message}", line, col, format_path(where), hint=hint))
+
+        if "weights" in layer.options:
+            wline, wcol = doc.mark((*item.path, "weights"))
+            msg = f"{layer.name}: a tied layer has no kernel of its own to initialize (its kernel is {ref}'s table)"
+            out.diagnostics.append(Diagnostic(msg, wline, wcol, format_path((*item.path, "weights")),
+                                              hint="remove weights: (the embedding's weights initialize the table)"))
+            return None
+        owner = wiring.reference(layer.name, ref, item.scope, where)
+        if owner is None:
+            return None
+        found = next((cl for cl in out.layers if cl.name == owner), None)
+        if found is None or found.layer.type != "embedding":
+            what = "a network input" if found is None else f"a {found.layer.type} layer"
+            fail(f"tie takes an embedding layer; {ref!r} is {what}")
+            return None
+        table = next(p.shape for p in found.params if p.name == "weights")
+        kernel = layer.kernel_shape(shapes[0])  # type: ignore[attr-defined]
+        if kernel != table[::-1]:
+            fail(f"the kernel ({kernel[0]}, {kernel[1]}) is not {ref}'s table ({table[0]}, {table[1]}) transposed",
+                 hint=f"a tied layer takes {table[1]} input features and has units: {table[0]} (the vocabulary)")
+            return None
+        tied[local] = f"{owner}.weights"
+    return tied
 
 
 def _known_shapes(wiring: Wiring, sources: list[str] | None) -> list[Shape] | None:

@@ -90,6 +90,11 @@ class Wiring:
         self.consumed.update(out)
         return out
 
+    def reference(self, name: str, ref: str, scope: Scope, where: Path) -> str | None:
+        """The expanded name of an earlier layer that a layer option (``tie``) names, as ``inputs`` are
+        resolved (None after reporting an unknown or later name); not counted as a use of its output."""
+        return self._resolve(name, ref, scope, where)
+
     def _resolve(self, name: str, ref: str, scope: Scope, where: Path) -> str | None:
         if ref == "input" and INSTANCE_KEY in scope:  # the instance's own input: a mistake at its use
             ref, where, scope = scope["input"], self.input_paths[scope[INSTANCE_KEY]], {}
