@@ -2,12 +2,10 @@
 
 import json
 import os
-import signal
 import stat
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -224,23 +222,7 @@ def test_weights_files_respect_the_umask(tmp_path):
         os.umask(old)
 
 
-# behaviour: SIGTERM cleans up like SIGINT
-def test_sigterm_during_a_build_leaves_nothing_behind(tmp_path):
-    spec = write(tmp_path, "netspec: 1\ninput: [4096]\nlayers:\n" + "  - {type: dense, units: 4096}\n" * 6)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "netspec.cli", "build", str(spec), "-o", str(tmp_path / "w.npz"), "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(p.name.endswith(".partial") for p in tmp_path.iterdir()) and proc.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=60)
-    leftovers = sorted(p.name for p in tmp_path.iterdir())
-    if code == 0:  # the write finished before the signal arrived: nothing to clean up, the file is complete
-        pytest.skip("the build finished before SIGTERM")
-    assert code == 143 and leftovers == ["spec.yaml"], (code, leftovers, proc.stderr.read())
+# behaviour: SIGTERM cleans up like SIGINT: tests/test_file_kinds.py (with SIGKILL)
 
 
 # behaviour: stable names

@@ -262,13 +262,14 @@ def _negative_values(argv: list[str]) -> list[str]:
 
 def _missing(path: str) -> str:
     """Why ``path`` cannot be read as a spec, or ''."""
+    from netspec.io.files import kind
+
     if os.path.isdir(path):
         return "is a folder with no .yaml or .yml files"
     if not os.path.exists(path):
         return "no such file"
-    if not os.path.isfile(path):
-        return "not a regular file"
-    return ""
+    what = kind(os.stat(path).st_mode)
+    return f"not a regular file ({what})" if what else ""
 
 
 def _compile(path: str, **options: Any) -> Network:
@@ -432,8 +433,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError("--weights checks one spec's file; give one SPEC with it")
     if args.lock and len(paths) > 1:
         raise UsageError("--lock checks one spec; give one SPEC with it")
-    if args.lock and not os.path.isfile(args.lock):
-        raise NetspecError(f"{args.lock}: no such lock file (write it with netspec lock)")
+    if args.lock:
+        from netspec.io.files import require_file
+
+        require_file(args.lock, "no such lock file (write it with netspec lock)")
     reports, failed = [], 0
     for path in paths:  # every spec is checked and reported, then the exit code says if any failed
         try:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 
 from netspec.arguments import seed
-from netspec.errors import NetspecError, UsageError
+from netspec.errors import UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 MAX_BATCH = 65536
@@ -82,8 +81,9 @@ def run_diagnose(args: argparse.Namespace) -> int:
         plots.check_path(args.plot)
     if args.html:
         plots.check_folder(args.html)
-    if not os.path.isfile(args.spec):
-        raise NetspecError(f"{args.spec}: no such file")
+    from netspec.io.files import require_file
+
+    require_file(args.spec)
     net = compile_file(args.spec, seed=args.seed)
     if args.input:
         from netspec.nn.inputs import read_inputs

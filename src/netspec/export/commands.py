@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netspec.arguments import add_dtype, seed
-from netspec.errors import NetspecError, UsageError
+from netspec.errors import UsageError
 
 TARGETS = {"torch": (".pt", ".safetensors"), "onnx": (".onnx",), "flax": (".msgpack",)}
 """Export target -> the output suffixes it writes."""
@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--seed goes with building from the spec, not with --weights (the file's seed is its own)")
     if args.weights and args.dtype is not None:
         raise UsageError("--dtype goes with building from the spec, not with --weights (the file's dtype is its own)")
-    if not os.path.isfile(args.spec):
-        raise NetspecError(f"{args.spec}: no such file")
+    from netspec.io.files import require_file
+
+    require_file(args.spec)
     from netspec.export.files import load_weights
     from netspec.spec.compiler import compile_file
 

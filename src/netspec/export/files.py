@@ -64,10 +64,12 @@ def recorded_metadata(path: str) -> dict[str, str]:
     if ext != ".onnx":
         return {}
     from netspec.export.onnx import onnx_module
+    from netspec.io.files import open_regular
 
     onnx = onnx_module()
     try:
-        model = onnx.load(path, load_external_data=False)
+        with open_regular(path) as fh:
+            model = onnx.load(fh, load_external_data=False)
     except Exception:  # protobuf raises several types for a corrupt file
         return {}
     return {p.key: p.value for p in model.metadata_props if p.key.startswith("netspec_")}

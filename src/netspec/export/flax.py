@@ -147,7 +147,9 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
 
     if os.path.getsize(path) > net.nbytes + (1 << 20) * (1 + len(net.layers)):
         raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's weights can take")
-    with open(path, "rb") as fh:
+    from netspec.io.files import open_regular
+
+    with open_regular(path) as fh:
         try:
             tree = serialization.msgpack_restore(fh.read())
         except Exception as exc:  # msgpack raises several types for a corrupt file

@@ -249,12 +249,15 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
     Raises:
         NetspecError: the file is unreadable, too large, or its initializers do not match the spec.
     """
+    from netspec.io.files import open_regular
+
     onnx = onnx_module()
     limit = net.nbytes + (64 << 20) + (1 << 20) * len(net.layers)
     if os.path.getsize(path) > limit:
         raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's model can take")
     try:
-        model = onnx.load(path, load_external_data=False)
+        with open_regular(path) as fh:
+            model = onnx.load(fh, load_external_data=False)
         _load_external_initializers(onnx, model, os.path.dirname(os.path.abspath(path)), limit, path)
     except NetspecError:
         raise
@@ -302,13 +305,17 @@ def read_model(net: Network, model: Any, where: str = "the model") -> dict[str, 
 
 def _load_external_initializers(onnx: Any, model: Any, folder: str, limit: int, path: str) -> None:
     """Load the initializers' external data (onnx confines it to ``folder`` and to the file's size),
-    first refusing more than ``limit`` bytes in all (a length left out counts as the rest of the file)."""
+    first refusing more than ``limit`` bytes in all (a length left out counts as the rest of the file) and
+    any data file that is not a regular file (onnx would open a FIFO and wait forever)."""
+    from netspec.io.files import check_regular
+
     helper = onnx.external_data_helper
     external = [t for t in model.graph.initializer if helper.uses_external_data(t)]
     total = 0
     for tensor in external:
         info = helper.ExternalDataInfo(tensor)
         where = os.path.join(folder, info.location)
+        check_regular(where)
         rest = os.path.getsize(where) - int(info.offset or 0) if os.path.isfile(where) else 0
         total += int(info.length) if info.length is not None else max(rest, 0)
     if total > limit:

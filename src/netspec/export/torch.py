@@ -784,6 +784,7 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
     """
     import os
 
+    from netspec.io.files import open_regular
     from netspec.io.weights import load
 
     limit = net.nbytes + (1 << 20) * (1 + len(net.layers))
@@ -793,7 +794,8 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
         raise NetspecError(f"{path}: {os.path.getsize(path):,} bytes is more than the spec's weights can take")
     torch = torch_module()
     try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
+        with open_regular(path) as fh:
+            state = torch.load(fh, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for a corrupt file
         raise NetspecError(f"{path}: not a readable torch file: {type(exc).__name__}: {exc}") from None
     if not isinstance(state, dict):

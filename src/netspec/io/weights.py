@@ -1,10 +1,11 @@
 """Writing and reading weight files: ``.npz`` and ``.safetensors``, atomically.
 
-Files are written to a temporary file in the destination's folder, flushed,
-fsynced and renamed over the destination, so an interrupted or failed write
-leaves nothing behind. Arrays are streamed to disk one at a time (no second
-in-memory copy of the weights). The safetensors writer is netspec's own
-(the format is a length-prefixed JSON header and raw little-endian bytes):
+Files are written atomically (:func:`netspec.io.files.atomic_write`: an anonymous
+file where the platform has one, flushed, fsynced, then named and renamed over the
+destination), so an interrupted, failed or killed write leaves nothing behind.
+Arrays are streamed to disk one at a time (no second in-memory copy of the
+weights). The safetensors writer is netspec's own (the format is a
+length-prefixed JSON header and raw little-endian bytes):
 ``safetensors.numpy.save_file`` builds the whole file in memory first. The
 test-suite checks the files with the ``safetensors`` library.
 """
@@ -15,17 +16,15 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import struct
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from netspec.errors import NetspecError
 from netspec.init.precision import ITEMSIZE
 from netspec.io import jsonio
-from netspec.io.files import open_regular
+from netspec.io.files import atomic_write, open_regular, require_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,38 +58,6 @@ def file_format(path: str) -> str:
     if ext not in FORMATS:
         raise WeightsError(f"unknown weights format {ext or '(none)'!r} for {path}; use .npz or .safetensors")
     return ext
-
-
-@contextmanager
-def atomic_write(path: str) -> Iterator[BinaryIO]:
-    """A file object whose content replaces ``path`` only if the block completes."""
-    folder = os.path.dirname(os.path.abspath(path))
-    # The name is chosen before the file exists, so a signal that lands just after the file is created
-    # (SIGTERM unwinds like Ctrl-C) still knows what to remove; tempfile.mkstemp returns the name only
-    # after creating the file, which left a .partial behind when the signal fell in between.
-    tmp = os.path.join(folder, f".netspec-{secrets.token_hex(8)}.partial")
-    try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-        except FileExistsError:  # 64 random bits taken by another writer: its file, not ours to remove
-            tmp = ""
-            raise
-        os.fchmod(fd, 0o666 & ~_umask())  # created 0600; a new file respects the umask like any other
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def save(params: dict[str, np.ndarray], path: str, metadata: dict[str, str] | None = None) -> str | None:
@@ -493,8 +460,7 @@ def load_for(net: Network, path: str) -> dict[str, np.ndarray]:
     Raises:
         WeightsError: the file is missing, unreadable, too large, or does not match the spec.
     """
-    if not os.path.isfile(path):
-        raise WeightsError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
+    require_file(path)
     params = load(path, max_bytes=net.nbytes + (1 << 20) * (1 + len(net.layers)))
     expected = {name: p.shape for name, p in net.parameters()}
     problems = check_against(params, expected, net.dtype)

@@ -82,11 +82,15 @@ def _parse_values(text: str, shape: tuple[int, ...]) -> np.ndarray:
 def _read_npy(path: str) -> np.ndarray:
     import numpy as np
 
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
+    from netspec.io.files import require_file
+
+    require_file(path)
     if os.path.getsize(path) > MAX_INPUT_BYTES:
         raise InputError(f"{path}: larger than {MAX_INPUT_BYTES:,} bytes; not reading it")
+    from netspec.io.files import open_regular
+
     try:
-        return np.load(path, allow_pickle=False)
+        with open_regular(path) as fh:
+            return np.load(fh, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None

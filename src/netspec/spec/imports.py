@@ -74,12 +74,14 @@ def local_files(spec_path: str) -> Files:
 
 
 def _read_local(path: str) -> bytes | None:
+    from netspec.io.files import open_regular
     from netspec.spec.loader import MAX_BYTES
 
-    if not os.path.isfile(path):
+    try:
+        with open_regular(path) as fh:  # (NotARegularFile for a FIFO or device: never opened for reading)
+            return fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
         return None
-    with open(path, "rb") as fh:
-        return fh.read(MAX_BYTES + 1)
 
 
 def resolve_imports(doc: Document, files: Files | None = None) -> Imported:
@@ -167,9 +169,14 @@ def _confined(doc: Document, doc_path: str, where: Path, rel: str, files: Files)
 
 def _load(doc: Document, where: Path, target: str, files: Files) -> Document:
     """The imported file, loaded safely and checked against the schema of a block library."""
+    from netspec.io.files import NotARegularFile
     from netspec.spec.loader import decode
 
-    raw = files.read(target)
+    try:
+        raw = files.read(target)
+    except NotARegularFile as exc:
+        raise SpecError(doc.source, [_diag(doc, where, f"import {_entry_text(doc, where)!r}: not a regular file "
+                                           f"({exc.what})")], doc.text) from None  # fmt: skip
     if raw is None:
         rel = _entry_text(doc, where)
         raise SpecError(doc.source, [_diag(doc, where, f"import {rel!r}: no such file")], doc.text)

@@ -121,7 +121,14 @@ def load_text(text: str, source: str = "<string>") -> Document:
 
 
 def load_file(path: str) -> Document:
-    with open(path, "rb") as fh:
+    """Load the spec file ``path`` (a regular file: a FIFO or device is refused, never opened for reading).
+
+    Raises:
+        SpecError: as :func:`load_text`. NotARegularFile, OSError: the file cannot be read.
+    """
+    from netspec.io.files import open_regular
+
+    with open_regular(path) as fh:
         raw = fh.read(MAX_BYTES + 1)
     return load_text(decode(raw, path), path)
 

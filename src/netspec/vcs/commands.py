@@ -93,12 +93,12 @@ def _specs_of(paths: list[str]) -> list[str]:
 def _lock_one(spec: str, path: str, check: bool, docs: list[dict[str, Any]] | None) -> int:
     if os.path.abspath(path) == os.path.abspath(spec):
         raise UsageError(f"{path}: the lock file cannot be the spec itself")
+    from netspec.io.files import require_file
     from netspec.io.weights import atomic_write
     from netspec.spec.compiler import compile_file
     from netspec.vcs import lock as locks
 
-    if not os.path.isfile(spec):
-        raise NetspecError(f"{spec}: no such file")
+    require_file(spec)
     if not check and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise UsageError(f"{path}: the folder does not exist")
     net = compile_file(spec)
@@ -227,7 +227,8 @@ def run_fmt(args: argparse.Namespace) -> int:
 
 def _read_spec(path: str) -> str:
     """A spec file's text, read no further than the loader's size limit (a located error past it)."""
+    from netspec.io.files import open_regular
     from netspec.spec.loader import MAX_BYTES, decode
 
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # a FIFO is refused, not opened (opening one for reading blocks)
         return decode(fh.read(MAX_BYTES + 1), path)
