@@ -15,14 +15,14 @@ FLAT = """netspec: 1
 seed: 7
 input: [16, 16, 3]
 layers:
-  - {type: conv2d, name: stem, filters: 8, kernel: 3, padding: same, activation: relu}
-  - {type: conv2d, name: s1c1, filters: 8, kernel: 3, stride: 1, padding: same, activation: relu}
-  - {type: conv2d, name: s1c2, filters: 8, kernel: 3, padding: same}
+  - {type: conv2d, name: stem, filters: 8, kernel: 3, padding: 1, activation: relu}
+  - {type: conv2d, name: s1c1, filters: 8, kernel: 3, stride: 1, padding: 1, activation: relu}
+  - {type: conv2d, name: s1c2, filters: 8, kernel: 3, padding: 1}
   - {type: conv2d, name: s1sc, filters: 8, kernel: 1, stride: 1, inputs: stem}
   - {type: add, name: s1sum, inputs: [s1c2, s1sc]}
   - {type: activation, name: s1out, activation: relu}
-  - {type: conv2d, name: s2c1, filters: 16, kernel: 3, stride: 2, padding: same, activation: relu}
-  - {type: conv2d, name: s2c2, filters: 16, kernel: 3, padding: same}
+  - {type: conv2d, name: s2c1, filters: 16, kernel: 3, stride: 2, padding: 1, activation: relu}
+  - {type: conv2d, name: s2c2, filters: 16, kernel: 3, padding: 1}
   - {type: conv2d, name: s2sc, filters: 16, kernel: 1, stride: 2, inputs: s1out}
   - {type: add, name: s2sum, inputs: [s2c2, s2sc]}
   - {type: activation, name: s2out, activation: relu}

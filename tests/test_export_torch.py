@@ -239,3 +239,71 @@ def test_trainable_parameters_are_torchs_parameters_and_the_rest_its_buffers():
     module = to_module(net)
     assert sum(p.numel() for p in module.parameters()) == net.num_trainable == 11_173_962
     assert sum(b.numel() for b in module.buffers()) == net.num_params - net.num_trainable == 9_600
+
+
+OPTIONS_SPEC = """\
+netspec: 1
+input: [8, 8, 3]
+layers:
+  - {type: conv2d, name: c, filters: 4, kernel: 3, stride: 2, padding: same, use_bias: false}
+  - {type: batch_norm, name: bn, epsilon: 0.001}
+  - {type: conv2d, name: d, filters: 4, kernel: 3, padding: 1, groups: 2}
+  - {type: batch_norm, name: bn2}
+  - {type: conv_transpose2d, name: t, filters: 2, kernel: 3, stride: 2, padding: 1, output_padding: 1}
+  - {type: layer_norm, name: ln}
+"""
+
+
+def _options_model(c_padding=(0, 1), eps=1e-3, d_stride=1, momentum=0.1, t_padding=1):
+    nn = torch.nn
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3, stride=2, padding=c_padding if isinstance(c_padding, int) else 0, bias=False)
+            self.bn = nn.BatchNorm2d(4, eps=eps)
+            self.d = nn.Conv2d(4, 4, 3, stride=d_stride, padding=1, groups=2)
+            self.bn2 = nn.BatchNorm2d(4, momentum=momentum)
+            self.t = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=t_padding, output_padding=1)
+            self.ln = nn.LayerNorm(2)
+
+        def forward(self, x):  # channels first; the asymmetric 'same' padding by hand
+            x = torch.nn.functional.pad(x, [0, 1, 0, 1]) if not isinstance(c_padding, int) else x
+            x = self.t(self.bn2(self.d(self.bn(self.c(x)))))
+            return self.ln(x.movedim(1, -1))
+
+    return Model().eval()
+
+
+def test_load_into_compares_layer_options_with_the_module():
+    from netspec.torch import load_into
+
+    net = netspec.loads(OPTIONS_SPEC, "options.yaml")
+    params = net.initialize()
+    model = _options_model()
+    with pytest.warns(UserWarning, match=r"c: padding: netspec \(before, after\) \(0, 1\), \(0, 1\), the module "
+                      r"\(0, 0\), \(0, 0\)") as record:  # fmt: skip
+        load_into(model, net, params, options="warn")  # the module pads by hand: copied, with a warning
+    assert len(record) == 1 and "bn" not in str(record[0].message)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    np.testing.assert_allclose(theirs, net.forward(x, params), rtol=RTOL, atol=ATOL)  # it does compute the spec
+    # what a user copying a PyTorch model gets wrong, each named: padding, eps, stride, momentum
+    wrong = _options_model(c_padding=1, eps=1e-5, d_stride=2, momentum=None, t_padding=0)
+    with pytest.raises(NetspecError) as e:
+        load_into(wrong, net, params)
+    problems = str(e.value).split(": ", 1)[1].split("; ")
+    assert problems == [
+        "c: padding: netspec (before, after) (0, 1), (0, 1), the module (1, 1), (1, 1)",
+        "bn: eps: netspec 0.001, the module 1e-05",
+        "d: stride: netspec (1, 1), the module (2, 2)",
+        "bn2: momentum: netspec 0.1, the module None (a cumulative average)",
+        "t: padding: netspec (before, after) (1, 1), (1, 1), the module (0, 0), (0, 0)",
+    ]
+    ours = torch.from_numpy(np.ascontiguousarray(params["d.weights"].transpose(3, 2, 0, 1)))
+    assert not torch.equal(wrong.d.weight.detach(), ours)  # refused: nothing copied
+    load_into(wrong, net, params, options="ignore")  # said to copy anyway: no comparison
+    assert torch.equal(wrong.d.weight.detach(), ours)
+    with pytest.raises(ValueError, match="options must be"):
+        load_into(model, net, params, options="strict")

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
 from netspec.extras import install_hint
-from netspec.nn.convolution import same_padding
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -270,7 +269,7 @@ def _conv(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
     import jax
 
     layer = cl.layer
-    _, stride, dilation, padding = layer.geometry()  # type: ignore[attr-defined]
+    _, stride, dilation, _ = layer.geometry()  # type: ignore[attr-defined]
     rank, groups = layer.rank, layer.groups  # type: ignore[attr-defined]
     effective = layer.effective_kernel()  # type: ignore[attr-defined]
     w = p["kernel"]
@@ -281,16 +280,13 @@ def _conv(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
                                          rhs_dilation=dilation, dimension_numbers=_dims(rank),
                                          feature_group_count=groups)  # fmt: skip
         out = cl.output_shape[:-1]
-        if padding == "same":
-            starts = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
-        else:
-            starts = [0] * rank
+        starts = [b for b, _ in layer.crops(cl.input_shape[:-1])]  # type: ignore[attr-defined]
         y = y[(slice(None), *(slice(b, b + o) for b, o in zip(starts, out, strict=True)))]
         short = [o - size for o, size in zip(out, y.shape[1:-1], strict=True)]
         if any(short):
             y = jax.numpy.pad(y, [(0, 0), *((0, m) for m in short), (0, 0)])
     else:
-        pads = same_padding(cl.input_shape[:-1], effective, stride) if padding == "same" else [(0, 0)] * rank
+        pads = layer.pads(cl.input_shape[:-1])  # type: ignore[attr-defined]
         y = jax.lax.conv_general_dilated(xs[0], w, stride, pads, rhs_dilation=dilation,
                                          dimension_numbers=_dims(rank), feature_group_count=groups)  # fmt: skip
     if "bias" in p:
@@ -303,14 +299,15 @@ def _pool(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
     import jax
 
     layer = cl.layer
-    window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
-    pads = [(0, 0), *(same_padding(cl.input_shape[:-1], window, stride) if padding == "same"
-                      else [(0, 0)] * len(window)), (0, 0)]  # fmt: skip
+    window, stride, _ = layer.geometry()  # type: ignore[attr-defined]
+    pads = [(0, 0), *layer.pads(cl.input_shape[:-1]), (0, 0)]  # type: ignore[attr-defined]
     dims, strides = (1, *window, 1), (1, *stride, 1)
     x = xs[0]
     if layer.reduce == "max":  # type: ignore[attr-defined]
         return jax.lax.reduce_window(x, -jax.numpy.inf, jax.lax.max, dims, strides, pads)
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pads)
+    if layer.count_include_pad:  # type: ignore[attr-defined]
+        return total / math.prod(window)
     count = jax.lax.reduce_window(jax.numpy.ones_like(x), 0.0, jax.lax.add, dims, strides, pads)
     return total / count
 

@@ -364,12 +364,9 @@ def _bias(g: Graph, cl: CompiledLayer, x: str, key: str = "bias") -> str:
     return g.node("Add", [x, g.weight(full, g.params[full])]) if full in g.params else x
 
 
-def _onnx_pads(cl: CompiledLayer, window: Any, stride: Any, padding: str) -> list[int]:
-    """ONNX's ``pads``: every axis's begin, then every axis's end (TensorFlow's 'same', or none)."""
-    from netspec.nn.convolution import same_padding
-
-    sizes = cl.input_shape[:-1]
-    pads = same_padding(sizes, window, stride) if padding == "same" else [(0, 0)] * len(sizes)
+def _onnx_pads(cl: CompiledLayer) -> list[int]:
+    """ONNX's ``pads`` of a convolution or pool: every axis's begin, then every axis's end."""
+    pads = cl.layer.pads(cl.input_shape[:-1])  # type: ignore[attr-defined]
     return [b for b, _ in pads] + [a for _, a in pads]
 
 
@@ -400,7 +397,7 @@ def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     import numpy as np
 
     layer = cl.layer
-    kernel, stride, dilation, padding = layer.geometry()  # type: ignore[attr-defined]
+    kernel, stride, dilation, _ = layer.geometry()  # type: ignore[attr-defined]
     rank, groups = layer.rank, layer.groups  # type: ignore[attr-defined]
     effective = layer.effective_kernel()  # type: ignore[attr-defined]
     w = g.params[f"{cl.name}.weights"]
@@ -414,11 +411,12 @@ def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
         extra = layer.output_padding()  # type: ignore[attr-defined]
         y = g.node("ConvTranspose", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
                    dilations=list(dilation), group=groups, output_padding=list(extra))  # fmt: skip
-        if padding == "same":
-            sizes = cl.input_shape[:-1]
-            starts = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
-            full = [(a - 1) * s + k for a, s, k in zip(sizes, stride, effective, strict=True)]
-            out = [a * s for a, s in zip(sizes, stride, strict=True)]
+        sizes = cl.input_shape[:-1]
+        crops = layer.crops(sizes)  # type: ignore[attr-defined]
+        if any(b or a for b, a in crops):  # cut from the full output (with output_padding's zeros)
+            starts = [b for b, _ in crops]
+            full = [(n - 1) * s + k + p for n, s, k, p in zip(sizes, stride, effective, extra, strict=True)]
+            out = cl.output_shape[:-1]
             ends = [min(b + o, f) for b, o, f in zip(starts, out, full, strict=True)]
             y = g.node("Slice", [y, g.ints(starts), g.ints(ends), g.ints(list(range(2, rank + 2)))])
             short = [o - (e - b) for o, b, e in zip(out, starts, ends, strict=True)]
@@ -427,7 +425,7 @@ def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     else:
         onnx_w = np.transpose(w, (rank + 1, rank, *range(rank)))
         y = g.node("Conv", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
-                   dilations=list(dilation), group=groups, pads=_onnx_pads(cl, effective, stride, padding))  # fmt: skip
+                   dilations=list(dilation), group=groups, pads=_onnx_pads(cl))  # fmt: skip
     y = g.node("Transpose", [y], perm=_last(rank))
     return _act(g, layer.activation, _bias(g, cl, y))
 
@@ -435,15 +433,14 @@ def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
 @converter("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
 def _pool(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     layer = cl.layer
-    window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
+    window, stride, _ = layer.geometry()  # type: ignore[attr-defined]
     rank = layer.rank  # type: ignore[attr-defined]
     x = g.node("Transpose", [xs[0]], perm=_first(rank))
-    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride),
-                             "pads": _onnx_pads(cl, window, stride, padding)}  # fmt: skip
+    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride), "pads": _onnx_pads(cl)}
     if layer.reduce == "max":  # type: ignore[attr-defined]
         y = g.node("MaxPool", [x], **attrs)
     else:
-        y = g.node("AveragePool", [x], count_include_pad=0, **attrs)
+        y = g.node("AveragePool", [x], count_include_pad=int(layer.count_include_pad), **attrs)  # type: ignore[attr-defined]
     return g.node("Transpose", [y], perm=_last(rank))
 
 

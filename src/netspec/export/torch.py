@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
 from netspec.extras import install_hint
-from netspec.nn.convolution import same_padding
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -346,42 +345,45 @@ def _conv(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
 
     torch = torch_module()
     layer = cl.layer
-    kernel, stride, dilation, padding = layer.geometry()  # type: ignore[attr-defined]
+    kernel, stride, dilation, _ = layer.geometry()  # type: ignore[attr-defined]
     groups, rank = layer.groups, layer.rank  # type: ignore[attr-defined]
     w = p["weights"]
     cin, filters = w.shape[-2] * groups, w.shape[-1]
     transposed = layer.type.startswith("conv_transpose")
+    in_shape = cl.input_shape[:-1]
+    # (before, after) padded (a cropped for transposed convolutions); equal on both sides: PyTorch's own padding
+    pads = layer.crops(in_shape) if transposed else layer.pads(in_shape)  # type: ignore[attr-defined]
+    symmetric = all(b == a >= 0 for b, a in pads)
+    padding = tuple(b for b, _ in pads) if symmetric else 0
     if transposed:
         cls = getattr(torch.nn, f"ConvTranspose{rank}d")
         conv = cls(cin, filters, kernel, stride=stride, dilation=dilation, groups=groups, bias="bias" in p,
-                   output_padding=layer.output_padding())  # type: ignore[attr-defined]  # fmt: skip
+                   padding=padding, output_padding=layer.output_padding())  # type: ignore[attr-defined]  # fmt: skip
         per = w.reshape(*w.shape[:-1], groups, filters // groups)  # (*k, in/g, g, out/g)
         per = np.moveaxis(per, rank + 1, 0)  # (g, *k, in/g, out/g)
         torch_w = np.transpose(per, (0, rank + 1, rank + 2, *range(1, rank + 1))).reshape(cin, filters // groups,
                                                                                           *kernel)  # fmt: skip
     else:
         cls = getattr(torch.nn, f"Conv{rank}d")
-        conv = cls(cin, filters, kernel, stride=stride, dilation=dilation, groups=groups, bias="bias" in p)
+        conv = cls(cin, filters, kernel, stride=stride, dilation=dilation, groups=groups, bias="bias" in p,
+                   padding=padding)  # fmt: skip
         torch_w = np.transpose(w, (rank + 1, rank, *range(rank)))
     tensors: Tensors = {"weights": ("weight", np.ascontiguousarray(torch_w))}
     if "bias" in p:
         tensors["bias"] = ("bias", p["bias"])
-    effective = layer.effective_kernel()  # type: ignore[attr-defined]
-    in_shape = cl.input_shape[:-1]
     out_shape = cl.output_shape[:-1]
     f = torch.nn.functional
     act = activation_fn(layer.activation)
 
     base = type(conv).forward
 
-    def forward(self: Any, x: Any) -> Any:  # channels last in and out, TensorFlow's 'same', then the activation
+    def forward(self: Any, x: Any) -> Any:  # channels last in and out, padding PyTorch cannot say, the activation
         x = _channels_first(x)
-        if padding == "same" and not transposed:
-            x = f.pad(x, _torch_pads(same_padding(in_shape, effective, stride)))
+        if not symmetric and not transposed:
+            x = f.pad(x, _torch_pads(pads))
         y = base(self, x)
-        if padding == "same" and transposed:
-            crops = [max(k - s, 0) // 2 for k, s in zip(effective, stride, strict=True)]
-            y = y[(slice(None), slice(None), *(slice(c, c + o) for c, o in zip(crops, out_shape, strict=True)))]
+        if not symmetric and transposed:  # crop the full output (TensorFlow's 'same', or [before, after])
+            y = y[(slice(None), slice(None), *(slice(b, b + o) for (b, _), o in zip(pads, out_shape, strict=True)))]
             short = [o - size for o, size in zip(out_shape, y.shape[2:], strict=True)]
             if any(short):
                 y = f.pad(y, [v for m in reversed(short) for v in (0, m)])
@@ -396,22 +398,23 @@ def _pool(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     torch = torch_module()
     f = torch.nn.functional
     layer = cl.layer
-    window, stride, padding = layer.geometry()  # type: ignore[attr-defined]
+    window, stride, _ = layer.geometry()  # type: ignore[attr-defined]
     rank, is_max = layer.rank, layer.reduce == "max"  # type: ignore[attr-defined]
     pool = getattr(f, f"{'max' if is_max else 'avg'}_pool{rank}d")
-    in_shape = cl.input_shape[:-1]
+    pads = _torch_pads(layer.pads(cl.input_shape[:-1]))  # type: ignore[attr-defined]
+    include = layer.count_include_pad  # type: ignore[attr-defined]
 
-    def forward(x: Any) -> Any:
+    def forward(x: Any) -> Any:  # padded by hand: PyTorch's pools take at most half a window, on both sides
         x = _channels_first(x)
-        if padding == "same":
-            pads = _torch_pads(same_padding(in_shape, window, stride))
-            if is_max:
-                return _channels_last(pool(f.pad(x, pads, value=-math.inf), window, stride))
-            ones = torch.ones_like(x[:1, :1])
-            total = pool(f.pad(x, pads), window, stride)
-            count = pool(f.pad(ones, pads), window, stride)
-            return _channels_last(total / count)  # the mean over the window's real values, as netspec's
-        return _channels_last(pool(x, window, stride))
+        if not any(pads):
+            return _channels_last(pool(x, window, stride))
+        if is_max:
+            return _channels_last(pool(f.pad(x, pads, value=-math.inf), window, stride))
+        total = pool(f.pad(x, pads), window, stride)
+        if include:  # divided by the whole window, as PyTorch's count_include_pad=True
+            return _channels_last(total)
+        count = pool(f.pad(torch.ones_like(x[:1, :1]), pads), window, stride)
+        return _channels_last(total / count)  # the mean over the window's real values, as netspec's
 
     return _lambda(forward), {}
 
@@ -803,8 +806,74 @@ def read_file(net: Network, path: str) -> dict[str, np.ndarray]:
     return read_state_dict(net, state)
 
 
+def expected_options(cl: CompiledLayer) -> dict[str, Any]:
+    """The attributes a PyTorch module computing layer ``cl`` has: convolutions' ``stride``, ``dilation``,
+    ``groups``, ``output_padding`` and ``padding`` (as (before, after) per axis), norms' ``eps`` and batch
+    norm's ``momentum``; empty for other layers."""
+    layer = cl.layer
+    if hasattr(layer, "effective_kernel"):  # a convolution
+        _, stride, dilation, _ = layer.geometry()  # type: ignore[attr-defined]
+        transposed = hasattr(layer, "crops")
+        sizes = cl.input_shape[:-1]
+        out = {"stride": tuple(stride), "dilation": tuple(dilation), "groups": layer.groups,  # type: ignore[attr-defined]
+               "padding": tuple(layer.crops(sizes) if transposed else layer.pads(sizes))}  # type: ignore[attr-defined]  # fmt: skip
+        if transposed:
+            out["output_padding"] = tuple(layer.output_padding())  # type: ignore[attr-defined]
+        return out
+    out = {}
+    if hasattr(layer, "epsilon"):
+        out["eps"] = float(layer.epsilon)
+    if hasattr(layer, "momentum"):
+        out["momentum"] = float(layer.momentum)
+    return out
+
+
+def _module_padding(target: Any, rank: int) -> tuple[tuple[int, int], ...] | None:
+    """A torch convolution's padding as (before, after) per axis (None if it does not say)."""
+    padding = getattr(target, "padding", None)
+    if padding == "valid":
+        return ((0, 0),) * rank
+    if not isinstance(padding, tuple) or len(padding) != rank or getattr(target, "padding_mode", "zeros") != "zeros":
+        return None
+    return tuple((int(p), int(p)) for p in padding)
+
+
+def option_differences(net: Network, module: Any, rename: Callable[[str], str]) -> list[str]:
+    """Every layer option in which the modules of a hand-written ``module`` differ from the spec's layers
+    (:func:`expected_options`; a module's ``padding='same'`` is compared as PyTorch computes it)."""
+    out = []
+    for cl in net.layers:
+        expected = expected_options(cl)
+        path = rename(f"{cl.name}.weight").rpartition(".")[0]
+        if not expected:
+            continue
+        try:
+            target = module.get_submodule(path)
+        except AttributeError:
+            continue
+        for name, ours in expected.items():
+            theirs = getattr(target, name, None)
+            if name == "padding":
+                if theirs == "same" and all(s == 1 for s in expected["stride"]):
+                    total = [d * (k - 1) for d, k in zip(expected["dilation"], target.kernel_size, strict=True)]
+                    theirs = tuple((t // 2, t - t // 2) for t in total)  # PyTorch's 'same' (stride 1)
+                else:
+                    theirs = _module_padding(target, len(ours))
+                if theirs is not None and theirs != ours:
+                    shown = ", ".join(f"({b}, {a})" for b, a in ours)
+                    their = ", ".join(f"({b}, {a})" for b, a in theirs)
+                    out.append(f"{path}: padding: netspec (before, after) {shown}, the module {their}")
+            elif theirs is not None and (theirs != ours if not isinstance(ours, float)
+                                         else abs(float(theirs) - ours) > 1e-12 * max(abs(ours), 1)):  # fmt: skip
+                out.append(f"{path}: {name}: netspec {ours}, the module {theirs}")
+        if getattr(target, "momentum", 0.0) is None and "momentum" in expected:
+            out.append(f"{path}: momentum: netspec {expected['momentum']}, the module None (a cumulative average)")
+    return out
+
+
 def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] | str | None = None,
-              mapping: dict[str, str] | Callable[[str], str] | None = None) -> None:  # fmt: skip
+              mapping: dict[str, str] | Callable[[str], str] | None = None,
+              options: str = "error") -> None:  # fmt: skip
     """Copy netspec's weights into a hand-written torch ``module`` whose tensors have torch layouts.
 
     ``params``: netspec's arrays, a netspec weights file (``.npz``, ``.safetensors``), or None to
@@ -812,8 +881,15 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
     ``state_dict`` (``stem.weight``) to the module's own (a dict, or a function); keys it leaves out
     keep their names.
 
+    The layer options that change what a module computes are compared too: convolutions' stride,
+    padding, dilation, groups and output_padding, norms' eps and batch norm's momentum (bias presence is
+    a tensor and compared with them). ``options``: ``"error"`` (default) refuses a module that differs,
+    ``"warn"`` copies and warns naming each difference (for a module that pads by hand in ``forward``),
+    ``"ignore"`` does not compare.
+
     Raises:
-        NetspecError: listing every missing, unexpected or mis-shaped tensor (nothing is copied then).
+        NetspecError: listing every missing, unexpected or mis-shaped tensor, and with ``options="error"``
+            every differing option (nothing is copied then).
     """
     from netspec.nn.network import Network
 
@@ -824,7 +900,8 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
 
         params = load_for(net, params)
     params = net.initialize() if params is None else params
-    rename = mapping if callable(mapping) else (lambda k: (mapping or {}).get(k, k))
+    table = {} if mapping is None or callable(mapping) else mapping
+    rename: Callable[[str], str] = mapping if callable(mapping) else (lambda k: table.get(k, k))
     extras = {rename(k) for k in torch_extras(net)}  # zero where the module has them (torch initialized them)
     ours = {rename(k): v for k, v in torch_arrays(net, params).items()}
     theirs = module.state_dict()
@@ -833,8 +910,18 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
                  for k, v in ours.items() if k in theirs and tuple(theirs[k].shape) != v.shape]  # fmt: skip
     problems += [f"netspec has nothing for {k}" for k in theirs
                  if k not in ours and not k.endswith("num_batches_tracked")]  # fmt: skip
+    if options not in ("error", "warn", "ignore"):
+        raise ValueError(f"options must be 'error', 'warn' or 'ignore', not {options!r}")
+    differences = [] if options == "ignore" or problems else option_differences(net, module, rename)
+    if options == "error":
+        problems += differences
     if problems:
         raise NetspecError(f"cannot load into {type(module).__name__}: " + "; ".join(problems))
+    if differences:
+        import warnings
+
+        warnings.warn(f"{type(module).__name__} computes something else than the spec: " + "; ".join(differences),
+                      stacklevel=2)  # fmt: skip
     with torch.no_grad():
         for k, v in ours.items():
             if k in theirs:

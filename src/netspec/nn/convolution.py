@@ -19,29 +19,39 @@ Fans (``receptive = prod(kernel)``):
   ``in * receptive``: ``transpose_fans: torch`` gives exactly those numbers (also Keras' for
   groups = 1).
 
-Output lengths per spatial axis (effective kernel ``k' = dilation * (k - 1) + 1``): convolution
-``valid`` ``(n - k') // stride + 1``, ``same`` ``ceil(n / stride)``; transposed ``valid``
-``(n - 1) * stride + k' + output_padding``, ``same`` ``n * stride`` (TensorFlow's: the gradient of a
-``same`` convolution, cropping ``(k' - stride) // 2`` at the start).
+Padding: ``valid`` (none), ``same`` (TensorFlow's rule) or explicit, PyTorch's ``padding``: n on both
+sides of every spatial axis, or per axis n or ``[before, after]``. Output lengths per spatial axis
+(effective kernel ``k' = dilation * (k - 1) + 1``): convolution ``(n + before + after - k') // stride + 1``
+(``same``: ``ceil(n / stride)``, the total padding split with the odd one after, so a strided ``same``
+layer may pad (0, 1) where PyTorch's ``padding=1`` pads (1, 1)); transposed ``(n - 1) * stride + k' +
+output_padding - before - after``, explicit padding cropping the full output as PyTorch's
+``ConvTranspose`` (``same``: ``n * stride``, TensorFlow's: the gradient of a ``same`` convolution,
+cropping ``(k' - stride) // 2`` at the start).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.init.fans import Fans, compute_fans
 from netspec.nn.layers import (
+    PADDING_TEXT,
     POS_INT,
     SIZE_OR_LIST,
     WEIGHT_OPTIONS,
+    WINDOW_PADDING,
     ParamSpec,
     Shape,
     ShapeError,
     WeightedLayer,
     _opt,
+    _pad,
     _tuple,
+    explicit_pads,
     register_layer,
+    window_outputs,
+    window_pads,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +70,7 @@ class Conv(WeightedLayer):
         "filters": _opt(POS_INT, "Number of output channels."),
         "kernel": _opt(SIZE_OR_LIST, "Kernel size: one integer or one per spatial axis."),
         "stride": _opt(SIZE_OR_LIST, "Stride: one integer or one per spatial axis (default 1)."),
-        "padding": _opt({"enum": ["valid", "same"]}, "'valid' (no padding, default) or 'same'."),
+        "padding": _opt(WINDOW_PADDING, PADDING_TEXT),
         "dilation": _opt(SIZE_OR_LIST, "Spacing between kernel taps: one integer or one per axis (default 1)."),
         "groups": _opt(POS_INT, "Channel groups: in and filters split into this many independent convolutions; "
                        "groups = input channels is a depthwise convolution (default 1)."),
@@ -70,8 +80,8 @@ class Conv(WeightedLayer):
     }  # fmt: skip
     REQUIRED = ("filters", "kernel")
 
-    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], str]:
-        """(kernel, stride, dilation, padding), one value per spatial axis."""
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Any]:
+        """(kernel, stride, dilation, padding as written), one value per spatial axis."""
         kernel = _tuple(self.options["kernel"], self.rank, "kernel")
         stride = _tuple(self.options.get("stride", 1), self.rank, "stride")
         dilation = _tuple(self.options.get("dilation", 1), self.rank, "dilation")
@@ -114,27 +124,25 @@ class Conv(WeightedLayer):
             return fans, "fan_out from all filters (Keras, PyTorch), though each input reaches one group's"
         return fans, ""
 
+    def pads(self, sizes: Sequence[int]) -> list[tuple[int, int]]:
+        """(before, after) zeros per spatial axis for inputs of ``sizes``."""
+        _, stride, _, padding = self.geometry()
+        return window_pads(padding, sizes, self.effective_kernel(), stride)
+
     def output_shape(self, shape: Shape) -> Shape:
         self.check_input(shape)
-        _, stride, _, padding = self.geometry()
-        spatial = []
-        for n, k, s in zip(shape[:-1], self.effective_kernel(), stride, strict=True):
-            if padding == "same":
-                spatial.append(-(-n // s))
-            elif k > n:
-                raise ShapeError(f"the (dilated) kernel {k} is larger than its input ({n}) with padding 'valid'")
-            else:
-                spatial.append((n - k) // s + 1)
-        return (*spatial, self.options["filters"])
+        _, stride, _, _ = self.geometry()
+        pads = self.pads(shape[:-1])
+        return (*window_outputs(shape[:-1], self.effective_kernel(), stride, pads, "(dilated) kernel"),
+                self.options["filters"])  # fmt: skip
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-        """Sum over kernel taps m of x[s * o + d * m] @ W[m], group by group."""
+        """Sum over kernel taps m of x[s * o + d * m] @ W[m], group by group (x padded first)."""
         import numpy as np
 
-        kernel, stride, dilation, padding = self.geometry()
+        kernel, stride, dilation, _ = self.geometry()
         out = self.output_shape(x.shape[1:])[:-1]
-        if padding == "same":
-            x = _pad(x, same_padding(x.shape[1:-1], self.effective_kernel(), stride))
+        x = _pad(x, self.pads(x.shape[1:-1]))
         w = params["weights"]
         y = np.zeros((x.shape[0], *out, w.shape[-1]), dtype=x.dtype)
         for tap in np.ndindex(*kernel):
@@ -144,22 +152,6 @@ class Conv(WeightedLayer):
         if "bias" in params:
             y = y + params["bias"]
         return self.activation(y)
-
-
-def same_padding(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int]) -> list[tuple[int, int]]:
-    """TensorFlow's 'same' padding, (before, after) per axis: the output has ceil(n / stride) positions and
-    the odd pixel goes after (the exporters use the same numbers)."""
-    pads = []
-    for n, k, s in zip(sizes, kernel, stride, strict=True):
-        total = max((-(-n // s) - 1) * s + k - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return pads
-
-
-def _pad(x: np.ndarray, pads: list[tuple[int, int]]) -> np.ndarray:
-    import numpy as np
-
-    return np.pad(x, [(0, 0), *pads, (0, 0)])
 
 
 def _grouped(x: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
@@ -190,7 +182,7 @@ class ConvTranspose(Conv):
     def output_padding(self) -> tuple[int, ...]:
         value = self.options.get("output_padding", 0)
         if any(_tuple(value, self.rank, "output_padding")) and self.options.get("padding", "valid") == "same":
-            raise ShapeError("output_padding needs padding 'valid' ('same' gives input length * stride)")
+            raise ShapeError("output_padding needs padding 'valid' or explicit ('same' gives input length * stride)")
         padding = _tuple(value, self.rank, "output_padding")
         _, stride, dilation, _ = self.geometry()
         for p, s, d in zip(padding, stride, dilation, strict=True):
@@ -207,19 +199,39 @@ class ConvTranspose(Conv):
                                 "the output channels")  # fmt: skip
         return fans, "transpose_fans netspec: the input-major kernel (*kernel, in / groups, filters)"
 
+    def crops(self, sizes: Sequence[int]) -> list[tuple[int, int]]:
+        """(before, after) cut from each spatial axis of the full output ``(n - 1) * stride + k'`` extended by
+        ``output_padding`` zeros: explicit padding as PyTorch's ``ConvTranspose``; 'same' TensorFlow's
+        ``(k' - stride) // 2`` at the start and the output ``n * stride`` (an ``after`` below zero extends)."""
+        _, stride, _, padding = self.geometry()
+        if padding == "valid":
+            return [(0, 0)] * len(sizes)
+        if padding == "same":
+            out = []
+            for n, k, s in zip(sizes, self.effective_kernel(), stride, strict=True):
+                before = max(k - s, 0) // 2
+                out.append((before, (n - 1) * s + k - n * s - before))
+            return out
+        return explicit_pads(padding, len(sizes))
+
     def output_shape(self, shape: Shape) -> Shape:
         self.check_input(shape)
-        _, stride, _, padding = self.geometry()
+        _, stride, _, _ = self.geometry()
         extra = self.output_padding()
-        spatial = [n * s if padding == "same" else (n - 1) * s + k + p
-                   for n, k, s, p in zip(shape[:-1], self.effective_kernel(), stride, extra, strict=True)]  # fmt: skip
+        spatial = []
+        for n, k, s, p, (before, after) in zip(shape[:-1], self.effective_kernel(), stride, extra,
+                                               self.crops(shape[:-1]), strict=True):  # fmt: skip
+            size = (n - 1) * s + k + p - before - after
+            if size < 1:
+                raise ShapeError(f"padding ({before}, {after}) crops the whole output ({(n - 1) * s + k + p})")
+            spatial.append(size)
         return (*spatial, self.options["filters"])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Scatter: y[s * i + d * m] += x[i] @ W[m] over every tap m, then crop (same) or extend (output_padding)."""
         import numpy as np
 
-        kernel, stride, dilation, padding = self.geometry()
+        kernel, stride, dilation, _ = self.geometry()
         n = x.shape[1:-1]
         w = params["weights"]
         full = [(a - 1) * s + k for a, s, k in zip(n, stride, self.effective_kernel(), strict=True)]
@@ -229,8 +241,7 @@ class ConvTranspose(Conv):
                                                                                     strict=True))  # fmt: skip
             y[(slice(None), *taps)] += _grouped(x, w[tap], self.groups)
         out = self.output_shape(x.shape[1:])[:-1]
-        starts = [max(k - s, 0) // 2 if padding == "same" else 0 for k, s in zip(self.effective_kernel(), stride,
-                                                                                  strict=True)]  # fmt: skip
+        starts = [before for before, _ in self.crops(n)]
         y = y[(slice(None), *(slice(b, b + o) for b, o in zip(starts, out, strict=True)))]
         short = [o - size for o, size in zip(out, y.shape[1:-1], strict=True)]
         if any(short):

@@ -9,6 +9,7 @@ published schema is generated from.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -93,6 +94,25 @@ POS_INT = {"type": "integer", "minimum": 1, "maximum": 1 << 31}
 SIZE_OR_LIST = {
     "oneOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 1, "maxItems": 3}],
 }
+PAD = {"type": "integer", "minimum": 0, "maximum": 1 << 20}
+EXPLICIT_PADDING = {
+    "oneOf": [
+        PAD,
+        {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {"oneOf": [PAD, {"type": "array", "items": PAD, "minItems": 2, "maxItems": 2}]},
+        },
+    ]
+}
+"""Zeros added: n on both sides of every spatial axis, or per axis n or [before, after]."""
+WINDOW_PADDING = {"oneOf": [{"enum": ["valid", "same"]}, *EXPLICIT_PADDING["oneOf"]]}
+"""A convolution's or pool's ``padding``: 'valid', 'same', or explicit (:data:`EXPLICIT_PADDING`)."""
+PADDING_TEXT = ("'valid' (none, default); 'same' (TensorFlow's rule: output ceil(n / stride), the total padding "
+                "split with the odd one after, so a strided layer may pad (0, 1) where PyTorch pads (1, 1)); or "
+                "explicit as PyTorch's padding: n on both sides of every spatial axis, or per axis n or "
+                "[before, after].")  # fmt: skip
 INIT_REF = {"$ref": "#/$defs/initializer"}
 ACT_REF = {"$ref": "#/$defs/activation"}
 
@@ -273,24 +293,57 @@ def _tuple(value: int | list[int], rank: int, what: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def _window_output(size: int, window: int, stride: int, padding: str, what: str) -> int:
+def explicit_pads(value: Any, rank: int) -> list[tuple[int, int]]:
+    """(before, after) per spatial axis from :data:`EXPLICIT_PADDING`: n (both sides of every axis), or a
+    list with one n or [before, after] per axis."""
+    values = list(value) if isinstance(value, list) else [value] * rank
+    if len(values) != rank:
+        raise ShapeError(f"padding needs {rank} value(s), one per spatial axis, got {len(values)}")
+    return [(v, v) if isinstance(v, int) else (int(v[0]), int(v[1])) for v in values]
+
+
+def same_padding(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int]) -> list[tuple[int, int]]:
+    """TensorFlow's 'same' padding, (before, after) per axis: the output has ceil(n / stride) positions, the
+    total padding max((out - 1) * stride + kernel - n, 0) is split with the odd one after (the exporters use
+    the same numbers)."""
+    pads = []
+    for n, k, s in zip(sizes, kernel, stride, strict=True):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def window_pads(padding: Any, sizes: Sequence[int], window: Sequence[int],
+                stride: Sequence[int]) -> list[tuple[int, int]]:  # fmt: skip
+    """(before, after) per spatial axis of a convolution's or pool's ``padding`` (:data:`WINDOW_PADDING`)
+    for inputs of ``sizes``, with ``window`` the (effective, dilated) kernel."""
+    if padding == "valid":
+        return [(0, 0)] * len(sizes)
     if padding == "same":
-        return -(-size // stride)
-    if window > size:
-        raise ShapeError(f"{what} {window} is larger than its input ({size}) with padding 'valid'")
-    return (size - window) // stride + 1
+        return same_padding(sizes, window, stride)
+    return explicit_pads(padding, len(sizes))
 
 
-def _pad_same(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...], value: float) -> np.ndarray:
+def window_outputs(sizes: Sequence[int], window: Sequence[int], stride: Sequence[int],
+                   pads: list[tuple[int, int]], what: str) -> tuple[int, ...]:  # fmt: skip
+    """Output positions per axis: (n + before + after - window) // stride + 1 (for 'same' this is
+    ceil(n / stride))."""
+    out = []
+    for n, k, s, (before, after) in zip(sizes, window, stride, pads, strict=True):
+        if k > n + before + after:
+            padded = f" padded to {n + before + after}" if before or after else " with padding 'valid'"
+            raise ShapeError(f"the {what} {k} is larger than its input ({n}){padded}")
+        out.append((n + before + after - k) // s + 1)
+    return tuple(out)
+
+
+def _pad(x: np.ndarray, pads: list[tuple[int, int]], value: float = 0.0) -> np.ndarray:
+    """``x`` (batch, *spatial, channels) padded on its spatial axes."""
     import numpy as np
 
-    pads = [(0, 0)]
-    for size, k, s in zip(x.shape[1:-1], window, stride, strict=True):
-        out = -(-size // s)
-        total = max((out - 1) * s + k - size, 0)
-        pads.append((total // 2, total - total // 2))
-    pads.append((0, 0))
-    return np.pad(x, pads, constant_values=value)
+    if not any(b or a for b, a in pads):
+        return x
+    return np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=value)
 
 
 def _windows(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...]) -> np.ndarray:
@@ -303,47 +356,71 @@ def _windows(x: np.ndarray, window: tuple[int, ...], stride: tuple[int, ...]) ->
 
 
 class Pool(Layer):
+    """Max or average pooling over windows of ``pool`` positions every ``stride``, after ``padding``.
+
+    Padded positions never win a maximum; an average divides by the window's real positions, or by the
+    whole window with ``count_include_pad: true`` (PyTorch's ``AvgPool`` default; TensorFlow's and
+    Keras' ``same`` exclude the padding)."""
+
     rank: ClassVar[int] = 1
     reduce: ClassVar[str] = "max"
     OPTIONS = {
         "pool": _opt(SIZE_OR_LIST, "Window size: one integer or one per spatial axis."),
         "stride": _opt(SIZE_OR_LIST, "Stride (default: the window size)."),
-        "padding": _opt({"enum": ["valid", "same"]}, "'valid' (default) or 'same'."),
+        "padding": _opt(WINDOW_PADDING, PADDING_TEXT),
     }
     REQUIRED = ("pool",)
 
-    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], Any]:
+        """(window, stride, padding as written)."""
         pool = _tuple(self.options["pool"], self.rank, "pool")
         stride = _tuple(self.options.get("stride", self.options["pool"]), self.rank, "stride")
         return pool, stride, self.options.get("padding", "valid")
 
+    def pads(self, sizes: Sequence[int]) -> list[tuple[int, int]]:
+        """(before, after) per spatial axis for inputs of ``sizes``; each below the window, so no window
+        lies in the padding alone."""
+        pool, stride, padding = self.geometry()
+        pads = window_pads(padding, sizes, pool, stride)
+        for k, (before, after) in zip(pool, pads, strict=True):
+            if max(before, after) >= k:
+                raise ShapeError(f"padding {max(before, after)} must be smaller than the pool window ({k})")
+        return pads
+
+    @property
+    def count_include_pad(self) -> bool:
+        return bool(self.options.get("count_include_pad", False))
+
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) != self.rank + 1:
             raise ShapeError(f"{self.type} needs an input of rank {self.rank + 1}, got {list(shape)}")
-        pool, stride, padding = self.geometry()
-        spatial = tuple(
-            _window_output(n, k, s, padding, "pool") for n, k, s in zip(shape[:-1], pool, stride, strict=True)
-        )
-        return (*spatial, shape[-1])
+        pool, stride, _ = self.geometry()
+        return (*window_outputs(shape[:-1], pool, stride, self.pads(shape[:-1]), "pool"), shape[-1])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np
 
-        pool, stride, padding = self.geometry()
-        if padding == "same":
-            x = _pad_same(x, pool, stride, -np.inf if self.reduce == "max" else np.nan)
-        win = _windows(x, pool, stride)
+        pool, stride, _ = self.geometry()
+        fill = -np.inf if self.reduce == "max" else 0.0 if self.count_include_pad else np.nan
+        win = _windows(_pad(x, self.pads(x.shape[1:-1]), fill), pool, stride)
         axes = tuple(range(win.ndim - self.rank, win.ndim))
         return win.max(axis=axes) if self.reduce == "max" else np.nanmean(win, axis=axes).astype(x.dtype)
 
 
+AVG_OPTIONS = {
+    **Pool.OPTIONS,
+    "count_include_pad": _opt({"type": "boolean"}, "Divide by the whole window, padding included (PyTorch's "
+                              "AvgPool default), instead of its real positions (default false: TensorFlow's)."),
+}  # fmt: skip
+
+
 def _pool(name: str, rank: int, reduce: str) -> type[Pool]:
     what = "maximum" if reduce == "max" else "average"
-    return type(
-        name.title().replace("_", ""),
-        (Pool,),
-        {"type": name, "rank": rank, "reduce": reduce, "description": f"{rank}-D {what} pooling, channels-last."},
-    )
+    description = f"{rank}-D {what} pooling, channels-last."
+    attributes: dict[str, Any] = {"type": name, "rank": rank, "reduce": reduce, "description": description}
+    if reduce == "avg":
+        attributes["OPTIONS"] = AVG_OPTIONS
+    return type(name.title().replace("_", ""), (Pool,), attributes)
 
 
 class Flatten(Layer):

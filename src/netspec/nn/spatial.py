@@ -9,29 +9,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from netspec.nn.layers import POS_INT, Layer, Shape, ShapeError, _opt, register_layer
+from netspec.nn.layers import EXPLICIT_PADDING, POS_INT, Layer, Shape, ShapeError, _opt, explicit_pads, register_layer
 
 if TYPE_CHECKING:
     import numpy as np
 
 PER_AXIS = {"oneOf": [POS_INT, {"type": "array", "items": POS_INT, "minItems": 1, "maxItems": 3}]}
-PADDING = {
-    "oneOf": [
-        {"type": "integer", "minimum": 0, "maximum": 1 << 20},
-        {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 3,
-            "items": {
-                "oneOf": [
-                    {"type": "integer", "minimum": 0, "maximum": 1 << 20},
-                    {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 1 << 20},
-                     "minItems": 2, "maxItems": 2},
-                ]
-            },
-        },
-    ]
-}  # fmt: skip
+PADDING = EXPLICIT_PADDING
 
 
 def _spatial(layer: Layer, shape: Shape) -> int:
@@ -81,8 +65,7 @@ class ZeroPad(Layer):
     REQUIRED = ("padding",)
 
     def pads(self, shape: Shape) -> list[tuple[int, int]]:
-        values = _per_axis(self.options["padding"], _spatial(self, shape), "padding")
-        return [(v, v) if isinstance(v, int) else (v[0], v[1]) for v in values]
+        return explicit_pads(self.options["padding"], _spatial(self, shape))
 
     def output_shape(self, shape: Shape) -> Shape:
         pads = self.pads(shape)

@@ -152,8 +152,8 @@ def origin_text(prov: Provenance, param: ParamSpec) -> str:
     if param.init_key != key:  # a specific key (query_weights) the layer does not write: the general one decided
         text += f" ({param.init_key} not written)" if prov.source != "built-in" else (
             f" ({param.init_key} and {key} not written)")
-    if prov.written == "auto":
-        text += f"; auto: {prov.auto_from} -> {prov.auto_to}"
+    if prov.written in ("auto", "auto_next"):
+        text += f"; {prov.written}: {prov.auto_from} -> {prov.auto_to}"
     return text + (" (kernel fans)" if param.name == "bias" or param.name.endswith(".bias") else "")
 
 

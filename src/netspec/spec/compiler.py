@@ -17,6 +17,8 @@ from netspec.nn.catalog import LAYER_TYPES
 from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec import integers
+
+from netspec.spec import auto_next
 from netspec.spec.arithmetic import Evaluated, arithmetic
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
@@ -24,6 +26,7 @@ from netspec.spec.loader import Document, Path, format_path, load_file, load_tex
 from netspec.spec.validation import validate
 from netspec.spec.wiring import Wiring, network_inputs
 
+AUTOS = ("auto", auto_next.AUTO_NEXT)
 DEFAULT_MAX_PARAMS = 2_000_000_000
 LEGACY_SEED_LIMIT = 2**32
 """np.random.RandomState takes seeds below 2^32."""
@@ -80,6 +83,9 @@ def compile_document(
     resolver = Resolver(doc, data.get("defaults", {}))
     compiled = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
     diags += resolver.diagnostics + compiled.diagnostics
+    if not diags:
+        diags += auto_next.apply(doc, compiled.layers)
+        compiled.warnings += auto_next.warnings(doc, compiled.layers)
     if diags:
         raise SpecError(doc.source, attribute(_unique(diags), doc, imported), doc.text)
     stem = os.path.splitext(os.path.basename(doc.source))[0]
@@ -148,7 +154,7 @@ def _compile_layers(doc: Document, resolver: Resolver, max_params: int, names_ru
             _add_context(doc, item, before, out, wiring, resolver)
     out.outputs = wiring.outputs(doc.data, expansion.layers[-1].name if expansion.layers else None)
     out.diagnostics += wiring.diagnostics
-    out.warnings = wiring.unused_warnings(out.outputs, state.names)
+    out.warnings = wiring.unused_warnings(out.outputs, state.names) + _same_padding_warnings(doc, out.layers)
     return out
 
 
@@ -294,6 +300,33 @@ def _positional_name_warnings(doc: Document, layers: list[CompiledLayer], names_
     return [Diagnostic(msg, line, col, first.spec_path, hint=hint, severity="warning")]
 
 
+def _same_padding_warnings(doc: Document, layers: list[CompiledLayer]) -> list[Diagnostic]:
+    """One warning listing the layers whose ``padding: same`` pads (or crops) unequally on some axis: TensorFlow's
+    rule puts the odd row after, where PyTorch's ``padding=n`` is symmetric, so a model copied from PyTorch
+    computes something else."""
+    uneven = []
+    for cl in layers:
+        layer = cl.layer
+        if layer.options.get("padding") != "same" or not hasattr(layer, "pads"):
+            continue
+        sizes = cl.input_shape[:-1]
+        pads = layer.crops(sizes) if hasattr(layer, "crops") else layer.pads(sizes)
+        axes = [i for i, (before, after) in enumerate(pads, start=1) if before != after]
+        if axes:
+            what = ", ".join(f"({b}, {a})" for b, a in sorted({pads[i - 1] for i in axes}))
+            uneven.append((cl, f"{cl.name} pads {what} on ax{'is' if len(axes) == 1 else 'es'} "
+                               f"{', '.join(map(str, axes))}"))  # fmt: skip
+    if not uneven:
+        return []
+    shown = "; ".join(text for _, text in uneven[:4]) + ("; ..." if len(uneven) > 4 else "")
+    msg = (f"padding 'same' is TensorFlow's rule, uneven here ({shown}: before, after); PyTorch pads both sides "
+           "equally, so a model copied from PyTorch computes something else")  # fmt: skip
+    first = uneven[0][0]
+    line, col = doc.mark(_parse_path(first.spec_path))
+    hint = "write the padding PyTorch uses (padding: 1 for a 3x3 kernel), or [before, after] per axis"
+    return [Diagnostic(msg, line, col, first.spec_path, hint=hint, severity="warning")]
+
+
 def _parse_path(text: str) -> Path:
     """``layers[2].layers[0]`` -> ``("layers", 2, "layers", 0)``."""
     out: list[str | int] = []
@@ -357,17 +390,17 @@ class Resolver:
             general = cls.INIT_FALLBACKS.get(key)
             if where is None and general is not None:  # not written: the general key decides (listed before it)
                 decided = provenance[general]
-                if decided.written == "auto":  # auto is resolved for this key (its own rule may differ)
+                if decided.written in AUTOS:  # auto is resolved for this key (its own rule may differ)
                     target, follows, rule, why = cls.auto(key, options, activation)
                     inits[key] = get_initializer(target)
                     auto.add(key)
                     to = f"{_initializer_text(target)} ({why})"
-                    provenance[key] = Provenance(general, decided.source, "auto", follows, rule, to)
+                    provenance[key] = Provenance(general, decided.source, decided.written, follows, rule, to)
                 else:
                     inits[key], provenance[key] = inits[general], decided
                 continue
             written = fallback if where is None else spec
-            if written == "auto":
+            if written in AUTOS:  # auto_next: resolved as auto here, then by auto_next.apply once the graph is known
                 target, follows, rule, why = cls.auto(key, options, activation)
                 inits[key] = get_initializer(target)
                 auto.add(key)

@@ -352,7 +352,7 @@ def build_schema() -> dict[str, Any]:
             "block_use": BLOCK_USE,
             "layer": layer,
             **_layer_defs(),
-            "initializer": _configurable(INITIALIZERS, "initializer", ("auto",)),
+            "initializer": _configurable(INITIALIZERS, "initializer", ("auto", "auto_next")),
             "activation": _configurable(ACTIVATIONS, "activation"),
         },
     }
