@@ -65,3 +65,41 @@ def test_check_and_rewrite(tmp_path, capsys):
     broken.unlink()
     assert main(["fmt", str(tmp_path)]) == 0 and workflow.read_text() == "on:   push\njobs: {}\n"
     assert "not a netspec spec" in capsys.readouterr().err
+
+
+ANCHORED = """\
+netspec: 1
+name: unet
+input: [64, 64, 1]
+x-conv: &conv {type: conv2d, kernel: 3, padding: same, activation: relu}
+x-pool: &pool {type: max_pool2d, pool: 2}
+layers:
+  - {<<: *conv, name: e1a, filters: 16}
+  - {<<: *conv, name: e1b, filters: 16}
+  - {<<: *pool, name: p1}
+  - {<<: *conv, name: e2a, filters: 32, weights: {name: he_normal}}
+  - *pool
+  - {type: flatten, name: flat}
+  - {type: dense, name: head, units: 3}
+"""
+
+
+def test_the_readmes_anchor_pattern_is_canonical():
+    """x- keys with their anchors stay before the layers that use them, merge-key layers on one line."""
+    assert format_text(ANCHORED, "u.yaml") == ANCHORED
+    moved = ANCHORED.replace("x-conv: &conv {type: conv2d, kernel: 3, padding: same, activation: relu}\n", "")
+    moved = moved.replace("name: unet\n", "name: unet\nx-conv: &conv {type: conv2d, kernel: 3, padding: same, "
+                          "activation: relu}\n")  # fmt: skip
+    out = format_text(moved.replace("layers:\n", "seed: 3\nlayers:\n"), "u.yaml")  # seed goes up, x- keys stay
+    assert out.splitlines()[:6] == ["netspec: 1", "name: unet", "seed: 3", "input: [64, 64, 1]",
+                                    "x-conv: &conv {type: conv2d, kernel: 3, padding: same, activation: relu}",
+                                    "x-pool: &pool {type: max_pool2d, pool: 2}"]  # fmt: skip
+    exploded = ANCHORED.replace("  - {<<: *conv, name: e1b, filters: 16}\n",
+                                "  - <<: *conv\n    name: e1b\n    filters: 16\n")  # fmt: skip
+    assert format_text(exploded, "u.yaml") == ANCHORED  # joined onto one line again
+    long = ANCHORED.replace("filters: 32, weights: {name: he_normal}", "filters: 32, weights: {name: "
+                            "variance_scaling, scale: 2.0, mode: fan_in, distribution: truncated_normal}, "
+                            "bias: {name: constant, value: 0.1}")  # fmt: skip
+    text = format_text(long, "u.yaml")
+    assert "  - <<: *conv\n    name: e2a\n    filters: 32\n" in text  # too long for a line: block style
+    assert load_text(text, "u.yaml").data == load_text(long, "u.yaml").data

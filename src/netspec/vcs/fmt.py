@@ -1,16 +1,18 @@
 """``netspec fmt``: one canonical layout for spec files, keeping comments (ruamel.yaml's round trip).
 
-The layout: top-level keys in the schema's order (``netspec``, ``name``, ``seed``, ... ``defaults``), then
-``imports``, ``blocks`` and ``layers`` (definitions before use; ``x-`` and unknown keys after, as
-written); in a layer ``type`` (or ``block``/``repeat``), ``name``,
-``inputs``, then the layer type's own keys in the order its documentation lists them; ``name`` first in
-an initializer or activation mapping; a layer (or block parameter) on one line in flow style when it
-fits in :data:`FLOW_WIDTH` columns and holds no comment, else block style; shapes and other lists of
-scalars in flow style; quotes only where YAML needs them; 2-space indentation.
+The layout: top-level keys in the schema's order (``netspec``, ``name``, ``seed``, ... ``defaults``),
+then the ``x-`` keys as written (where anchors are defined once, before their aliases), then
+``imports``, ``blocks`` and ``layers`` (definitions before use; unknown keys after, as written); in a
+layer ``type`` (or ``block``/``repeat``), ``name``, ``inputs``, then the layer type's own keys in the
+order its documentation lists them; ``name`` first in an initializer or activation mapping; a layer (or
+block parameter) on one line in flow style when it fits in :data:`FLOW_WIDTH` columns and holds no
+comment, else block style; shapes and other lists of scalars in flow style; quotes only where YAML
+needs them; 2-space indentation.
 
 The result is checked before anything is written: the formatted text must load (with netspec's own
 safe loader) to exactly the same data as the original, so formatting cannot change what a spec builds.
-Mappings that use YAML merge keys (``<<``) keep their key order.
+Mappings that use YAML merge keys (``<<``) keep their key order, and go on one line as ``{<<: *conv, name:
+c1, filters: 16}`` when that fits (their merged keys are not written out).
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def _canonical(doc: Any) -> None:
     from netspec.spec.schema import build_schema
 
     top = [k for k in build_schema()["properties"] if k not in ("imports", "blocks", "layers")]
-    _reorder(doc, [*top, "imports", "blocks", "layers"])
+    anchors = [k for k in doc if isinstance(k, str) and k.startswith("x-")]
+    _reorder(doc, [*top, *anchors, "imports", "blocks", "layers"])
     for key, value in doc.items():
         if key == "layers":
             _layers(value, 2)
@@ -168,10 +171,33 @@ def _has_comments(node: Any) -> bool:
     return False
 
 
+def _own(node: Any) -> list[Any]:
+    """A mapping's own keys, in order (not those a merge key ``<<`` brings in)."""
+    own = getattr(node, "_ok", None)
+    return [k for k in node if k in own] if getattr(node, "merge", None) and own is not None else list(node)
+
+
+def _merged(node: Any) -> list[Any]:
+    """The mappings a merge key ``<<`` brings into ``node`` (ruamel keeps (position, map) pairs in older
+    versions, the maps in newer ones)."""
+    return [m[1] if isinstance(m, tuple) else m for m in getattr(node, "merge", None) or []]
+
+
+def _merge_width(node: Any) -> int:
+    """The width of ``<<: *a`` (or ``<<: [*a, *b]``) and its separator, 0 without a merge key."""
+    merged = _merged(node)
+    if not merged:
+        return 0
+    names = [len(m.anchor.value or "") + 1 for m in merged]
+    return 4 + (names[0] if len(names) == 1 else 2 + sum(names) + 2 * (len(names) - 1)) + 2 * bool(_own(node))
+
+
 def _flow_width(node: Any) -> int:
     """The width of ``node`` written in flow style on one line (plain scalars assumed)."""
     if _is_map(node):
-        return 2 + sum(len(str(k)) + 2 + _flow_width(v) for k, v in node.items()) + 2 * max(len(node) - 1, 0)
+        own = _own(node)
+        return (2 + _merge_width(node) + sum(len(str(k)) + 2 + _flow_width(node[k]) for k in own)
+                + 2 * max(len(own) - 1, 0))  # fmt: skip
     if _is_seq(node):
         return 2 + sum(_flow_width(v) for v in node) + 2 * max(len(node) - 1, 0)
     if isinstance(node, str):
@@ -181,7 +207,9 @@ def _flow_width(node: Any) -> int:
 
 def _flow_if_short(node: Any, indent: int) -> bool:
     """Flow style for ``node`` (and everything in it) if it fits and holds no comment."""
-    if not (_is_map(node) or _is_seq(node)) or getattr(node, "merge", None) or _has_comments(node):
+    if not (_is_map(node) or _is_seq(node)) or _has_comments(node):
+        return False
+    if any(m.anchor.value is None for m in _merged(node)):  # merged without an alias: keep it as written
         return False
     if indent + _flow_width(node) > FLOW_WIDTH:
         return False
@@ -191,7 +219,7 @@ def _flow_if_short(node: Any, indent: int) -> bool:
 
 def _set_flow(node: Any) -> None:
     node.fa.set_flow_style()
-    for child in node.values() if _is_map(node) else node:
+    for child in [node[k] for k in _own(node)] if _is_map(node) else node:  # not the merged anchors' values
         if _is_map(child) or _is_seq(child):
             _set_flow(child)
 
