@@ -35,7 +35,7 @@ def test_schema_names_and_registries_agree():
     schema = build_schema()
     defs = schema["$defs"]
     assert set(defs["layer"]["properties"]["type"]["enum"]) == set(LAYER_TYPES)
-    assert set(defs["initializer"]["then"]["enum"]) == set(INITIALIZERS.names()) | {"auto"}
+    assert set(defs["initializer"]["then"]["enum"]) == set(INITIALIZERS.names()) | {"auto", "auto_next"}
     assert set(defs["activation"]["then"]["enum"]) == set(ACTIVATIONS.names())
     for name in INITIALIZERS:
         branch = next(b for b in defs["initializer"]["else"]["allOf"] if name in b["if"]["properties"]["name"]["enum"])

@@ -133,9 +133,9 @@ def apply(doc: Document, layers: list[CompiledLayer]) -> list[Diagnostic]:
 
 def _located(doc: Document, cl: CompiledLayer, prov: Provenance, message: str, **extra: Any) -> Diagnostic:
     """A diagnostic at the key that decided ``prov`` (the layer's own, ``defaults``, or the layer)."""
-    from netspec.spec.compiler import _parse_path
+    from netspec.spec.loader import parse_path
 
-    path = _parse_path(cl.spec_path)
+    path = parse_path(cl.spec_path)
     where = {"layer": (*path, prov.key), "defaults": ("defaults", prov.key)}.get(prov.source, path)
     line, col = doc.mark(where)
     return Diagnostic(message, line, col, cl.spec_path, **{"hint": "write the initializer for this layer", **extra})

@@ -22,7 +22,7 @@ from netspec.spec import auto_next
 from netspec.spec.arithmetic import Evaluated, arithmetic
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
-from netspec.spec.loader import Document, Path, format_path, load_file, load_text
+from netspec.spec.loader import Document, Path, format_path, load_file, load_text, parse_path
 from netspec.spec.validation import validate
 from netspec.spec.wiring import Wiring, network_inputs
 
@@ -295,7 +295,7 @@ def _positional_name_warnings(doc: Document, layers: list[CompiledLayer], names_
     msg = (f"{len(positional)} layer(s) with parameters rely on positional names ({shown}): inserting a layer "
            "before them renames them and changes their weights")  # fmt: skip
     first = positional[0]
-    line, col = doc.mark(_parse_path(first.spec_path))
+    line, col = doc.mark(parse_path(first.spec_path))
     hint = "give them a name:, or set 'names: explicit' to require one"
     return [Diagnostic(msg, line, col, first.spec_path, hint=hint, severity="warning")]
 
@@ -322,18 +322,9 @@ def _same_padding_warnings(doc: Document, layers: list[CompiledLayer]) -> list[D
     msg = (f"padding 'same' is TensorFlow's rule, uneven here ({shown}: before, after); PyTorch pads both sides "
            "equally, so a model copied from PyTorch computes something else")  # fmt: skip
     first = uneven[0][0]
-    line, col = doc.mark(_parse_path(first.spec_path))
+    line, col = doc.mark(parse_path(first.spec_path))
     hint = "write the padding PyTorch uses (padding: 1 for a 3x3 kernel), or [before, after] per axis"
     return [Diagnostic(msg, line, col, first.spec_path, hint=hint, severity="warning")]
-
-
-def _parse_path(text: str) -> Path:
-    """``layers[2].layers[0]`` -> ``("layers", 2, "layers", 0)``."""
-    out: list[str | int] = []
-    for part in text.replace("]", "").replace("[", ".").split("."):
-        if part:
-            out.append(int(part) if part.isdigit() else part)
-    return tuple(out)
 
 
 class Resolver:

@@ -20,7 +20,7 @@ from typing import Any
 
 from netspec.errors import Diagnostic, SpecError
 from netspec.registry import did_you_mean
-from netspec.spec.loader import Document, Path, format_path, load_text
+from netspec.spec.loader import Document, Path, format_path, load_text, parse_path
 
 MAX_IMPORTED_FILES = 64
 LIBRARY_KEYS = ("netspec", "imports", "blocks")
@@ -279,7 +279,7 @@ def attribute(diags: list[Diagnostic], doc: Document, imported: Imported) -> lis
             out.append(d)
             continue
         origin, where = imported.origins[name]
-        line, col = origin.mark(_parse_path(d.path))
+        line, col = origin.mark(parse_path(d.path))
         import_line = doc.mark(where)[0]
         message = d.message.replace(" used on line ", f" used at {doc.source}:")
         out.append(replace(d, line=line, column=col, source=origin.source, text=origin.text,
@@ -292,9 +292,4 @@ def _block_of(path: str) -> str | None:
     return match[1] if match else None
 
 
-def _parse_path(path: str) -> Path:
-    parts: list[str | int] = []
-    for token in re.findall(r"\[(\d+)\]|\.?([^.\[\]]+)", path):
-        parts.append(int(token[0]) if token[0] else token[1])
-    return tuple(parts)
 

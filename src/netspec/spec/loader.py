@@ -78,6 +78,14 @@ def format_path(path: Path) -> str:
     return out
 
 
+def parse_path(text: str) -> Path:
+    """``layers[2].layers[0]`` -> ``("layers", 2, "layers", 0)`` (the inverse of :func:`format_path`)."""
+    parts: list[str | int] = []
+    for token in re.findall(r"\[(\d+)\]|\.?([^.\[\]]+)", text):
+        parts.append(int(token[0]) if token[0] else token[1])
+    return tuple(parts)
+
+
 def _mark(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
