@@ -16,9 +16,7 @@ from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
 from netspec.nn.network import CompiledLayer, Network, Provenance
-from netspec.spec import integers
-
-from netspec.spec import auto_next
+from netspec.spec import auto_next, integers
 from netspec.spec.arithmetic import Evaluated, arithmetic
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
