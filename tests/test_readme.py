@@ -82,3 +82,18 @@ def test_testing_kit_example_runs_as_written():
     namespace: dict = {}
     exec(compile(match.group(1), "README.md", "exec"), namespace)  # the README's code, verbatim
     namespace["test_my_he_is_he"]()
+
+
+def test_every_example_spec_is_in_the_front_pages_table_with_its_parameter_count():
+    """The README's example table names every spec in specs/ (a user should find the near-copy of what
+    they are about to write) with the count netspec builds: total, and trainable in parentheses."""
+    import netspec
+
+    rows = dict(re.findall(r"^\| \[`([\w.-]+\.yaml)`\]\(specs/\1\) \| [^|]+ \| ([\d,]+(?: \([\d,]+\))?) \|", README,
+                           re.M))  # fmt: skip
+    specs = sorted((ROOT / "specs").glob("*.yaml"))
+    assert sorted(rows) == [p.name for p in specs]
+    for path in specs:
+        net = netspec.load(str(path))
+        count = f"{net.num_params:,}" + (f" ({net.num_trainable:,})" if net.num_trainable != net.num_params else "")
+        assert rows[path.name] == count, path.name
