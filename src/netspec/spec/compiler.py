@@ -383,7 +383,7 @@ class Resolver:
                     target, follows, rule, why = cls.auto(key, options, activation)
                     inits[key] = get_initializer(target)
                     auto.add(key)
-                    to = f"{_initializer_text(target)} ({why})"
+                    to = f"{auto_next.initializer_text(target)} ({why})"
                     provenance[key] = Provenance(general, decided.source, decided.written, follows, rule, to)
                 else:
                     inits[key], provenance[key] = inits[general], decided
@@ -393,7 +393,7 @@ class Resolver:
                 target, follows, rule, why = cls.auto(key, options, activation)
                 inits[key] = get_initializer(target)
                 auto.add(key)
-                to = f"{_initializer_text(target)} ({why})"
+                to = f"{auto_next.initializer_text(target)} ({why})"
                 provenance[key] = Provenance(key, source, written, follows, rule, to)
             else:
                 inits[key] = self._build(where, spec, get_initializer) if where else get_initializer(written)
@@ -420,11 +420,3 @@ class Resolver:
                 line, col = self.doc.mark(where)
                 diags.append(Diagnostic(f"{name}.{p.name}: {exc}", line, col, format_path(where)))
         return diags
-
-
-def _initializer_text(spec: Any) -> str:
-    """An initializer spec in words: ``he_normal`` or ``normal(std=1.0)``."""
-    if isinstance(spec, str):
-        return spec
-    args = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-    return f"{spec['name']}({args})"
