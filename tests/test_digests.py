@@ -63,37 +63,13 @@ def test_the_cli_imports_no_heavy_module():
 
 
 def test_a_streamed_build_equals_a_saved_one_and_refuses_surprises(tmp_path):
-    from netspec.nn.network import ahead
-
     net = netspec.load(str(SPEC))
     layout = [(name, p.shape, net.dtype) for name, p in net.parameters()]
     for suffix in (".npz", ".safetensors"):
         streamed, saved = tmp_path / f"s{suffix}", tmp_path / f"w{suffix}"
-        with ahead(net.generate(threads=2)) as tensors:
-            weights_io.save_stream(tensors, layout, str(streamed), {"k": "v"})
+        weights_io.save_stream(net.generate(threads=2), layout, str(streamed), {"k": "v"})
         weights_io.save(net.initialize(), str(saved), {"k": "v"})
         assert streamed.read_bytes() == saved.read_bytes()
     with pytest.raises(weights_io.WeightsError, match="not the announced"):
         weights_io.save_stream(iter(net.initialize().items()), layout[::-1], str(tmp_path / "x.npz"))
     assert not (tmp_path / "x.npz").exists()
-
-
-def test_ahead_passes_producer_errors_and_stops_early():
-    from netspec.nn.network import ahead
-
-    def boom():
-        yield "a", np.zeros(1)
-        raise RuntimeError("producer failed")
-
-    with pytest.raises(RuntimeError, match="producer failed"), ahead(boom()) as items:
-        list(items)
-    produced = []
-
-    def endless():
-        for i in range(10**6):
-            produced.append(i)
-            yield str(i), np.zeros(1)
-
-    with ahead(endless(), depth=1) as items:
-        next(items)
-    assert len(produced) < 10  # the producer stopped soon after the reader did

@@ -45,6 +45,15 @@ def _alpha(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    from netspec.io.shards import parse_size
+
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class VersionAction(argparse.Action):
     """``--version``: the version, and which transforms make the random values (compiled kernels or NumPy)."""
 
@@ -79,9 +88,14 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="validate, compile, initialize and write the weights",
                        description="Validate SPEC, print its summary and write its initialized weights.")  # fmt: skip
     b.add_argument("spec", metavar="SPEC", help="the YAML spec file")
-    b.add_argument(
-        "-o", "--output", metavar="OUT", help="weights file, .npz or .safetensors (default: ./<spec stem>.npz)"
-    )
+    b.add_argument("-o", "--output", metavar="OUT",
+                   help="weights file (.npz or .safetensors), a folder of safetensors shards (an existing folder, "
+                   "a path ending with /, or with --max-shard-size) or a .zarr store "
+                   "(default: ./<spec stem>.npz)")  # fmt: skip
+    b.add_argument("--max-shard-size", type=_size, metavar="SIZE",
+                   help="write a folder of safetensors shards of at most SIZE bytes of tensors each (5GB, 500MB, "
+                   "2GiB; a larger tensor alone) with model.safetensors.index.json, the Hub's layout; a folder "
+                   "output without it uses 5GB")  # fmt: skip
     b.add_argument("--seed", type=seed, help="override the spec's seed")
     add_dtype(b)
     b.add_argument("--dry-run", action="store_true", help="validate and summarize; allocate and write nothing")
@@ -284,58 +298,71 @@ def _compile(path: str, **options: Any) -> Network:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from netspec.io import weights as weights_io
+    from netspec.io.outputs import output_for
     from netspec.report import summary
 
-    out = args.output or os.path.splitext(os.path.basename(args.spec))[0] + ".npz"
-    if not args.dry_run:
-        try:
-            weights_io.file_format(out)
-        except weights_io.WeightsError as exc:
-            raise UsageError(str(exc)) from None
-        if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise UsageError(f"{out}: the folder does not exist")
+    path = args.output or os.path.splitext(os.path.basename(args.spec))[0] + ".npz"
+    out = None if args.dry_run else output_for(path, args.max_shard_size)
     if args.lock and not args.dry_run:
         from netspec.vcs.commands import read_lock
 
         read_lock(args.lock)  # a missing or broken lock fails before anything is built
     net = _compile(args.spec, seed=args.seed, max_params=args.max_params, dtype=args.dtype)
-    if not args.dry_run and out.lower().endswith(".npz"):
+    if out is not None and out.kind == "npz":
         try:
-            weights_io.check_npz_dtypes({net.dtype}, out)
+            weights_io.check_npz_dtypes({net.dtype}, out.path)
         except weights_io.WeightsError as exc:
             raise UsageError(str(exc)) from None
     rep = reporter(args.json)
     report: dict[str, Any] = summary.as_json(net)
     rep.build_started(net, report)
-    if args.dry_run:
+    if out is None:
         report["output"] = None
         rep.build_done(report, "dry run: nothing allocated, nothing written")
         return EXIT_OK
-    from netspec.nn.network import ahead
+    from netspec.io import outputs
+    from netspec.nn.sources import chunks
     from netspec.report.progress import Progress
 
-    digests: dict[str, str] = {}
     layout = [(name, p.shape, net.dtype) for name, p in net.parameters()]
-    with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar, ahead(
-        net.generate(threads=args.threads, progress=bar.advance, digests=digests)
-    ) as tensors:  # tensor i is written while tensor i + 1 is generated
-        file_digest = weights_io.save_stream(tensors, layout, out, weights_io.metadata_for(net))
+    with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar:
+        parts = chunks(net, threads=args.threads, progress=bar.advance)  # generated ahead while written
+        digests, file_digest, files = outputs.write(out, parts, layout, weights_io.metadata_for(net))
     content = weights_io.layout_digest(digests, layout)
     if args.lock:
         try:
             drift = _lock_drift(args.lock, net, digests)
         except BaseException:
-            os.unlink(out)
+            _remove(files)
             raise
         if drift:
-            os.unlink(out)
-            print(f"netspec build: {out} was not kept: the tensors differ from {args.lock}", file=sys.stderr)
+            _remove(files)
+            print(f"netspec build: {path} was not kept: the tensors differ from {args.lock}", file=sys.stderr)
             return EXIT_INVALID
-    report.update(output=out, sha256=content, file_sha256=file_digest, tensor_sha256=digests)
+    report.update(output=path, sha256=content, file_sha256=file_digest, tensor_sha256=digests)
+    if not out.is_file:
+        report["files"] = files
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
-    text = f"wrote {out}{note}\ncontent sha256 {content}"
+    shards = "" if out.is_file else f" ({len(files)} file{'s' * (len(files) != 1)})"
+    text = f"wrote {path}{note}{shards}\ncontent sha256 {content}"
     rep.build_done(report, text + (f"\nfile sha256 {file_digest}" if file_digest else ""))
     return EXIT_OK
+
+
+def _remove(files: list[str]) -> None:
+    """Remove what a build wrote (its lock check failed): its files, and a folder's index."""
+    import shutil
+
+    for file in files:
+        if os.path.isdir(file):
+            shutil.rmtree(file)
+        elif os.path.exists(file):
+            os.unlink(file)
+    folders = {os.path.dirname(f) for f in files if f.endswith(".safetensors")}
+    for folder in folders:
+        index = os.path.join(folder, "model.safetensors.index.json")
+        if len(files) > 1 and os.path.exists(index):
+            os.unlink(index)
 
 
 def _lock_drift(path: str, net: Network, digests: dict[str, str]) -> bool:

@@ -19,6 +19,11 @@ class UsageError(Exception):
     """The command line is wrong (bad options or arguments): the CLI exits 2."""
 
 
+class WeightsError(NetspecError, ValueError):
+    """A weights file cannot be read or written as asked, or does not match its spec (also
+    ``netspec.io.weights.WeightsError``)."""
+
+
 class InitializerError(NetspecError, ValueError):
     """An initializer, activation or fan computation got an invalid parameter.
 

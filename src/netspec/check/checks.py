@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Protocol
@@ -108,8 +109,12 @@ def continuous_checks(
 
 def check_bounds(values: np.ndarray, dist: Distribution) -> CheckResult:
     """Exact: low <= min(x) and max(x) <= high."""
+    return bounds_result(float(values.min()), float(values.max()), dist)
+
+
+def bounds_result(vmin: float, vmax: float, dist: Distribution) -> CheckResult:
+    """:func:`check_bounds` from the values' extremes."""
     low, high = dist.support
-    vmin, vmax = float(values.min()), float(values.max())
     ok = low <= vmin and vmax <= high
     return CheckResult("bounds", ok, None, f"[{vmin:.6g}, {vmax:.6g}] within [{low:.6g}, {high:.6g}]",
                        (low, high), "exact")  # fmt: skip
@@ -118,15 +123,23 @@ def check_bounds(values: np.ndarray, dist: Distribution) -> CheckResult:
 def check_constant(values: np.ndarray, dist: Constant) -> CheckResult:
     """Exact: every value equals ``dist.value`` in the values' dtype."""
     target = values.dtype.type(dist.value)
-    bad = int(np.count_nonzero(values != target))
-    return CheckResult("values", bad == 0, float(bad), f"{bad} values differ from {dist.value:g}", method="exact")
+    return constant_result(int(np.count_nonzero(values != target)), dist.value)
+
+
+def constant_result(bad: int, value: float) -> CheckResult:
+    """:func:`check_constant` from the number of values that differ."""
+    return CheckResult("values", bad == 0, float(bad), f"{bad} values differ from {value:g}", method="exact")
 
 
 def check_expected(values: np.ndarray, expected: np.ndarray, what: str, name: str) -> CheckResult:
     """Exact: ``values`` equal ``expected`` element by element."""
     if values.shape != expected.shape:
         return CheckResult(name, False, None, f"shape {values.shape} is not {what}'s {expected.shape}", method="exact")
-    bad = int(np.count_nonzero(values != expected))
+    return expected_result(int(np.count_nonzero(values != expected)), what, name)
+
+
+def expected_result(bad: int, what: str, name: str) -> CheckResult:
+    """:func:`check_expected` from the number of values that differ."""
     return CheckResult(name, bad == 0, float(bad), f"{bad} values differ from {what}", method="exact")
 
 
@@ -301,10 +314,14 @@ def bernstein_deviation(n: int, variance: float, bound: float, p: float) -> floa
 
 def moment_checks(values: np.ndarray, dist: Distribution, alpha: float) -> list[CheckResult]:
     """The mean and variance tests of ``dist.moment_tests()``, each with false-alarm probability <= alpha."""
+    return moment_results(*central_sums(values, dist.mean), dist, alpha)
+
+
+def moment_results(n: int, s1: float, s2: float, dist: Distribution, alpha: float) -> list[CheckResult]:
+    """:func:`moment_checks` from n, sum(x - mean) and sum((x - mean)^2) about ``dist.mean``."""
     tests = dist.moment_tests()
     if tests is None:
         raise TypeError(f"{dist.describe()} declares no moment tests")
-    n, s1, s2 = central_sums(values, dist.mean)
     se = dist.std / math.sqrt(n)
     lo, hi = tests.mean_interval(dist, n, alpha)
     z, z_accept = s1 / n / se, (lo / se, hi / se)
@@ -467,10 +484,12 @@ def ks_statistic(values: np.ndarray, dist: Continuous, max_values: int = KS_MAX)
     if flat.size > max_values:
         flat = flat[:: math.ceil(flat.size / max_values)]
     x = np.sort(flat.astype(np.float64))
-    f, f_left = dist.cdf(x), dist.cdf_left(x)
-    n = x.size
-    i = np.arange(1, n + 1, dtype=np.float64)
-    return n, float(max((i / n - f).max(), (f_left - (i - 1) / n).max()))
+    n, d = x.size, 0.0
+    for start in range(0, n, 1 << 16):  # in slices: the CDFs' temporaries stay small
+        part = x[start : start + (1 << 16)]
+        i = np.arange(start + 1, start + 1 + part.size, dtype=np.float64)
+        d = max(d, float((i / n - dist.cdf(part)).max()), float((dist.cdf_left(part) - (i - 1) / n).max()))
+    return n, d
 
 
 def ks_pvalue(values: np.ndarray, dist: Continuous, max_values: int = KS_MAX) -> float:
@@ -485,10 +504,84 @@ def ks_pvalue(values: np.ndarray, dist: Continuous, max_values: int = KS_MAX) ->
     return min(1.0, 2.0 * math.exp(-2.0 * n * d * d))
 
 
-def check_fit(values: np.ndarray, dist: Continuous, alpha: float) -> CheckResult:
+def check_fit(values: np.ndarray, dist: Continuous, alpha: float, max_values: int = KS_MAX) -> CheckResult:
     """KS p >= alpha (:func:`ks_pvalue`); *skipped* (ok None) when SciPy, which the CDF needs, is missing."""
     try:
-        p = ks_pvalue(values, dist)
+        p = ks_pvalue(values, dist, max_values)
     except ImportError:
         return CheckResult("fit", None, None, SKIPPED_FIT, method="KS")
     return CheckResult("fit", p >= alpha, p, f"KS p = {p:.3g} (>= {alpha:.3g})", (alpha, 1.0), "KS")
+
+
+# ---------------------------------------------------------------- one pass over a tensor's chunks
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the checks need from a tensor, gathered in one pass over its chunks (:class:`Accumulator`): the
+    extremes, sums about ``center``, the KS fit's systematic subsample and how many values differ from the
+    expected ones (None: nothing expected)."""
+
+    n: int
+    low: float
+    high: float
+    center: float
+    s1: float
+    s2: float
+    sample: np.ndarray
+    differ: int | None = None
+
+    def central_sums(self, mu: float) -> tuple[int, float, float]:
+        """n, sum(x - mu), sum((x - mu)^2), from the sums about the center (x - mu = (x - c) + (c - mu))."""
+        d = self.center - mu
+        return self.n, self.s1 + self.n * d, self.s2 + 2 * d * self.s1 + self.n * d * d
+
+
+class Accumulator:
+    """Gathers a :class:`Summary` of an n-value tensor from its chunks, in order, holding none of them: sums
+    in float64 about ``center`` in pieces of :data:`CHUNK` (as :func:`central_sums`), the elements
+    ``0, s, 2s, ...`` with ``s = ceil(n / KS_MAX)`` (:func:`ks_statistic`'s subsample), and the count of
+    values unequal to ``expected`` (a number, or a function of the chunk's element range)."""
+
+    def __init__(
+        self,
+        n: int,
+        center: float = 0.0,
+        expected: float | Callable[[int, int], np.ndarray] | None = None,
+        ks_max: int = KS_MAX,
+    ):
+        self.n, self.center, self.expected = n, center, expected
+        self.step = math.ceil(n / ks_max) if n > ks_max else 1
+        self.low, self.high, self.s1, self.s2, self.differ = math.inf, -math.inf, 0.0, 0.0, 0
+        self.parts: list[np.ndarray] = []
+
+    def add(self, start: int, values: np.ndarray) -> Accumulator:
+        """The tensor's elements ``[start, start + values.size)``."""
+        flat = values.reshape(-1)
+        if not flat.size:
+            return self
+        self.low, self.high = min(self.low, float(flat.min())), max(self.high, float(flat.max()))
+        for first in range(0, flat.size, CHUNK):
+            d = flat[first : first + CHUNK].astype(np.float64) - self.center
+            self.s1 += float(d.sum())
+            self.s2 += float(np.dot(d, d))
+        self.parts.append(flat[(-start) % self.step :: self.step].copy())
+        if self.expected is not None:
+            target = self.expected(start, start + flat.size) if callable(self.expected) else (
+                flat.dtype.type(self.expected))  # fmt: skip
+            self.differ += int(np.count_nonzero(flat != target))
+        return self
+
+    def summary(self) -> Summary:
+        sample = np.concatenate(self.parts) if self.parts else np.empty(0)
+        differ = None if self.expected is None else self.differ
+        return Summary(self.n, self.low, self.high, self.center, self.s1, self.s2, sample, differ)
+
+
+def summary_checks(summary: Summary, dist: Continuous, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+    """:func:`continuous_checks` from a :class:`Summary`."""
+    results = [bounds_result(summary.low, summary.high, dist)]
+    results += moment_results(*summary.central_sums(dist.mean), dist, alpha)
+    if fit_alpha is not None:
+        results.append(check_fit(summary.sample, dist, fit_alpha, max(1, summary.sample.size)))
+    return results

@@ -35,18 +35,22 @@ also fails on inconclusive tensors and on skipped tests.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import repeat
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from netspec.check.checks import KS_MAX, POWER, SKIPPED_FIT, CheckResult, check_values, detectable_ratio
 from netspec.init.distributions import Distribution
 from netspec.nn.network import Network
+
+if TYPE_CHECKING:
+    from netspec.check.checks import Accumulator
 
 __all__ = ["KS_MAX", "POWER", "POWER_RATIO", "Report", "TensorReport", "check_tensor", "render", "verify_network"]
 
@@ -157,18 +161,27 @@ def verify_spec(
 
     ``digests``, if given, is filled with each tensor's SHA-256 (to compare with a lock file).
     """
-    from netspec.export.files import load_weights
+    from netspec.export.files import exported_layout, load_weights
+    from netspec.io.weights import TensorReader, size_limit
 
-    params = load_weights(net, weights) if weights else net.initialize()
-    if digests is not None:  # every tensor's SHA-256, for a lock check
-        from netspec.io.weights import tensor_digests
+    reader: Reader | None = None
+    if weights is not None and os.path.isfile(weights) and exported_layout(weights):
+        reader = ArrayReader(load_weights(net, weights))  # a framework's layouts, undone in memory
+    elif weights is not None:
+        if not os.path.exists(weights):
+            from netspec.errors import WeightsError
 
-        digests.update(tensor_digests(params))
-    reproduce = weights is not None and not statistical_only
-    if weights is None or not reproduce:
-        return verify_network(net, params, alpha=alpha, reproduce=reproduce)
-    source, note = stream_for_file(net, weights)
-    report = verify_network(source, params, alpha=alpha, reproduce=True)
+            raise WeightsError(f"{weights}: no such file")
+        reader = TensorReader(weights, size_limit(net))
+    try:
+        if reader is not None:
+            reader.check(net)
+        reproduce = weights is not None and not statistical_only
+        source, note = stream_for_file(net, weights) if weights is not None and reproduce else (net, "")
+        report = verify_stream(net, reader, alpha, source if reproduce else None, digests)
+    finally:
+        if reader is not None:
+            reader.close()
     report.stream = note
     return report
 
@@ -202,30 +215,146 @@ def verify_network(
     net: Network, params: dict[str, np.ndarray], alpha: float = 1e-3, reproduce: bool = True, *, fit: bool = True
 ) -> Report:
     """Check every parameter of ``net`` in ``params`` (see the module doc); ``fit=False`` leaves out the KS test."""
-    from netspec.init.precision import widen
+    return verify_stream(net, ArrayReader(params), alpha, net if reproduce else None, fit=fit)
+
+
+class Reader(Protocol):
+    """Where verify reads a tensor's values from, a run at a time (:class:`netspec.io.weights.TensorReader`)."""
+
+    def read(self, name: str, start: int, count: int) -> np.ndarray: ...
+
+    def check(self, net: Network) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ArrayReader:
+    """A :class:`Reader` over arrays in memory."""
+
+    def __init__(self, params: dict[str, np.ndarray]):
+        self.params = params
+
+    def read(self, name: str, start: int, count: int) -> np.ndarray:
+        return np.asarray(self.params[name]).reshape(-1)[start : start + count]
+
+    def check(self, net: Network) -> None:
+        from netspec.errors import WeightsError
+        from netspec.io.weights import check_against
+
+        problems = check_against(self.params, {name: p.shape for name, p in net.parameters()}, net.dtype)
+        if problems:
+            raise WeightsError("the weights do not match the spec: " + "; ".join(problems))
+
+    def close(self) -> None:
+        pass
+
+
+def verify_stream(
+    net: Network,
+    reader: Reader | None,
+    alpha: float = 1e-3,
+    source: Network | None = None,
+    digests: dict[str, str] | None = None,
+    *,
+    fit: bool = True,
+    threads: int | None = None,
+) -> Report:
+    """Check every parameter of ``net``, read from ``reader`` (None: the tensors ``net`` generates), chunk by
+    chunk: memory holds a few chunks and each tensor's checks' summary (:class:`~netspec.check.checks.Summary`),
+    except for the laws whose checks need the whole tensor (orthogonal, gate-structured). With ``source``
+    (the network whose streams made the file) every chunk is compared with the one it generates (the
+    reproduction check). ``digests`` is filled with each tensor's SHA-256 as read."""
     from netspec.init.rounding import stored
+    from netspec.nn.sources import chunks
 
-    declared = {name: stored(p.declared(), net.dtype) for name, p in net.parameters()}
-    m = max(1, sum(d.statistical_tests for d in declared.values()))
+    laws = {name: stored(p.declared(), net.dtype) for name, p in net.parameters()}
+    shapes = {name: tuple(p.shape) for name, p in net.parameters()}
+    sizes = {name: p.size for name, p in net.parameters()}
+    m = max(1, sum(d.statistical_tests for d in laws.values()))
     a = alpha / m
-    expected: Iterable[tuple[str, np.ndarray] | None] = net.generate() if reproduce else repeat(None)
-    tensors = []
-    for (name, dist), pair in zip(declared.items(), expected, strict=False):  # one expected tensor at a time
-        values = np.asarray(params[name])
-        rep = check_tensor(name, widen(values), dist, a, fit=fit)  # half types: their values, exactly in float32
-        if pair is not None:
-            _reproduction(rep, values, pair, net)
+    parts: Iterator[tuple[str, int, np.ndarray, np.ndarray | None]]
+    if reader is None:
+        parts = ((name, start, values, None) for name, start, values in chunks(net, threads=threads))
+    elif source is not None:
+        parts = ((n, s, reader.read(n, s, v.size), v) for n, s, v in chunks(source, threads=threads))
+    else:
+        parts = ((n, s, reader.read(n, s, c), None) for n, s, c in _runs(sizes))
+    states: dict[str, _Tensor] = {}
+    reports: dict[str, TensorReport] = {}
+    for name, start, values, expected in parts:
+        state = states.get(name) or states.setdefault(name, _Tensor(name, laws[name], shapes[name], digests))
+        state.add(start, values, expected)
+        if state.seen == state.n:
+            reports[name] = state.report(a, fit, source)
+            del states[name]
+    for name in sizes:  # (a tensor of no elements comes as no chunk)
+        if name not in reports:
+            empty = np.asarray(reader.read(name, 0, 0) if reader else np.empty(0, net.compute_dtype))
+            reports[name] = _Tensor(name, laws[name], shapes[name], digests).add(0, empty, None).report(a, fit, source)
+    return Report(net.source, alpha, a, -NormalDist().inv_cdf(a / 2), [reports[name] for name in sizes])
+
+
+def _runs(sizes: dict[str, int], run: int = 1 << 22) -> Iterator[tuple[str, int, int]]:
+    """``(tensor, start, count)`` runs of at most ``run`` elements covering every tensor in order."""
+    for name, size in sizes.items():
+        for start in range(0, size, run):
+            yield name, start, min(run, size - start)
+
+
+class _Tensor:
+    """One tensor being verified chunk by chunk: its checks' accumulator (or its chunks, for a law that
+    checks the whole tensor), whether every chunk reproduced, and its SHA-256."""
+
+    def __init__(self, name: str, law: Distribution, shape: tuple[int, ...], digests: dict[str, str] | None):
+        self.name, self.law, self.shape, self.n, self.seen = name, law, tuple(shape), math.prod(shape), 0
+        self.acc: Accumulator | None = None
+        self.parts: list[np.ndarray] = []
+        self.reproduces: bool | None = None
+        self.digests = digests
+        self.hasher = hashlib.sha256() if digests is not None else None
+
+    def add(self, start: int, values: np.ndarray, expected: np.ndarray | None) -> _Tensor:
+        from netspec.init.precision import byte_view, widen
+
+        if start != self.seen:
+            raise AssertionError(f"{self.name}: chunk at {start}, expected {self.seen}")
+        wide = widen(values)  # half types: their values, exactly in float32
+        if self.seen == 0:
+            self.acc = self.law.accumulator(self.n, wide.dtype)
+        if self.acc is not None:
+            self.acc.add(start, wide)
+        else:
+            self.parts.append(wide)
+        if expected is not None:
+            same = values.dtype == expected.dtype and values.size == expected.size and np.array_equal(
+                np.frombuffer(byte_view(values), np.uint8), np.frombuffer(byte_view(expected), np.uint8))
+            self.reproduces = same if self.reproduces is None else self.reproduces and same
+        if self.hasher is not None:
+            self.hasher.update(byte_view(values))
+        self.seen += values.size
+        return self
+
+    def report(self, alpha: float, fit: bool, source: Network | None) -> TensorReport:
+        fit_alpha = alpha if fit else None
+        if self.acc is not None:
+            results = self.law.summary_checks(self.acc.summary(), alpha, fit_alpha)
+        else:
+            values = np.concatenate(self.parts) if self.parts else np.empty(0)
+            results = self.law.checks(values.reshape(self.shape), alpha, fit_alpha)
+        rep = tensor_report(self.name, self.n, self.law, results, alpha)
+        if self.digests is not None and self.hasher is not None:
+            self.digests[self.name] = self.hasher.hexdigest()
+        if source is not None:
+            _reproduction(rep, bool(self.reproduces) or self.n == 0, source)
         rep.verdict = _verdict(rep)
-        tensors.append(rep)
-    return Report(net.source, alpha, a, -NormalDist().inv_cdf(a / 2), tensors)
+        return rep
 
 
-def _reproduction(rep: TensorReport, values: np.ndarray, expected: tuple[str, np.ndarray], net: Network) -> None:
-    path, array = expected
-    assert path == rep.name, (path, rep.name)
-    rep.reproduces = values.dtype == array.dtype and values.shape == array.shape and values.tobytes() == array.tobytes()
-    rep.tests["reproduction"] = "pass" if rep.reproduces else "FAIL"
-    if not rep.reproduces:
+
+def _reproduction(rep: TensorReport, same: bool, net: Network) -> None:
+    rep.reproduces = same
+    rep.tests["reproduction"] = "pass" if same else "FAIL"
+    if not same:
         from netspec.io.weights import metadata_for
 
         rep.problems.append(f"not the bytes seed {net.seed} produces with stream {metadata_for(net)['netspec_stream']}")
@@ -234,7 +363,12 @@ def _reproduction(rep: TensorReport, values: np.ndarray, expected: tuple[str, np
 def check_tensor(name: str, values: np.ndarray, dist: Distribution, alpha: float, *, fit: bool = True) -> TensorReport:
     """Every check of one tensor, each statistical one at false-alarm probability ``alpha`` (no reproduction)."""
     results = check_values(values, dist, alpha=alpha, fit_alpha=alpha if fit else None)
-    rep = TensorReport(name, int(values.size), dist.describe(), dist.family)
+    return tensor_report(name, int(values.size), dist, results, alpha)
+
+
+def tensor_report(name: str, n: int, dist: Distribution, results: list[CheckResult], alpha: float) -> TensorReport:
+    """One tensor's report from its checks' results."""
+    rep = TensorReport(name, n, dist.describe(), dist.family)
     for r in results:
         rep.tests[r.name] = r.status
         if r.ok is False:

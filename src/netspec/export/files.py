@@ -56,7 +56,7 @@ def recorded_metadata(path: str) -> dict[str, str]:
     for netspec's own files and any export; empty for a format that records nothing (``.pt``,
     ``.msgpack``) or a file it cannot read (reading the tensors reports that)."""
     ext = os.path.splitext(path)[1].lower()
-    if ext in (".npz", ".safetensors"):
+    if ext in (".npz", ".safetensors") or os.path.isdir(path):  # (a folder of shards: its shards' metadata)
         try:
             return load_metadata(path)
         except WeightsError:

@@ -167,7 +167,7 @@ def _initializer(graph: Any, name: str, array: np.ndarray, helper: Any) -> None:
     """Add ``array`` as an initializer of ``graph`` in place: what ``numpy_helper.from_array`` makes (raw
     little-endian bytes), without the two further copies of every weight that passing tensors to
     ``make_graph`` and the graph to ``make_model`` would take."""
-    from netspec.io.weights import little_endian_bytes
+    from netspec.init.precision import little_endian_bytes
 
     tensor = graph.initializer.add()
     tensor.name = name

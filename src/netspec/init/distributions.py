@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from netspec.errors import InitializerError
+from netspec.init.blocks import window_span
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from netspec.check.checks import CheckResult, MomentTests
+    from netspec.check.checks import Accumulator, CheckResult, MomentTests, Summary
     from netspec.init.streams import Stream
 
 SQRT2 = math.sqrt(2.0)
@@ -93,6 +94,9 @@ class Distribution:
 
     family = "distribution"
     statistical_tests: ClassVar[int] = 0
+    blockwise: ClassVar[bool] = False
+    """Whether :meth:`window` draws only the blocks it is asked for (constant memory whatever the tensor's
+    size); otherwise it draws the whole tensor and slices it (its memory is the tensor's)."""
 
     @property
     def support(self) -> tuple[float, float]:
@@ -125,6 +129,12 @@ class Distribution:
         """An array of ``shape`` and ``dtype`` that follows this distribution, drawn from ``stream``."""
         raise InitializerError(f"cannot sample {type(self).__name__}")
 
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        """The flat values of a window of the tensor's blocks (:mod:`netspec.init.blocks`): exactly those of
+        :meth:`sample` there. This default draws the whole tensor (see :attr:`blockwise`)."""
+        start, stop = window_span(math.prod(shape), blocks)
+        return self.sample(shape, stream, dtype).reshape(-1)[start:stop].copy()
+
     def moment_tests(self) -> MomentTests | None:
         """The mean and variance tests valid for this distribution at every n (None: not tested so)."""
         return None
@@ -133,6 +143,15 @@ class Distribution:
         """Every check of ``values`` against this distribution; each statistical one at false-alarm ``alpha``
         (the fit test at ``fit_alpha``, not run if None)."""
         raise NotImplementedError(f"{type(self).__name__} declares no checks")
+
+    def accumulator(self, n: int, dtype: Any) -> Accumulator | None:
+        """What :meth:`summary_checks` needs, gathered chunk by chunk from an n-value tensor of ``dtype``
+        (constant memory); None if the checks need the whole tensor at once (orthogonal matrices, gates)."""
+        return None
+
+    def summary_checks(self, summary: Summary, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        """The checks of :meth:`checks`, from the :class:`~netspec.check.checks.Summary` of the values."""
+        raise NotImplementedError(f"{type(self).__name__} checks whole tensors")
 
 
 def _g(x: float) -> str:
@@ -169,16 +188,34 @@ class Constant(Distribution):
         """0: no spread."""
         return 0.0
 
+    blockwise: ClassVar[bool] = True
+
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         import numpy as np
 
         return np.full(shape, self.value, dtype=check_dtype(dtype))
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        import numpy as np
+
+        start, stop = window_span(math.prod(shape), blocks)
+        return np.full(stop - start, self.value, dtype=check_dtype(dtype))
 
     def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
         """Exact: every value equals ``value`` in the values' dtype."""
         from netspec.check.checks import check_constant
 
         return [check_constant(values, self)]
+
+    def accumulator(self, n: int, dtype: Any) -> Accumulator:
+        from netspec.check.checks import Accumulator
+
+        return Accumulator(n, self.value, self.value)
+
+    def summary_checks(self, summary: Summary, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        from netspec.check.checks import constant_result
+
+        return [constant_result(summary.differ or 0, self.value)]
 
 
 @dataclass(frozen=True)
@@ -191,6 +228,7 @@ class Continuous(Distribution):
 
     statistical_tests: ClassVar[int] = 3
     """mean, variance and fit (bounds are exact)."""
+    blockwise: ClassVar[bool] = True
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         """P(X <= x), vectorized (the fit test's CDF; may import ``scipy.special``)."""
@@ -209,6 +247,16 @@ class Continuous(Distribution):
         from netspec.check.checks import continuous_checks
 
         return continuous_checks(values, self, alpha, fit_alpha)
+
+    def accumulator(self, n: int, dtype: Any) -> Accumulator:
+        from netspec.check.checks import Accumulator
+
+        return Accumulator(n, self.mean)
+
+    def summary_checks(self, summary: Summary, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        from netspec.check.checks import summary_checks
+
+        return summary_checks(summary, self, alpha, fit_alpha)
 
 
 @dataclass(frozen=True)
@@ -242,6 +290,9 @@ class Uniform(Continuous):
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         return stream.uniform(shape, self.low, self.high, dtype)
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        return stream.uniform(shape, self.low, self.high, dtype, blocks)
 
     def moment_tests(self) -> MomentTests:
         """Bounded: Bernstein's inequality (valid at every n)."""
@@ -286,6 +337,9 @@ class Normal(Continuous):
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         return stream.normal(shape, self.loc, self.scale, dtype)
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        return stream.normal(shape, self.loc, self.scale, dtype, blocks)
 
     def moment_tests(self) -> MomentTests:
         """Exact normal theory: the mean z-test and n v / sigma^2 ~ chi^2_n."""
@@ -343,6 +397,9 @@ class TruncatedNormal(Continuous):
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         return stream.truncated_normal(shape, self.loc, self.scale, self.a, self.b, dtype)
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        return stream.truncated_normal(shape, self.loc, self.scale, self.a, self.b, dtype, blocks)
 
     def moment_tests(self) -> MomentTests:
         """Bounded: Bernstein's inequality (valid at every n)."""
@@ -447,17 +504,36 @@ class OrthogonalMatrix(Structured):
 class Deterministic(Structured):
     """A structured tensor with no randomness: it equals :meth:`expected` exactly."""
 
+    blockwise: ClassVar[bool] = True
+
     def expected(self, dtype: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def expected_at(self, dtype: Any, start: int, stop: int) -> np.ndarray:
+        """The expected tensor's flat elements ``[start, stop)``, computed from their positions alone."""
         raise NotImplementedError
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         return self.expected(dtype)
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        return self.expected_at(dtype, *window_span(math.prod(shape), blocks))
 
     def exact_check(self, values: np.ndarray) -> CheckResult:
         """Every value equals the expected tensor's, in the values' dtype."""
         from netspec.check.checks import check_expected
 
         return check_expected(values, self.expected(values.dtype), f"{self.kind} x {self.gain:g}", self.kind)
+
+    def accumulator(self, n: int, dtype: Any) -> Accumulator:
+        from netspec.check.checks import Accumulator
+
+        return Accumulator(n, 0.0, lambda start, stop: self.expected_at(dtype, start, stop))
+
+    def summary_checks(self, summary: Summary, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        from netspec.check.checks import expected_result
+
+        return [expected_result(summary.differ or 0, f"{self.kind} x {self.gain:g}", self.kind)]
 
 
 @dataclass(frozen=True)
@@ -476,6 +552,14 @@ class IdentityMatrix(Deterministic):
         out *= dt.type(self.gain)
         return out
 
+    def expected_at(self, dtype: Any, start: int, stop: int) -> np.ndarray:
+        """gain where the row (position // cols) equals the column (position % cols)."""
+        import numpy as np
+
+        dt = check_dtype(dtype)
+        row, col = np.divmod(np.arange(start, stop, dtype=np.int64), self.cols)
+        return np.where(row == col, dt.type(self.gain), dt.type(0))
+
 
 @dataclass(frozen=True)
 class DiracKernel(Deterministic):
@@ -493,6 +577,17 @@ class DiracKernel(Deterministic):
         index: tuple[Any, ...] = (*center, d, d)
         out[index] = self.gain
         return out
+
+    def expected_at(self, dtype: Any, start: int, stop: int) -> np.ndarray:
+        """gain where the position's kernel index is the center and its input index equals its output index."""
+        import numpy as np
+
+        dt = check_dtype(dtype)
+        *spatial, ins, outs = np.unravel_index(np.arange(start, stop, dtype=np.int64), self.shape)
+        hit = ins == outs
+        for axis, k in zip(spatial, self.shape[:-2], strict=True):
+            hit &= axis == k // 2
+        return np.where(hit, dt.type(self.gain), dt.type(0))
 
 
 @functools.lru_cache(maxsize=1024)

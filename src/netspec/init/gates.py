@@ -16,9 +16,11 @@ draw (Keras' LSTM ``unit_forget_bias``: the forget-gate bias starts at 1).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from netspec.init.blocks import window_span
 from netspec.init.distributions import Deterministic, Distribution, OrthogonalMatrix, Structured, check_dtype
 
 if TYPE_CHECKING:
@@ -125,6 +127,25 @@ class GateSlices(Distribution):
         for gate, value in self.fixed:
             _gate(out, gate, self.count)[...] = dt.type(value)
         return np.ascontiguousarray(out)
+
+    @property
+    def blockwise(self) -> bool:  # type: ignore[override]
+        return self.part.blockwise and not (self.per_gate and _structured(self.part))
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        """The part's window, with the fixed gates' positions (last-axis index // units) set; per-gate
+        structured parts draw the whole tensor."""
+        import numpy as np
+
+        if not self.blockwise:
+            return super().window(shape, stream, dtype, blocks)
+        dt = check_dtype(dtype)
+        out = self.part.window(shape, stream, dt, blocks)
+        start, stop = window_span(math.prod(shape), blocks)
+        gate = np.arange(start, stop, dtype=np.int64) % shape[-1] // (shape[-1] // self.count)
+        for g, value in self.fixed:
+            out[gate == g] = dt.type(value)
+        return out
 
     def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
         """The fixed slices exactly; structured parts gate by gate; i.i.d. parts over every free value."""

@@ -179,3 +179,10 @@ def byte_view(array: np.ndarray) -> memoryview:
     import numpy as np
 
     return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+
+
+def little_endian_bytes(array: np.ndarray) -> memoryview:
+    """The array's C-order little-endian bytes, without a copy where they already are."""
+    if array.dtype.name != "bfloat16":  # (ml_dtypes' bfloat16 is native and has no byte order to change)
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return byte_view(array)

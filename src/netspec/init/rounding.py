@@ -30,13 +30,14 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from netspec.check.checks import CheckResult
 from netspec.init.distributions import Constant, Continuous, Deterministic, Distribution, OrthogonalMatrix, Structured
 from netspec.init.precision import HALF, UNIT_ROUNDOFF, round_scalar
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from netspec.check.checks import CheckResult, MomentTests
+    from netspec.check.checks import Accumulator, MomentTests, Summary
     from netspec.init.streams import Stream
 
 
@@ -134,7 +135,7 @@ class Rounded(Continuous):
         """The rounded law's moments over all its atoms (a normal's beyond ±40 sigma hold nothing in float64)."""
         return _law(self.base, self.precision, 40.0)
 
-    def window(self, n: int, alpha: float) -> tuple[DiscreteLaw, float]:
+    def tested(self, n: int, alpha: float) -> tuple[DiscreteLaw, float]:
         """The law the moment tests use for n values at false-alarm ``alpha``, and the alpha left for them:
         the whole law for a bounded base; for an unbounded one the atoms within ``mu ± T sigma``, where all
         n values fall except with probability alpha / 2 (the tests then run at alpha / 2)."""
@@ -158,22 +159,33 @@ class Rounded(Continuous):
         raise NotImplementedError("a rounded law has no SciPy distribution; use cdf and cdf_left")
 
     def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
-        """Bounds (exact), the mean and variance tests of :meth:`window` at ``alpha``, the KS fit at ``fit_alpha``."""
-        from netspec.check.checks import check_bounds, check_constant, check_fit, moment_checks
+        """Bounds (exact), the mean and variance tests of :meth:`tested` at ``alpha``, the KS fit at ``fit_alpha``."""
+        acc = self.accumulator(int(values.size), values.dtype)
+        return self.summary_checks(acc.add(0, values).summary(), alpha, fit_alpha)
 
-        law, a = self.window(int(values.size), alpha)
-        results = [check_bounds(values, self)]
+    def accumulator(self, n: int, dtype: Any) -> Accumulator:
+        from netspec.check.checks import Accumulator
+
+        return Accumulator(n, self.whole().mean)
+
+    def summary_checks(self, summary: Summary, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        from netspec.check.checks import bounds_result, check_fit, moment_results
+
+        law, a = self.tested(summary.n, alpha)
+        results = [bounds_result(summary.low, summary.high, self)]
         if law.variance > 0:
-            results += moment_checks(values, law, a)
+            results += moment_results(*summary.central_sums(law.mean), law, a)
         else:  # all the mass on one value: the values must all be it
-            results.append(check_constant(values, Constant(law.mean)))
+            one = summary.low == summary.high == law.mean
+            results.append(CheckResult("values", one, None, f"values in [{summary.low:g}, {summary.high:g}]; the "
+                                       f"rounded law holds only {law.mean:g}", method="exact"))  # fmt: skip
         if fit_alpha is not None:
-            results.append(check_fit(values, self, fit_alpha))
+            results.append(check_fit(summary.sample, self, fit_alpha, max(1, summary.sample.size)))
         return results
 
 
 class _WindowTests:
-    """The mean and variance tests of a rounded law for n values (``Rounded.window``), as MomentTests."""
+    """The mean and variance tests of a rounded law for n values (``Rounded.tested``), as MomentTests."""
 
     name = "Bernstein"
 
@@ -181,11 +193,11 @@ class _WindowTests:
         self.dist = dist
 
     def mean_interval(self, dist: Distribution, n: int, alpha: float) -> tuple[float, float]:
-        law, a = self.dist.window(n, alpha)
+        law, a = self.dist.tested(n, alpha)
         return law.moment_tests().mean_interval(law, n, a)
 
     def ratio_interval(self, dist: Distribution, n: int, alpha: float) -> tuple[float, float]:
-        law, a = self.dist.window(n, alpha)
+        law, a = self.dist.tested(n, alpha)
         return law.moment_tests().ratio_interval(law, n, a)
 
     def ratio_quantile(self, dist: Distribution, n: int, p: float) -> float:
@@ -216,6 +228,22 @@ class StoredStructured(Structured):
         from netspec.init.precision import to_storage
 
         return to_storage(self.base.sample(shape, stream, "float32"), self.precision)
+
+    def accumulator(self, n: int, dtype: Any) -> Accumulator | None:
+        """Deterministic bases: compared chunk by chunk with the rounded float32 values (orthogonal: None)."""
+        from netspec.check.checks import Accumulator
+        from netspec.init.precision import to_storage, widen
+
+        base = self.base
+        if not isinstance(base, Deterministic):
+            return None
+        precision = self.precision
+        return Accumulator(n, 0.0, lambda a, b: widen(to_storage(base.expected_at("float32", a, b), precision)))
+
+    def summary_checks(self, summary: Summary, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        from netspec.check.checks import expected_result
+
+        return [expected_result(summary.differ or 0, f"{self.base.describe()} in {self.precision}", self.base.kind)]
 
     def exact_check(self, values: np.ndarray) -> CheckResult:
         """Orthogonal: ``max |Q^T Q - g² I|`` within the bound for the half type's unit roundoff; the

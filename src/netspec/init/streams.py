@@ -70,6 +70,7 @@ import numpy as np
 
 from netspec.errors import InitializerError
 from netspec.init import kernels, portable_math, ziggurat
+from netspec.init.blocks import BLOCK, Blocks, window_span
 from netspec.init.distributions import (
     MIN_ACCEPTANCE,
     check_dtype,
@@ -97,8 +98,6 @@ GROUP = 16
 """At most this many blocks of a version-2 normal tensor are filled by one task (their rejected values
 are resolved together; the bytes do not depend on it)."""
 
-BLOCK = 1 << 18
-"""Elements per block in ``block`` mode (part of the byte contract)."""
 
 TILE = 131072
 """Elements per tile: a block is filled tile after tile from its one bit generator, so the
@@ -108,14 +107,26 @@ SIGN_BIT = np.uint32(1 << 31)
 
 
 class Stream(Protocol):
-    """What initializers draw from."""
+    """What initializers draw from. ``blocks`` asks a block stream for a window of the tensor's blocks
+    (:data:`Blocks`): the flat values there, the same as the whole tensor's (a legacy stream refuses)."""
 
-    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray: ...
+    def uniform(
+        self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype, blocks: Blocks = None
+    ) -> np.ndarray: ...
 
-    def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray: ...
+    def normal(
+        self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype, blocks: Blocks = None
+    ) -> np.ndarray: ...
 
     def truncated_normal(
-        self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
+        self,
+        shape: tuple[int, ...],
+        loc: float,
+        scale: float,
+        a: float,
+        b: float,
+        dtype: np.dtype,
+        blocks: Blocks = None,
     ) -> np.ndarray: ...
 
 
@@ -415,22 +426,36 @@ class BlockStream:
         self.executor = executor
         self.version = version
 
-    def _fill_blocks(self, out: np.ndarray, fill: Callable[[np.random.PCG64, np.ndarray], None]) -> None:
-        """``fill(bitgen, tile)`` for every tile of every block, in order within a block."""
+    @staticmethod
+    def _output(shape: tuple[int, ...], dtype: np.dtype, blocks: Blocks) -> tuple[np.ndarray, int]:
+        """The array to fill (the whole tensor, or the window's flat values) and its first block's index."""
+        if blocks is None:
+            return np.empty(shape, dtype), 0
+        start, stop = window_span(math.prod(shape), blocks)
+        return np.empty(stop - start, dtype), blocks[0]
+
+    def _fill_blocks(
+        self, out: np.ndarray, fill: Callable[[np.random.PCG64, np.ndarray], None], base: int = 0
+    ) -> None:
+        """``fill(bitgen, tile)`` for every tile of every block, in order within a block; ``out`` starts at
+        block ``base`` of the tensor."""
 
         def one(first: int, last: int, flat: np.ndarray) -> None:
             start = first * BLOCK
-            bitgen = block_bitgen(self.key, first)
+            bitgen = block_bitgen(self.key, base + first)
             for tile in range(start, min(start + BLOCK, flat.size), TILE):
                 fill(bitgen, flat[tile : min(tile + TILE, start + BLOCK)])
 
         self._run(out, one, 1)
 
-    def _fill_groups(self, out: np.ndarray, fill: Callable[[list[BlockBits], np.ndarray], None]) -> None:
-        """``fill(bits, span)`` for groups of consecutive blocks: ``span`` holds the blocks of ``bits``."""
+    def _fill_groups(
+        self, out: np.ndarray, fill: Callable[[list[BlockBits], np.ndarray], None], base: int = 0
+    ) -> None:
+        """``fill(bits, span)`` for groups of consecutive blocks: ``span`` holds the blocks of ``bits``
+        (``out`` starts at block ``base`` of the tensor; the groups do not change the bytes)."""
 
         def one(first: int, last: int, flat: np.ndarray) -> None:
-            fill([BlockBits(self.key, i) for i in range(first, last)], flat[first * BLOCK : last * BLOCK])
+            fill([BlockBits(self.key, base + i) for i in range(first, last)], flat[first * BLOCK : last * BLOCK])
 
         blocks = -(-out.size // BLOCK)
         self._run(out, one, max(1, min(GROUP, blocks // 8)))
@@ -449,9 +474,11 @@ class BlockStream:
         else:
             list(self.executor.map(task, firsts))
 
-    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray:
+    def uniform(
+        self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype, blocks: Blocks = None
+    ) -> np.ndarray:
         dtype = check_dtype(dtype)
-        out = np.empty(shape, dtype)
+        out, base = self._output(shape, dtype, blocks)
         mid, half = (low + high) / 2.0, (high - low) / 2.0
         lo, hi = float_bounds(low, high, dtype)
         symmetric = mid == 0.0
@@ -464,12 +491,14 @@ class BlockStream:
                 chunk += dtype.type(mid)
                 np.clip(chunk, lo, hi, out=chunk)
 
-        self._fill_blocks(out, fill)
+        self._fill_blocks(out, fill, base)
         return out
 
-    def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray:
+    def normal(
+        self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype, blocks: Blocks = None
+    ) -> np.ndarray:
         dtype = check_dtype(dtype)
-        out = np.empty(shape, dtype)
+        out, base = self._output(shape, dtype, blocks)
         if self.version == 1:
 
             def fill(bitgen: np.random.PCG64, chunk: np.ndarray) -> None:
@@ -477,7 +506,7 @@ class BlockStream:
                 if loc:
                     chunk += dtype.type(loc)
 
-            self._fill_blocks(out, fill)
+            self._fill_blocks(out, fill, base)
             return out
 
         def fill_group(bits: list[BlockBits], span: np.ndarray) -> None:
@@ -485,15 +514,22 @@ class BlockStream:
             if loc:
                 span += dtype.type(loc)
 
-        self._fill_groups(out, fill_group)
+        self._fill_groups(out, fill_group, base)
         return out
 
     def truncated_normal(
-        self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
+        self,
+        shape: tuple[int, ...],
+        loc: float,
+        scale: float,
+        a: float,
+        b: float,
+        dtype: np.dtype,
+        blocks: Blocks = None,
     ) -> np.ndarray:
         dtype = check_dtype(dtype)
         check_truncation(a, b)
-        out = np.empty(shape, dtype)
+        out, base = self._output(shape, dtype, blocks)
         lo, hi = float_bounds(loc + a * scale, loc + b * scale, dtype)
 
         def finish(chunk: np.ndarray) -> None:
@@ -508,7 +544,7 @@ class BlockStream:
                 fill_truncated_standard(bitgen, chunk, a, b)
                 finish(chunk)
 
-            self._fill_blocks(out, fill)
+            self._fill_blocks(out, fill, base)
             return out
 
         def fill_group(bits: list[BlockBits], span: np.ndarray) -> None:
@@ -516,7 +552,7 @@ class BlockStream:
                 fill_truncated_standard_v2(one, span[k * BLOCK : (k + 1) * BLOCK], a, b)
             finish(span)
 
-        self._fill_groups(out, fill_group)
+        self._fill_groups(out, fill_group, base)
         return out
 
 
@@ -529,20 +565,40 @@ class LegacyStream:
     def __init__(self, seed: int):
         self.state = np.random.RandomState(int(seed) % 2**32)
 
-    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype) -> np.ndarray:
+    @staticmethod
+    def _whole(blocks: Blocks) -> None:
+        if blocks is not None:
+            raise InitializerError("rng: legacy draws every tensor from one generator in order: no tensor's "
+                                   "part can be drawn alone (use rng: block)")  # fmt: skip
+
+    def uniform(
+        self, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype, blocks: Blocks = None
+    ) -> np.ndarray:
+        self._whole(blocks)
         dtype = check_dtype(dtype)
         lo, hi = float_bounds(low, high, dtype)
         values = self.state.uniform(low, high, size=shape).astype(dtype)
         return np.clip(values, lo, hi, out=values)
 
-    def normal(self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype) -> np.ndarray:
+    def normal(
+        self, shape: tuple[int, ...], loc: float, scale: float, dtype: np.dtype, blocks: Blocks = None
+    ) -> np.ndarray:
+        self._whole(blocks)
         dtype = check_dtype(dtype)
         return self.state.normal(loc, scale, size=shape).astype(dtype)
 
     def truncated_normal(
-        self, shape: tuple[int, ...], loc: float, scale: float, a: float, b: float, dtype: np.dtype
+        self,
+        shape: tuple[int, ...],
+        loc: float,
+        scale: float,
+        a: float,
+        b: float,
+        dtype: np.dtype,
+        blocks: Blocks = None,
     ) -> np.ndarray:
         """Draw ``normal(0, 1)``, redraw out-of-range values in order, then scale."""
+        self._whole(blocks)
         dtype = check_dtype(dtype)
         check_truncation(a, b)
         if truncated_moments(a, b)[0] < MIN_ACCEPTANCE:

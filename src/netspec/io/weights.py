@@ -16,15 +16,17 @@ import hashlib
 import json
 import math
 import os
+import re
 import struct
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from netspec.errors import NetspecError
-from netspec.init.precision import ITEMSIZE
+from netspec.errors import WeightsError
 from netspec.io import jsonio
 from netspec.io.files import atomic_write, open_regular, require_file
+from netspec.io.shards import ST_DTYPES, Writer, plan
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,17 +42,12 @@ NPZ_COMMENT_PREFIX = b"netspec-metadata "
 """An .npz file's metadata (spec name, seed, ...; what safetensors keeps in its header) is the zip archive
 comment: this prefix, then the JSON object. ``np.load`` does not see it."""
 ZIP_COMMENT_LIMIT = 0xFFFF
-ST_DTYPES = {"float32": "F32", "float64": "F64", "bfloat16": "BF16", "float16": "F16"}
 NPZ_REFUSES = ("bfloat16",)
 """Precisions an ``.npz`` cannot hold (NumPy's format has no bfloat16)."""
 ST_HEADER_LIMIT = 100 * 1024 * 1024
 """The safetensors format's own limit on the JSON header (the reference implementation's)."""
 ST_HEADER_VALUES = 2_000_000
 """Values and keys in a header (about 15 per tensor): bounds the memory a hostile header costs."""
-
-
-class WeightsError(NetspecError, ValueError):
-    """A weights file cannot be read or does not match its spec."""
 
 
 def file_format(path: str) -> str:
@@ -88,16 +85,36 @@ def save_stream(
     Raises:
         WeightsError: a tensor differs from the layout, or the format is unknown. OSError: as :func:`save`.
     """
-    ext = file_format(path)
-    if ext == ".npz":
+    file_format(path)
+    chunks = ((name, 0, array.reshape(-1)) for name, array in _checked(tensors, layout))
+    return save_chunks(chunks, layout, path, metadata)[1]
+
+
+Chunks = Iterator[tuple[str, int, "np.ndarray"]]
+"""``(tensor name, first element, flat values)`` runs, each tensor's in order (:mod:`netspec.nn.sources`)."""
+
+
+def save_chunks(
+    chunks: Chunks, layout: Layout, path: str, metadata: dict[str, str] | None = None
+) -> tuple[dict[str, str], str | None]:
+    """Write tensors that arrive as chunks (tensors in ``layout``'s order) to an ``.npz`` or ``.safetensors``
+    file, atomically, holding only the chunks in flight.
+
+    Returns:
+        Every tensor's SHA-256, and the file's for ``.safetensors`` (hashed as written; None for ``.npz``,
+        whose zip headers are rewritten after the data).
+
+    Raises:
+        WeightsError: a chunk differs from the layout, or the format is unknown or cannot hold a dtype.
+        OSError: the file cannot be written (nothing is left behind).
+    """
+    if file_format(path) == ".npz":
         check_npz_dtypes({dtype for _, _, dtype in layout}, path)
-    with atomic_write(path) as fh:
-        if ext == ".npz":
-            _write_npz(_checked(tensors, layout), fh, metadata or {})
-            return None
-        with _HashingWriter(fh) as hashing:
-            _write_safetensors(_checked(tensors, layout), layout, hashing, metadata or {})
-        return hashing.hexdigest()
+        with atomic_write(path) as fh:
+            return _write_npz(chunks, layout, fh, metadata or {}), None
+    shards = plan(layout, metadata, single=os.path.basename(path))
+    result = Writer(path, shards, single=True, file_digest=True).write(chunks)
+    return result.digests, result.file_sha256
 
 
 def check_npz_dtypes(dtypes: set[str], path: str) -> None:
@@ -123,32 +140,6 @@ def _checked(tensors: Iterator[tuple[str, np.ndarray]], layout: Layout) -> Itera
         raise WeightsError(f"{count} tensors arrived, {len(layout)} were announced")
 
 
-class _HashingWriter:
-    """A write-only file that hashes what passes through it on one background thread, so the hashing
-    overlaps the writing (the data must stay alive until :meth:`hexdigest`, which waits for it)."""
-
-    def __init__(self, fh: IO[bytes]):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.fh = fh
-        self.digest = hashlib.sha256()
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="netspec-file-sha256")
-
-    def __enter__(self) -> _HashingWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True)
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.pool.submit(self.digest.update, data)
-        return self.fh.write(data)
-
-    def hexdigest(self) -> str:
-        self.pool.shutdown(wait=True)
-        return self.digest.hexdigest()
-
-
 def content_digest(digests: dict[str, str], params: dict[str, np.ndarray]) -> str:
     """One SHA-256 for a set of tensors, from their own digests (no pass over the data).
 
@@ -172,19 +163,87 @@ def tensor_digests(params: dict[str, np.ndarray]) -> dict[str, str]:
     return {name: hashlib.sha256(byte_view(a)).hexdigest() for name, a in params.items()}
 
 
-def _write_npz(tensors: Iterator[tuple[str, np.ndarray]], fh: IO[bytes], metadata: dict[str, str]) -> None:
+def _write_npz(chunks: Chunks, layout: Layout, fh: IO[bytes], metadata: dict[str, str]) -> dict[str, str]:
+    """Each tensor a stored (uncompressed) ``.npy`` member, its header and then its chunks' bytes as they
+    come, each tensor hashed on a background thread; returns the digests."""
     import numpy as np
+
+    from netspec.init.precision import byte_view, numpy_dtype
 
     comment = NPZ_COMMENT_PREFIX + json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
     if len(comment) > ZIP_COMMENT_LIMIT:
         raise WeightsError(f"the metadata ({len(comment):,} bytes) does not fit an .npz archive comment "
                            f"({ZIP_COMMENT_LIMIT:,} bytes at most); write .safetensors")  # fmt: skip
-    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+    pending = _Peek(chunks)
+    hashers: dict[str, Any] = {}
+    with _hash_thread() as hash_later, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED,
+                                                       allowZip64=True) as zf:  # fmt: skip
         if metadata:
             zf.comment = comment
-        for name, array in tensors:
+        for name, shape, dtype in layout:
+            hashers[name] = hashlib.sha256()
+            header = {"descr": np.lib.format.dtype_to_descr(numpy_dtype(dtype)), "fortran_order": False,
+                      "shape": tuple(shape)}  # fmt: skip
             with zf.open(_member(name + ".npy"), "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+                _npy_header(member, header)
+                for values in pending.take(name, math.prod(shape)):
+                    data = byte_view(values)
+                    member.write(data)
+                    hash_later(hashers[name].update, data)
+        pending.done()
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def _npy_header(member: IO[bytes], header: dict[str, Any]) -> None:
+    """The ``.npy`` header ``np.lib.format.write_array`` writes: format 1.0, or 2.0 when it does not fit."""
+    import numpy as np
+
+    try:
+        np.lib.format.write_array_header_1_0(member, header)
+    except ValueError:
+        np.lib.format.write_array_header_2_0(member, header)
+
+
+class _Peek:
+    """Chunks handed out tensor by tensor, checked against the layout."""
+
+    def __init__(self, chunks: Chunks):
+        self.chunks = iter(chunks)
+        self.next: tuple[str, int, np.ndarray] | None = next(self.chunks, None)
+
+    def take(self, name: str, size: int) -> Iterator[np.ndarray]:
+        """The chunks of ``name``, in order, covering its ``size`` elements exactly."""
+        got = 0
+        while got < size:
+            if self.next is None or self.next[0] != name or self.next[1] != got:
+                where = "nothing" if self.next is None else f"{self.next[0]!r} at element {self.next[1]}"
+                raise WeightsError(f"tensor {name!r}: expected its element {got}, got {where}")
+            values = self.next[2]
+            got += values.size
+            yield values
+            self.next = next(self.chunks, None)
+        if got != size:
+            raise WeightsError(f"tensor {name!r}: {got} elements arrived, it has {size}")
+
+    def done(self) -> None:
+        if self.next is not None:
+            raise WeightsError(f"tensor {self.next[0]!r} is not in the layout being written")
+
+
+@contextmanager
+def _hash_thread() -> Iterator[Any]:
+    """``hash_later(update, data)``: updates run in order on one background thread; at most 64 wait."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    slots = threading.BoundedSemaphore(64)
+    with ThreadPoolExecutor(1, thread_name_prefix="netspec-sha256") as pool:
+
+        def hash_later(update: Any, data: memoryview) -> None:
+            slots.acquire()
+            pool.submit(update, data).add_done_callback(lambda _: slots.release())
+
+        yield hash_later
 
 
 def _member(name: str) -> zipfile.ZipInfo:
@@ -193,33 +252,6 @@ def _member(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
     info.external_attr = 0o644 << 16
     return info
-
-
-def _write_safetensors(
-    tensors: Iterator[tuple[str, np.ndarray]], layout: Layout, fh: _HashingWriter, metadata: dict[str, str]
-) -> None:
-
-    header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
-    offset = 0
-    for name, shape, dtype in layout:
-        size = math.prod(shape) * ITEMSIZE[dtype]
-        header[name] = {"dtype": ST_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    fh.write(struct.pack("<Q", len(blob)))
-    fh.write(blob)
-    for _name, array in tensors:
-        fh.write(little_endian_bytes(array))
-
-
-def little_endian_bytes(array: np.ndarray) -> memoryview:
-    """The array's C-order little-endian bytes, without a copy where they already are."""
-    from netspec.init.precision import byte_view
-
-    if array.dtype.name != "bfloat16":  # (ml_dtypes' bfloat16 is native and has no byte order to change)
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return byte_view(array)
 
 
 def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
@@ -234,6 +266,8 @@ def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     Raises:
         WeightsError: the file cannot be read, is malformed, or is larger than ``max_bytes``.
     """
+    if os.path.isdir(path):
+        return _read_folder(path)
     ext = file_format(path)
     try:
         with open_regular(path) as fh:
@@ -245,6 +279,75 @@ def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
         raise WeightsError(f"{path}: cannot read weights: {exc}") from None
+
+
+def _read_folder(folder: str) -> dict[str, np.ndarray]:
+    """Every tensor of a folder of safetensors shards (memory-mapped), each file checked against the index."""
+    out: dict[str, np.ndarray] = {}
+    for file, names in shard_files(folder).items():
+        try:
+            with open_regular(file) as fh:
+                found = _read_safetensors(fh, file)
+        except (OSError, ValueError, struct.error) as exc:
+            raise WeightsError(f"{file}: cannot read weights: {exc}") from None
+        _check_shard(file, set(found), names, set(out))
+        out.update(found)
+    return out
+
+
+def _check_shard(file: str, found: set[str], listed: list[str] | None, seen: set[str]) -> None:
+    """A shard holds exactly the tensors its folder's index maps to it, and none another shard holds."""
+    twice = sorted(found & seen)
+    if twice:
+        raise WeightsError(f"{file}: holds {twice[0]!r}, which another shard of the folder holds too")
+    if listed is not None and found != set(listed):
+        extra, missing = sorted(found - set(listed)), sorted(set(listed) - found)
+        what = f"holds {extra[0]!r}, which the index maps elsewhere" if extra else f"lacks {missing[0]!r}"
+        raise WeightsError(f"{file}: {what} (the folder's index and its shards disagree)")
+
+
+INDEX_SUFFIX = ".safetensors.index.json"
+_SHARD_NAME = re.compile(r"^[^/\\\x00]+\.safetensors$")
+
+
+def shard_files(folder: str) -> dict[str, list[str] | None]:
+    """The safetensors files of a folder of shards and the tensors its index maps to each (None: a folder
+    without an index holds one ``.safetensors`` file). The index (``*.safetensors.index.json``, read through
+    the bounded JSON reader) may name only plain file names in the folder.
+
+    Raises:
+        WeightsError: no index and not exactly one ``.safetensors`` file, several indexes, a malformed
+            index, or one naming a file outside the folder or missing.
+    """
+    names = sorted(os.listdir(folder))
+    indexes = [n for n in names if n.endswith(INDEX_SUFFIX)]
+    if len(indexes) > 1:
+        raise WeightsError(f"{folder}: holds several indexes ({', '.join(indexes)}); keep one")
+    if not indexes:
+        files = [n for n in names if n.endswith(".safetensors") and not n.startswith(".")]
+        if len(files) != 1:
+            raise WeightsError(f"{folder}: not a folder of weights: no *{INDEX_SUFFIX} and {len(files)} "
+                               ".safetensors files (one is needed without an index)")  # fmt: skip
+        return {os.path.join(folder, files[0]): None}
+    index = os.path.join(folder, indexes[0])
+    try:
+        document = jsonio.load(index)
+    except (jsonio.JSONError, OSError) as exc:
+        raise WeightsError(f"{index}: cannot read the index: {exc}") from None
+    weight_map = document.get("weight_map") if isinstance(document, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise WeightsError(f"{index}: 'weight_map' must map tensor names to file names")
+    out: dict[str, list[str] | None] = {}
+    for name, file in weight_map.items():
+        if not _SHARD_NAME.match(file) or file.startswith(".") or file != os.path.basename(file):
+            raise WeightsError(f"{index}: tensor {name!r} maps to {file!r}, not a .safetensors file in the folder")
+        listed = out.setdefault(os.path.join(folder, file), [])
+        assert listed is not None
+        listed.append(name)
+    for file in out:
+        if not os.path.isfile(file):
+            raise WeightsError(f"{index}: names {os.path.basename(file)}, which is not in the folder")
+    return out
 
 
 def _check_npz_size(fh: BinaryIO, path: str, max_bytes: int | None) -> None:
@@ -272,6 +375,8 @@ def load_metadata(path: str) -> dict[str, str]:
     Raises:
         WeightsError: the file cannot be read or its metadata is not a mapping of strings.
     """
+    if os.path.isdir(path):
+        return _folder_metadata(path)
     ext = file_format(path)
     try:
         with open_regular(path) as fh:
@@ -294,6 +399,14 @@ def load_metadata(path: str) -> dict[str, str]:
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise WeightsError(f"{path}: metadata must be a mapping of strings to strings")
     return meta
+
+
+def _folder_metadata(folder: str) -> dict[str, str]:
+    """The metadata of a folder's shards (every shard must carry the same)."""
+    found = [load_metadata(file) for file in shard_files(folder)]
+    if any(meta != found[0] for meta in found):
+        raise WeightsError(f"{folder}: its shards record different metadata")
+    return found[0]
 
 
 def _safetensors_header(fh: BinaryIO, path: str) -> tuple[dict[str, Any], int]:
@@ -378,9 +491,20 @@ def check_tiling(path: str, extents: list[tuple[str, int, int]], size: int) -> N
 def _read_safetensors(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
     import numpy as np
 
+    out: dict[str, np.ndarray] = {}
+    for name, (shape, dtype, offset, nbytes) in _safetensors_tensors(fh, path).items():
+        if not nbytes:  # no bytes to map (mmap refuses a length of 0)
+            out[name] = np.zeros(shape, dtype)
+        else:
+            out[name] = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=shape)
+    return out
+
+
+def _safetensors_tensors(fh: BinaryIO, path: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int, int]]:
+    """Every tensor of the open safetensors file: shape, dtype, offset of its data in the file and its byte
+    count, once the header is checked and the tensors tile the data section exactly."""
     header, start = _safetensors_header(fh, path)
     size = os.fstat(fh.fileno()).st_size - start
-    out: dict[str, np.ndarray] = {}
     extents = []
     for name, info in header.items():
         if name == "__metadata__":
@@ -394,14 +518,8 @@ def _read_safetensors(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
                                f"{math.prod(shape) * dtype.itemsize:,}")  # fmt: skip
         extents.append((name, begin, end))
     check_tiling(path, extents, size)
-    for name, begin, end in extents:
-        dtype = st_numpy_dtype(path, name, header[name]["dtype"])
-        shape = tuple(header[name]["shape"])
-        if begin == end:  # no bytes to map (mmap refuses a length of 0)
-            out[name] = np.zeros(shape, dtype)
-        else:
-            out[name] = np.memmap(fh, dtype=dtype, mode="r", offset=start + begin, shape=shape)
-    return out
+    return {name: (tuple(header[name]["shape"]), st_numpy_dtype(path, name, header[name]["dtype"]), start + begin,
+                   end - begin) for name, begin, end in extents}  # fmt: skip
 
 
 def st_numpy_dtype(path: str, name: str, code: str) -> np.dtype:
@@ -421,15 +539,22 @@ def st_numpy_dtype(path: str, name: str, code: str) -> np.dtype:
 
 def check_against(params: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], dtype: str) -> list[str]:
     """Problems with a loaded weights dict versus the spec's parameter shapes."""
+    return layout_problems({k: (tuple(a.shape), a.dtype.name) for k, a in params.items()}, expected, dtype)
+
+
+def layout_problems(
+    found: dict[str, tuple[tuple[int, ...], str]], expected: dict[str, tuple[int, ...]], dtype: str
+) -> list[str]:
+    """Problems with tensors' ``(shape, dtype name)`` versus the spec's parameter shapes and dtype."""
     problems = []
     for name, shape in expected.items():
-        if name not in params:
+        if name not in found:
             problems.append(f"missing tensor {name!r}")
-        elif tuple(params[name].shape) != tuple(shape):
-            problems.append(f"{name}: shape {list(params[name].shape)}, the spec says {list(shape)}")
-        elif params[name].dtype.name != dtype:
-            problems.append(f"{name}: dtype {params[name].dtype.name}, the spec says {dtype}")
-    problems += [f"unexpected tensor {name!r}" for name in params if name not in expected]
+        elif tuple(found[name][0]) != tuple(shape):
+            problems.append(f"{name}: shape {list(found[name][0])}, the spec says {list(shape)}")
+        elif found[name][1] != dtype:
+            problems.append(f"{name}: dtype {found[name][1]}, the spec says {dtype}")
+    problems += [f"unexpected tensor {name!r}" for name in found if name not in expected]
     return problems
 
 
@@ -451,6 +576,11 @@ def metadata_for(net: Network) -> dict[str, str]:
     }
 
 
+def size_limit(net: Network) -> int:
+    """The most bytes a weights file of ``net`` may expand to: its tensors plus 1 MiB per layer of headers."""
+    return net.nbytes + (1 << 20) * (1 + len(net.layers))
+
+
 def load_for(net: Network, path: str) -> dict[str, np.ndarray]:
     """The weights in ``path``, checked against ``net``'s parameters (names, shapes, dtype).
 
@@ -460,10 +590,151 @@ def load_for(net: Network, path: str) -> dict[str, np.ndarray]:
     Raises:
         WeightsError: the file is missing, unreadable, too large, or does not match the spec.
     """
-    require_file(path)
-    params = load(path, max_bytes=net.nbytes + (1 << 20) * (1 + len(net.layers)))
+    if not os.path.isdir(path):
+        require_file(path)
+    params = load(path, max_bytes=size_limit(net))
     expected = {name: p.shape for name, p in net.parameters()}
     problems = check_against(params, expected, net.dtype)
     if problems:
         raise WeightsError(f"{path} does not match {net.source}: " + "; ".join(problems))
     return params
+
+
+class TensorReader:
+    """Runs of the tensors of a ``.safetensors`` file, a folder of shards or an ``.npz``, read when asked and
+    never the whole file (constant memory: ``verify`` and ``lock`` read tensors chunk by chunk).
+
+    ``max_bytes`` bounds what an ``.npz``'s members may declare (as :func:`load`).
+
+    Safetensors: read at the tensor's offset into a new array (``os.preadv``; nothing is memory-mapped, so
+    pages already read do not stay in the process). ``.npz``: the member read front to back (compressed
+    members too); a run before the member's position reopens it.
+
+    Raises:
+        WeightsError: the file cannot be read or is malformed.
+    """
+
+    def __init__(self, path: str, max_bytes: int | None = None):
+        import contextlib
+
+        self.path = path
+        self.tensors: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        """Every tensor's shape and dtype."""
+        self._at: dict[str, tuple[int, int]] = {}
+        self._fds: list[int] = []
+        self._npz: zipfile.ZipFile | None = None
+        self._member: tuple[str, IO[bytes], int] | None = None
+        self._stack = contextlib.ExitStack()
+        try:
+            if os.path.isdir(path):
+                for file, names in shard_files(path).items():
+                    found = self._open_safetensors(file)
+                    _check_shard(file, set(found), names, set(self.tensors) - set(found))
+            elif file_format(path) == ".safetensors":
+                self._open_safetensors(path)
+            else:
+                self._open_npz(path, max_bytes)
+        except WeightsError:
+            self.close()
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
+            self.close()
+            raise WeightsError(f"{path}: cannot read weights: {exc}") from None
+
+    def _open_safetensors(self, file: str) -> set[str]:
+        fh = self._stack.enter_context(open_regular(file))
+        found = _safetensors_tensors(fh, file)
+        for name, (shape, dtype, offset, _) in found.items():
+            if name in self.tensors:
+                raise WeightsError(f"{file}: holds {name!r}, which another shard of the folder holds too")
+            self.tensors[name] = (shape, dtype)
+            self._at[name] = (fh.fileno(), offset)
+        return set(found)
+
+    def _open_npz(self, path: str, max_bytes: int | None) -> None:
+        fh = self._stack.enter_context(open_regular(path))
+        _check_npz_size(fh, path, max_bytes)
+        fh.seek(0)
+        self._npz = self._stack.enter_context(zipfile.ZipFile(fh))
+        for info in self._npz.infolist():
+            name = info.filename.removesuffix(".npy")
+            if name == NPZ_METADATA or not info.filename.endswith(".npy"):
+                continue
+            with self._npz.open(info) as member:
+                shape, _, dtype = _npy_member_header(member, path, name)
+            self.tensors[name] = (shape, dtype)
+
+    def read(self, name: str, start: int, count: int) -> np.ndarray:
+        """Elements ``[start, start + count)`` of tensor ``name`` (C order), as a new flat array."""
+        import numpy as np
+
+        shape, dtype = self.tensors[name]
+        if not 0 <= start <= start + count <= math.prod(shape):
+            raise WeightsError(f"{self.path}: elements {start}..{start + count} are outside {name!r} {list(shape)}")
+        out = np.empty(count, dtype)
+        if name in self._at:
+            fd, offset = self._at[name]
+            view, done = out.view(np.uint8).data, 0
+            while done < len(view):
+                got = os.preadv(fd, [view[done:]], offset + start * dtype.itemsize + done)
+                if got <= 0:
+                    raise WeightsError(f"{self.path}: {name!r} ends early")
+                done += got
+            return out
+        member = self._seek(name, start)
+        data = member.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise WeightsError(f"{self.path}: {name!r} ends early")
+        self._member = (name, member, start + count)
+        out[:] = np.frombuffer(data, dtype)
+        return out
+
+    def _seek(self, name: str, start: int) -> IO[bytes]:
+        """The open member of ``name`` positioned at element ``start`` (reopened when behind)."""
+        assert self._npz is not None
+        if self._member is not None and self._member[0] == name and self._member[2] == start:
+            return self._member[1]
+        if self._member is not None:
+            self._member[1].close()
+        member = self._npz.open(name + ".npy")
+        shape, fortran, dtype = _npy_member_header(member, self.path, name)
+        if fortran and len(shape) > 1:
+            raise WeightsError(f"{self.path}: {name!r} is stored in Fortran order; netspec reads C order")
+        member.read(start * dtype.itemsize)
+        return member
+
+    def close(self) -> None:
+        if self._member is not None:
+            self._member[1].close()
+            self._member = None
+        self._stack.close()
+
+    def __enter__(self) -> TensorReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check(self, net: Network) -> None:
+        """The tensors are ``net``'s: the same names, shapes and dtype.
+
+        Raises:
+            WeightsError: listing every difference.
+        """
+        expected = {name: p.shape for name, p in net.parameters()}
+        found = {name: (shape, dtype.name) for name, (shape, dtype) in self.tensors.items()}
+        problems = layout_problems(found, expected, net.dtype)
+        if problems:
+            raise WeightsError(f"{self.path} does not match {net.source}: " + "; ".join(problems))
+
+
+def _npy_member_header(member: IO[bytes], path: str, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from an ``.npy`` member's header (no object arrays)."""
+    import numpy as np
+
+    version = np.lib.format.read_magic(member)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(member)
+    if dtype.hasobject:
+        raise WeightsError(f"{path}: {name!r} holds Python objects, not numbers")
+    return tuple(shape), bool(fortran), dtype

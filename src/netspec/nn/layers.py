@@ -67,6 +67,26 @@ class ParamSpec:
         return to_storage(self.initializer(self.shape, stream, drawn, fans=self.fans), precision)
 
     @property
+    def blockwise(self) -> bool:
+        """Whether any window of the tensor's blocks can be drawn alone (:meth:`window`, constant memory):
+        i.i.d. laws, constants, identity and Dirac kernels; not orthogonal matrices (one QR of the whole),
+        per-gate structured tensors, or plugin initializers that draw by their own ``__call__``."""
+        own_call = self.gates is None and type(self.initializer).__call__ is not Initializer.__call__
+        return not own_call and self.declared().blockwise
+
+    def window(self, stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        """The flat values of a window of the tensor's blocks, exactly those of :meth:`draw` there, stored in
+        ``dtype``; only those blocks are drawn if :attr:`blockwise` (else the whole tensor, then sliced)."""
+        from netspec.init.blocks import window_span
+        from netspec.init.precision import stream_dtype, to_storage
+
+        precision = str(getattr(dtype, "name", dtype))
+        if self.blockwise:
+            return to_storage(self.declared().window(self.shape, stream, stream_dtype(precision), blocks), precision)
+        start, stop = window_span(self.size, blocks)
+        return self.draw(stream, precision).reshape(-1)[start:stop].copy()
+
+    @property
     def size(self) -> int:
         return math.prod(self.shape)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -334,53 +334,3 @@ def default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-@contextmanager
-def ahead(items: Iterator[tuple[str, np.ndarray]], depth: int = 1) -> Iterator[Iterator[tuple[str, np.ndarray]]]:
-    """Consume ``items`` on a background thread, at most ``depth`` items ahead of the reader.
-
-    ``netspec build`` writes tensor i while tensor i + 1 is generated. An exception in the producer
-    is raised in the reader; when the reader stops early (an error, Ctrl-C, SIGTERM), the producer
-    stops after the item it is on.
-    """
-    import queue
-    import threading
-
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put(("end", None))
-        except BaseException as exc:  # handed to the reader
-            box.put(("error", exc))
-
-    def consume() -> Iterator[tuple[str, np.ndarray]]:
-        while True:
-            kind, value = box.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-
-    worker = threading.Thread(target=produce, name="netspec-generate", daemon=True)
-    worker.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting to put
-            with suppress(queue.Empty):
-                box.get(timeout=0.1)
-        worker.join()

@@ -5,7 +5,7 @@ tensors changed. It records the netspec version, the lock format, seed, rng mode
 dtype, each imported block library's SHA-256, and per parameter its shape, the fully resolved
 initializer config (after ``auto`` and ``defaults``), fans, declared distribution and SHA-256.
 
-:func:`check` rebuilds in memory (digests computed while generating, one tensor in memory at a time)
+:func:`check` rebuilds in memory (digests computed while generating, chunk by chunk)
 and explains every difference: *the spec changed* (shape, initializer, fans, seed, dtype, stream) or
 *the same spec now gives other bytes* (a library or platform change).
 """
@@ -65,9 +65,9 @@ def build_lock(
     from netspec.io.weights import layout_digest
 
     if digests is None:
-        digests = {}
-        for _ in net.generate(digests=digests):
-            pass
+        from netspec.nn.sources import digests as tensor_digests
+
+        digests = tensor_digests(net)  # chunk by chunk: memory holds a few chunks, whatever the tensors' sizes
     tensors = tensor_entries(net)
     for name, entry in tensors.items():
         entry["sha256"] = digests[name]
