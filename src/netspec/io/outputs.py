@@ -1,7 +1,8 @@
 """Where a build goes (``netspec build -o``): an ``.npz`` or ``.safetensors`` file, a folder of safetensors
 shards (:mod:`netspec.io.shards`).
 
-A path ending with ``.npz`` or ``.safetensors`` is that file (an existing folder of that name is refused).
+A path ending with ``.npz`` or ``.safetensors`` is that file (an existing folder of that name is refused
+when written, :func:`netspec.io.files.atomic_write`).
 Any other output is a **folder** when it exists as one, ends with ``/``, or comes with ``--max-shard-size``
 or ``--engine``; an unknown suffix otherwise is a usage error.
 """
@@ -50,8 +51,6 @@ def output_for(path: str, max_shard_size: int | None = None, engine: str | None 
     if ext in (".npz", ".safetensors") and not path.endswith(("/", os.sep)):
         if sharded:
             raise UsageError(f"{path}: a {ext} file cannot be sharded; name a folder for --max-shard-size")
-        if os.path.isdir(path):
-            raise UsageError(f"{path}: is a folder, not a {ext} file (a folder of shards is named without {ext})")
         return Output(path, ext[1:])
     if path.endswith(("/", os.sep)) or os.path.isdir(path) or sharded:
         return Output(path, "folder", max_shard_size or DEFAULT_SHARD_SIZE)
