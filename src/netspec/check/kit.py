@@ -782,7 +782,9 @@ def _sequence_specs(draw: st.DrawFn, max_layers: int) -> dict[str, Any]:
 @st.composite
 def _conv_specs(draw: st.DrawFn, max_layers: int) -> dict[str, Any]:
     """Channels-last convolutions over a 1-D or 2-D input: groups dividing the channels, dilation with
-    'same' padding, transposed convolutions; then global average pooling and a dense head."""
+    'same' or explicit [before, after] padding (at least k' - 1 in all, so no axis shrinks below 1),
+    transposed convolutions ('valid', 'same' or a symmetric crop below half the kernel); then global
+    average pooling and a dense head."""
     rank = draw(st.integers(1, 2))
     shape = [*[draw(st.integers(3, 8)) for _ in range(rank)], draw(st.sampled_from([1, 2, 4]))]
     channels = shape[-1]
@@ -793,12 +795,16 @@ def _conv_specs(draw: st.DrawFn, max_layers: int) -> dict[str, Any]:
         layer: dict[str, Any] = {"name": f"c{i}", "filters": filters, "kernel": draw(st.integers(1, 3)),
                                  "groups": groups}  # fmt: skip
         if draw(st.booleans()):
-            layer |= {"type": f"conv{rank}d", "dilation": draw(st.integers(1, 2)), "padding": "same",
-                      "stride": draw(st.integers(1, 2))}  # fmt: skip
+            dilation = draw(st.integers(1, 2))
+            effective = dilation * (layer["kernel"] - 1) + 1
+            pads = [[b, effective - 1 - b + draw(st.integers(0, 1))]
+                    for b in (draw(st.integers(0, effective - 1)) for _ in range(rank))]  # fmt: skip
+            layer |= {"type": f"conv{rank}d", "dilation": dilation, "stride": draw(st.integers(1, 2)),
+                      "padding": draw(st.sampled_from([pads, "same"]))}  # fmt: skip
         else:
             stride = draw(st.integers(1, 2))
             layer |= {"type": f"conv_transpose{rank}d", "stride": stride,
-                      "padding": draw(st.sampled_from(["valid", "same"])),
+                      "padding": draw(st.sampled_from(["valid", "same", (layer["kernel"] - 1) // 2])),
                       "transpose_fans": draw(st.sampled_from(["netspec", "torch"]))}  # fmt: skip
         if draw(st.booleans()):
             layer["activation"] = draw(st.sampled_from(["relu", "tanh", "linear"]))
