@@ -97,3 +97,15 @@ def test_every_example_spec_is_in_the_front_pages_table_with_its_parameter_count
         net = netspec.load(str(path))
         count = f"{net.num_params:,}" + (f" ({net.num_trainable:,})" if net.num_trainable != net.num_params else "")
         assert rows[path.name] == count, path.name
+
+
+def test_the_contents_list_names_every_reference_section_in_order():
+    """The front page's Contents lists every section after it, in the order they appear (a section added
+    to the README goes into the list too), each link the anchor GitHub gives the heading."""
+    body = re.sub(r"```.*?```", "", README, flags=re.S)  # headings inside code blocks are not sections
+    headings = re.findall(r"^## (.+)$", body, re.M)
+    listed = re.findall(r"^\d+\. \[(.+?)\]\(#([\w-]+)\)$", README, re.M)
+    after = headings[headings.index("Contents") + 1 :]
+    assert [title for title, _ in listed] == after
+    for title, anchor in listed:
+        assert anchor == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-"), title
