@@ -6,6 +6,7 @@ accumulated product; rtol 1e-5 / atol 1e-5 allows ~100 ulps on O(1) activations,
 (a transpose, a gate order) changes outputs at O(1)."""
 
 import importlib.util
+import json
 import sys
 
 import numpy as np
@@ -18,20 +19,20 @@ from netspec.cli import main
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.testing import specs
 from test_examples import SPECS, batch
-from test_layer_registry import CASES, integer_input, kind
+from test_layer_registry import CASES, integer_input, kind, sample
 
 RTOL = ATOL = 1e-5
 
 
 def _net(case):
     shape, layer = CASES[case]
-    return netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml"), shape
+    return netspec.loads(f"netspec: 1\ninput: {json.dumps(shape)}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml"), shape
 
 
 def _x(case, shape, n=3):
     rng = np.random.default_rng(0)
-    return rng.integers(0, 11, (n, *shape)) if integer_input(case) else (
-        rng.standard_normal((n, *shape)).astype(np.float32))  # fmt: skip
+    return rng.integers(0, 11, (n, *sample(shape))) if integer_input(case) else (
+        rng.standard_normal((n, *sample(shape))).astype(np.float32))  # fmt: skip
 
 
 def _session(net, params, path=None):

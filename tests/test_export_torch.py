@@ -5,6 +5,7 @@ Tolerance: float32 outputs of two implementations that sum in different orders d
 per accumulated product; rtol 1e-5 / atol 1e-5 allows ~100 ulps on O(1) activations, while a wrong
 layout (a transpose, a gate swap) changes outputs at O(1)."""
 
+import json
 import sys
 
 import numpy as np
@@ -18,7 +19,7 @@ from netspec.errors import NetspecError
 from netspec.nn.catalog import LAYER_TYPES
 from netspec.testing import specs
 from test_examples import SPECS, batch
-from test_layer_registry import CASES, integer_input, kind
+from test_layer_registry import CASES, integer_input, kind, sample
 
 torch = pytest.importorskip("torch")
 from netspec.export.torch import CONVERTERS, read_state_dict, to_module  # noqa: E402
@@ -51,11 +52,11 @@ def test_every_layer_type_has_a_converter():
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_layer_type_exports(case):
     shape, layer = CASES[case]
-    net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml")
+    net = netspec.loads(f"netspec: 1\ninput: {json.dumps(shape)}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml")
     params = net.initialize()
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 11, (3, *shape)) if integer_input(case) else (
-        rng.standard_normal((3, *shape)).astype(np.float32))  # fmt: skip
+    x = rng.integers(0, 11, (3, *sample(shape))) if integer_input(case) else (
+        rng.standard_normal((3, *sample(shape))).astype(np.float32))  # fmt: skip
     state = _agree(net, x, params).state_dict()  # outputs agree, tensors read back byte for byte
     fresh = to_module(net, {k: np.zeros_like(v) for k, v in params.items()})
     fresh.load_state_dict(state, strict=True)

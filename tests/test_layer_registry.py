@@ -3,12 +3,15 @@
 The table below must name every registered layer type: a new type without an entry fails here.
 """
 
+import json
+
 import numpy as np
 import pytest
 
 import netspec
 from netspec.check.verify import verify_network
 from netspec.nn.catalog import LAYER_TYPES
+from netspec.nn.inputs import matches
 from netspec.report.summary import as_json, explain
 
 EXAMPLES = {
@@ -60,6 +63,32 @@ VARIANTS = {
                    "bias: {name: normal, std: 0.1}}"),
     "dense:tied_no_bias": ([5], "{type: embedding, name: tok, vocab: 11, dim: 4}\n  - {type: layer_norm}\n"
                            "  - {type: dense, units: 11, tie: tok, use_bias: false, activation: log_softmax}"),
+    # sizes known only at run time (null): every layer that can take them, through every target
+    "embedding:dynamic": ([None], "{type: embedding, vocab: 11, dim: 4}"),
+    "dense:dynamic": ([None, 3], "{type: dense, units: 2, activation: hard_swish}"),
+    "multi_head_attention:dynamic": ([None, 8], "{type: multi_head_attention, heads: 4, key_dim: 2, kv_heads: 2, "
+                                     "causal: true, rotary: {layout: interleaved}}"),
+    "positional_embedding:dynamic": ([None, 3], "{type: positional_embedding, length: 9}"),
+    "rms_norm:dynamic": ([None, 3], "{type: rms_norm}"),
+    "layer_norm:dynamic": ([None, 3], "{type: layer_norm}"),
+    "gru:dynamic": ([None, 3], "{type: gru, units: 2, return_sequences: true, bidirectional: true}"),
+    "lstm:dynamic": ([None, 3], "{type: lstm, units: 2}"),
+    "conv1d:dynamic": ([None, 2], "{type: conv1d, filters: 3, kernel: 3, stride: 2, dilation: 2, padding: same}"),
+    "conv2d:dynamic": ([None, None, 2], "{type: conv2d, filters: 3, kernel: [3, 2], stride: [2, 1]}"),
+    "conv_transpose1d:dynamic": ([None, 2], "{type: conv_transpose1d, filters: 3, kernel: 4, stride: 2, "
+                                 "padding: same}"),
+    "conv_transpose2d:dynamic": ([None, 4, 2], "{type: conv_transpose2d, filters: 2, kernel: 2, stride: 3, "
+                                 "padding: same}"),
+    "max_pool1d:dynamic": ([None, 2], "{type: max_pool1d, pool: 2, padding: same}"),
+    "avg_pool2d:dynamic": ([None, None, 2], "{type: avg_pool2d, pool: 3, stride: 2, padding: same}"),
+    "global_avg_pool:dynamic": ([None, 3], "{type: global_avg_pool}"),
+    "upsample:dynamic": ([None, None, 2], "{type: upsample, size: [2, 3]}"),
+    "zero_pad:dynamic": ([None, 2], "{type: zero_pad, padding: [[1, 2]]}"),
+    "permute:dynamic": ([None, 3], "{type: permute, axes: [2, 1]}"),
+    "flatten:dynamic": ([None, 3], "{type: flatten}"),
+    "concat:dynamic": ([None, 3], "{type: concat, inputs: [input, input], axis: 0}"),
+    "multiply:dynamic": ([None, 3], "{type: multiply, inputs: [input, input]}"),
+    "activation:dynamic": ([None], "{type: activation, activation: relu6}"),
 }
 """More cases, ``<layer type>:<what>``: a layer line (later lines of the list may follow after a newline)."""
 
@@ -72,6 +101,15 @@ INTEGER_INPUTS = {"embedding"}
 def kind(case):
     """The layer type a case tests."""
     return case.split(":")[0]
+
+
+LENGTH = 5
+"""The size the tests give an axis the spec leaves open (null)."""
+
+
+def sample(shape, length=LENGTH):
+    """A sample's shape: ``shape`` with every open axis (None) given ``length``."""
+    return tuple(length if n is None else n for n in shape)
 
 
 def integer_input(case):
@@ -87,12 +125,12 @@ def test_every_layer_type_has_an_example():
 def test_layer_type_works_everywhere(case):
     shape, layer = CASES[case]
     layer_type = kind(case)
-    net = netspec.loads(f"netspec: 1\ninput: {shape}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
+    net = netspec.loads(f"netspec: 1\ninput: {json.dumps(shape)}\nlayers:\n  - {layer}\n", f"{layer_type}.yaml")
     params = net.initialize()
-    x = np.random.default_rng(0).integers(0, 11, (2, *shape)) if integer_input(case) else (
-        np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32))  # fmt: skip
+    x = np.random.default_rng(0).integers(0, 11, (2, *sample(shape))) if integer_input(case) else (
+        np.random.default_rng(0).standard_normal((2, *sample(shape))).astype(np.float32))  # fmt: skip
     y = net.forward(x, params)
-    assert y.shape == (2, *net.output_shape) and np.all(np.isfinite(y))
+    assert y.shape[0] == 2 and matches(y.shape[1:], net.output_shape) and np.all(np.isfinite(y))
     summary = as_json(net)
     assert summary["layers"][-1]["type"] == layer_type and layer_type in net.summary()
     assert len(explain(net)) == len(params)

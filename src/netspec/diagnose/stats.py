@@ -95,13 +95,19 @@ class Run:
                 **({"gradients_missing": self.gradients} if self.gradients else {})}  # fmt: skip
 
 
+DEFAULT_LENGTH = 16
+"""The size :func:`default_batch` gives an input axis whose size the spec leaves to run time (null)."""
+
+
 def default_batch(net: Network, batch: int, seed: int) -> Any:
-    """Standard-normal inputs, or uniform token ids below the vocabulary for inputs that feed an embedding."""
+    """Standard-normal inputs, or uniform token ids below the vocabulary for inputs that feed an embedding;
+    an axis of unknown size (null in the spec) gets :data:`DEFAULT_LENGTH`."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     out = {}
-    for name, shape in net.inputs.items():
+    for name, spec_shape in net.inputs.items():
+        shape = tuple(DEFAULT_LENGTH if n is None else n for n in spec_shape)
         users = [cl.layer for cl in net.layers if name in cl.sources]
         vocab = [u.options["vocab"] for u in users if u.type == "embedding"]
         if vocab:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
 from netspec.extras import install_hint
+from netspec.nn.layers import concrete
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -279,14 +280,15 @@ def _conv(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
         y = jax.lax.conv_general_dilated(xs[0], flipped, (1,) * rank, full, lhs_dilation=stride,
                                          rhs_dilation=dilation, dimension_numbers=_dims(rank),
                                          feature_group_count=groups)  # fmt: skip
-        out = cl.output_shape[:-1]
-        starts = [b for b, _ in layer.crops(cl.input_shape[:-1])]  # type: ignore[attr-defined]
+        sizes = xs[0].shape[1:-1]  # static when JAX traces (the spec's may be known only at run time)
+        out = concrete(layer.output_shape(xs[0].shape[1:]))[:-1]
+        starts = [b for b, _ in layer.crops(sizes)]  # type: ignore[attr-defined]
         y = y[(slice(None), *(slice(b, b + o) for b, o in zip(starts, out, strict=True)))]
         short = [o - size for o, size in zip(out, y.shape[1:-1], strict=True)]
         if any(short):
             y = jax.numpy.pad(y, [(0, 0), *((0, m) for m in short), (0, 0)])
     else:
-        pads = layer.pads(cl.input_shape[:-1])  # type: ignore[attr-defined]
+        pads = layer.pads(xs[0].shape[1:-1])  # type: ignore[attr-defined]
         y = jax.lax.conv_general_dilated(xs[0], w, stride, pads, rhs_dilation=dilation,
                                          dimension_numbers=_dims(rank), feature_group_count=groups)  # fmt: skip
     if "bias" in p:
@@ -300,7 +302,7 @@ def _pool(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
 
     layer = cl.layer
     window, stride, _ = layer.geometry()  # type: ignore[attr-defined]
-    pads = [(0, 0), *layer.pads(cl.input_shape[:-1]), (0, 0)]  # type: ignore[attr-defined]
+    pads = [(0, 0), *layer.pads(xs[0].shape[1:-1]), (0, 0)]  # type: ignore[attr-defined]
     dims, strides = (1, *window, 1), (1, *stride, 1)
     x = xs[0]
     if layer.reduce == "max":  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from netspec.errors import NetspecError
 from netspec.extras import install_hint
 from netspec.init.precision import HALF
+from netspec.nn.layers import concrete, lend, pads_vary
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -151,8 +152,8 @@ def _model(net: Network, params: dict[str, np.ndarray], helper: Any, TensorProto
     g = _trace(net, params, build=True)
     elem = helper_type(net.compute_dtype)
     inputs = [helper.make_tensor_value_info(name, TensorProto.INT64 if _ids(net, name) else elem,
-                                            ["batch", *shape]) for name, shape in net.inputs.items()]  # fmt: skip
-    outputs = [helper.make_tensor_value_info(name, elem, ["batch", *net.shape_of(name)]) for name in net.outputs]
+                                            _dims(name, shape)) for name, shape in net.inputs.items()]  # fmt: skip
+    outputs = [helper.make_tensor_value_info(name, elem, _dims(name, net.shape_of(name))) for name in net.outputs]
     nodes = [*g.nodes, *(helper.make_node("Identity", [g.values[n]], [n]) for n in net.outputs)]  # type: ignore[attr-defined]
     graph = helper.make_graph(nodes, net.name, inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="netspec",
@@ -161,6 +162,12 @@ def _model(net: Network, params: dict[str, np.ndarray], helper: Any, TensorProto
     for name, array in g.initializers.items():
         _initializer(model.graph, name, array, helper)
     return model
+
+
+def _dims(name: str, shape: tuple[int | None, ...]) -> list[int | str]:
+    """A value's ONNX dimensions: the symbolic ``batch``, then its sizes; a size known only at run time is
+    symbolic too, ``<value>_axis<i>`` (i counts from the batch axis, 0)."""
+    return ["batch", *(f"{name}_axis{i}" if n is None else n for i, n in enumerate(shape, start=1))]
 
 
 def _initializer(graph: Any, name: str, array: np.ndarray, helper: Any) -> None:
@@ -364,10 +371,35 @@ def _bias(g: Graph, cl: CompiledLayer, x: str, key: str = "bias") -> str:
     return g.node("Add", [x, g.weight(full, g.params[full])]) if full in g.params else x
 
 
-def _onnx_pads(cl: CompiledLayer) -> list[int]:
-    """ONNX's ``pads`` of a convolution or pool: every axis's begin, then every axis's end."""
-    pads = cl.layer.pads(cl.input_shape[:-1])  # type: ignore[attr-defined]
-    return [b for b, _ in pads] + [a for _, a in pads]
+def _onnx_pads(cl: CompiledLayer) -> dict[str, Any]:
+    """ONNX's padding attribute of a convolution or pool: ``pads``, every axis's begin, then every axis's
+    end; or, for 'same' padding that depends on a size known only at run time (:func:`_open_same`),
+    ``auto_pad: SAME_UPPER`` (the same numbers, the odd one after; onnxruntime takes it for pools, not for
+    dilated convolutions, which pad in the graph, :func:`_same_pad`)."""
+    if _open_same(cl):
+        return {"auto_pad": "SAME_UPPER"}
+    pads = cl.layer.pads(lend(cl.input_shape[:-1]))  # type: ignore[attr-defined]  # they depend on no open size
+    return {"pads": [b for b, _ in pads] + [a for _, a in pads]}
+
+
+def _open_same(cl: CompiledLayer) -> bool:
+    """'same' padding with a stride, over an axis whose size is known only at run time."""
+    _, stride, *_ = cl.layer.geometry()  # type: ignore[attr-defined]
+    return pads_vary(cl.layer.options.get("padding", "valid"), cl.input_shape[:-1], stride)
+
+
+def _same_pad(g: Graph, x: str, effective: Any, stride: Any) -> str:
+    """TensorFlow's 'same' padding of a channels-first ``x``, from its sizes when the model runs:
+    total = max((ceil(n / s) - 1) s + k' - n, 0), the odd one after."""
+    rank = len(stride)
+    n = g.node("Shape", [x], start=2, end=2 + rank)
+    s, k = g.ints(list(stride)), g.ints(list(effective))
+    out = g.node("Div", [g.node("Add", [n, g.ints([v - 1 for v in stride])]), s])  # ceil(n / s)
+    total = g.node("Sub", [g.node("Add", [g.node("Mul", [g.node("Sub", [out, g.ints([1])]), s]), k]), n])
+    total = g.node("Max", [total, g.ints([0])])
+    before = g.node("Div", [total, g.ints([2])])
+    pads = g.node("Concat", [g.ints([0, 0]), before, g.ints([0, 0]), g.node("Sub", [total, before])], axis=0)
+    return g.node("Pad", [x, pads])
 
 
 def _first(rank: int) -> list[int]:
@@ -411,21 +443,21 @@ def _conv(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
         extra = layer.output_padding()  # type: ignore[attr-defined]
         y = g.node("ConvTranspose", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
                    dilations=list(dilation), group=groups, output_padding=list(extra))  # fmt: skip
-        sizes = cl.input_shape[:-1]
-        crops = layer.crops(sizes)  # type: ignore[attr-defined]
-        if any(b or a for b, a in crops):  # cut from the full output (with output_padding's zeros)
+        crops = layer.crops(lend(cl.input_shape[:-1]))  # type: ignore[attr-defined]  # no crop depends on n
+        if any(b or a for b, a in crops):  # cut (before, after) from the full output, or extend it by -after
             starts = [b for b, _ in crops]
-            full = [(n - 1) * s + k + p for n, s, k, p in zip(sizes, stride, effective, extra, strict=True)]
-            out = cl.output_shape[:-1]
-            ends = [min(b + o, f) for b, o, f in zip(starts, out, full, strict=True)]
+            ends = [-a if a > 0 else 1 << 62 for _, a in crops]  # from the end: any length
             y = g.node("Slice", [y, g.ints(starts), g.ints(ends), g.ints(list(range(2, rank + 2)))])
-            short = [o - (e - b) for o, b, e in zip(out, starts, ends, strict=True)]
+            short = [max(-a, 0) for _, a in crops]
             if any(short):
                 y = g.node("Pad", [y, g.ints([0] * (rank + 2) + [0, 0, *short])])
     else:
         onnx_w = np.transpose(w, (rank + 1, rank, *range(rank)))
+        pads = _onnx_pads(cl)
+        if _open_same(cl):  # onnxruntime refuses SAME_UPPER with dilation: pad in the graph
+            x, pads = _same_pad(g, x, effective, stride), {"pads": [0] * (2 * rank)}
         y = g.node("Conv", [x, g.weight(f"{cl.name}.weights", onnx_w)], strides=list(stride),
-                   dilations=list(dilation), group=groups, pads=_onnx_pads(cl))  # fmt: skip
+                   dilations=list(dilation), group=groups, **pads)  # fmt: skip
     y = g.node("Transpose", [y], perm=_last(rank))
     return _act(g, layer.activation, _bias(g, cl, y))
 
@@ -436,7 +468,7 @@ def _pool(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     window, stride, _ = layer.geometry()  # type: ignore[attr-defined]
     rank = layer.rank  # type: ignore[attr-defined]
     x = g.node("Transpose", [xs[0]], perm=_first(rank))
-    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride), "pads": _onnx_pads(cl)}
+    attrs: dict[str, Any] = {"kernel_shape": list(window), "strides": list(stride), **_onnx_pads(cl)}
     if layer.reduce == "max":  # type: ignore[attr-defined]
         y = g.node("MaxPool", [x], **attrs)
     else:
@@ -493,7 +525,8 @@ def _embedding(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
 @converter("positional_embedding")
 def _positional(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     table = g.weight(f"{cl.name}.weights", g.params[f"{cl.name}.weights"])
-    rows = g.node("Slice", [table, g.ints([0]), g.ints([cl.input_shape[0]]), g.ints([0])])
+    length = g.node("Shape", [xs[0]], start=1, end=2)  # the sequence's, known when the model runs
+    rows = g.node("Slice", [table, g.ints([0]), length, g.ints([0])])
     return g.node("Add", [xs[0], rows])
 
 
@@ -526,20 +559,22 @@ def _zero_pad(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
 @converter("upsample")
 def _upsample(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     factors = cl.layer.factors(cl.input_shape)  # type: ignore[attr-defined]
-    x, shape = xs[0], list(cl.input_shape)
+    x, rank = xs[0], len(cl.input_shape)
     for axis, k in enumerate(factors, start=1):
         if k == 1:
             continue
+        scale = [1] * (rank + 1)
+        scale[axis] = k
+        target = g.node("Mul", [g.node("Shape", [x]), g.ints(scale)])  # the input's sizes (any), one axis times k
         x = g.node("Unsqueeze", [x, g.ints([axis + 1])])
-        x = g.node("Expand", [x, g.ints([1] * (axis + 1) + [k] + [1] * (len(shape) - axis))])
-        shape[axis - 1] *= k
-        x = g.node("Reshape", [x, g.ints([-1, *shape])])
+        x = g.node("Expand", [x, g.ints([1] * (axis + 1) + [k] + [1] * (rank - axis))])
+        x = g.node("Reshape", [x, target])
     return x
 
 
 @converter("reshape")
 def _reshape(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
-    return g.node("Reshape", [xs[0], g.ints([-1, *cl.output_shape])])
+    return g.node("Reshape", [xs[0], g.ints([-1, *concrete(cl.output_shape)])])  # reshape's sizes are known
 
 
 @converter("permute")
@@ -585,7 +620,7 @@ def _recurrent(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     y, y_h = g.node(op, inputs, outputs=3 if kind == "lstm" else 2, **attrs)[:2]
     if layer.options.get("return_sequences", False):
         y = g.node("Transpose", [y], perm=[2, 0, 1, 3])  # (seq, dir, batch, h) -> (batch, seq, dir, h)
-        return g.node("Reshape", [y, g.ints([-1, cl.input_shape[0], directions * units])])
+        return g.node("Reshape", [y, g.ints([0, 0, directions * units])])  # any sequence length
     y_h = g.node("Transpose", [y_h], perm=[1, 0, 2])  # (dir, batch, h) -> (batch, dir, h)
     return g.node("Reshape", [y_h, g.ints([-1, directions * units])])
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
 from netspec.extras import install_hint
+from netspec.nn.layers import lend, pads_vary
 from netspec.registry import registrar
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ def input_problem(name: str, shape: tuple[int, ...], expected: tuple[Any, ...]) 
     return message
 
 
-def _Network(torch: Any, root: Any, runners: list[Any], inputs: dict[str, tuple[int, ...]], outputs: list[str],
+def _Network(torch: Any, root: Any, runners: list[Any], inputs: dict[str, tuple[int | None, ...]], outputs: list[str],
              mapping: dict[str, str]) -> Any:  # fmt: skip
     class NetspecModule(torch.nn.Module):  # type: ignore[name-defined]
         """The compiled network: children are the layers (see :func:`to_module`)."""
@@ -351,9 +352,11 @@ def _conv(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     cin, filters = w.shape[-2] * groups, w.shape[-1]
     transposed = layer.type.startswith("conv_transpose")
     in_shape = cl.input_shape[:-1]
-    # (before, after) padded (a cropped for transposed convolutions); equal on both sides: PyTorch's own padding
-    pads = layer.crops(in_shape) if transposed else layer.pads(in_shape)  # type: ignore[attr-defined]
-    symmetric = all(b == a >= 0 for b, a in pads)
+    # (before, after) padded (a cropped for transposed convolutions); equal on both sides: PyTorch's own padding;
+    # 'same' with a stride over a size known only at run time: worked out for each input (``vary``)
+    vary = pads_vary(layer.options.get("padding", "valid"), in_shape, stride)
+    pads = layer.crops(lend(in_shape)) if transposed else layer.pads(lend(in_shape))  # type: ignore[attr-defined]
+    symmetric = not vary and all(b == a >= 0 for b, a in pads)
     padding = tuple(b for b, _ in pads) if symmetric else 0
     if transposed:
         cls = getattr(torch.nn, f"ConvTranspose{rank}d")
@@ -371,16 +374,17 @@ def _conv(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     tensors: Tensors = {"weights": ("weight", np.ascontiguousarray(torch_w))}
     if "bias" in p:
         tensors["bias"] = ("bias", p["bias"])
-    out_shape = cl.output_shape[:-1]
     f = torch.nn.functional
     act = activation_fn(layer.activation)
 
     base = type(conv).forward
 
     def forward(self: Any, x: Any) -> Any:  # channels last in and out, padding PyTorch cannot say, the activation
+        out_shape = layer.output_shape(tuple(x.shape[1:]))[:-1]  # this input's (the spec may leave sizes open)
+        here = layer.pads(tuple(x.shape[1:-1])) if vary else pads  # type: ignore[attr-defined]
         x = _channels_first(x)
         if not symmetric and not transposed:
-            x = f.pad(x, _torch_pads(pads))
+            x = f.pad(x, _torch_pads(here))
         y = base(self, x)
         if not symmetric and transposed:  # crop the full output (TensorFlow's 'same', or [before, after])
             y = y[(slice(None), slice(None), *(slice(b, b + o) for (b, _), o in zip(pads, out_shape, strict=True)))]
@@ -401,10 +405,12 @@ def _pool(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
     window, stride, _ = layer.geometry()  # type: ignore[attr-defined]
     rank, is_max = layer.rank, layer.reduce == "max"  # type: ignore[attr-defined]
     pool = getattr(f, f"{'max' if is_max else 'avg'}_pool{rank}d")
-    pads = _torch_pads(layer.pads(cl.input_shape[:-1]))  # type: ignore[attr-defined]
+    vary = pads_vary(layer.options.get("padding", "valid"), cl.input_shape[:-1], stride)
+    fixed = _torch_pads(layer.pads(lend(cl.input_shape[:-1])))  # type: ignore[attr-defined]
     include = layer.count_include_pad  # type: ignore[attr-defined]
 
     def forward(x: Any) -> Any:  # padded by hand: PyTorch's pools take at most half a window, on both sides
+        pads = _torch_pads(layer.pads(tuple(x.shape[1:-1]))) if vary else fixed  # type: ignore[attr-defined]
         x = _channels_first(x)
         if not any(pads):
             return _channels_last(pool(x, window, stride))
@@ -814,7 +820,7 @@ def expected_options(cl: CompiledLayer) -> dict[str, Any]:
     if hasattr(layer, "effective_kernel"):  # a convolution
         _, stride, dilation, _ = layer.geometry()  # type: ignore[attr-defined]
         transposed = hasattr(layer, "crops")
-        sizes = cl.input_shape[:-1]
+        sizes = lend(cl.input_shape[:-1])
         out = {"stride": tuple(stride), "dilation": tuple(dilation), "groups": layer.groups,  # type: ignore[attr-defined]
                "padding": tuple(layer.crops(sizes) if transposed else layer.pads(sizes))}  # type: ignore[attr-defined]  # fmt: skip
         if transposed:

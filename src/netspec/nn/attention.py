@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.init.fans import Fans, compute_fans
 from netspec.nn.activations import Activation
-from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, register_layer
+from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, known, register_layer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -190,9 +190,13 @@ class MultiHeadAttention(Layer):
                              "head serves an equal group of query heads")  # fmt: skip
         _ = self.rotary  # a rotary option that rotates no feature pair is an error here
         query, context = shapes[0], shapes[-1]
-        if self.options.get("causal", False) and query[0] != context[0]:
-            raise ShapeError(f"causal attention needs query and context of one length, got {query[0]} and {context[0]}")
+        self.check_lengths(query[0], context[0])
         return (query[0], self.options.get("output_dim", query[1]))
+
+    def check_lengths(self, query: int | None, context: int | None) -> None:
+        """Causal attention needs one length (lengths known only at run time are checked by :meth:`apply`)."""
+        if self.options.get("causal", False) and None not in (query, context) and query != context:
+            raise ShapeError(f"causal attention needs query and context of one length, got {query} and {context}")
 
     def output_shape(self, shape: Shape) -> Shape:
         return self.combine_shapes([shape])
@@ -201,7 +205,8 @@ class MultiHeadAttention(Layer):
         self.combine_shapes(shapes)
         _, qk, vd = self.dims()
         kk, kv = self.kv_widths()
-        d, d_ctx = shapes[0][1], shapes[-1][1]
+        d = known(shapes[0][1], "the query's features")
+        d_ctx = known(shapes[-1][1], "the context's features")
         d_out = self.options.get("output_dim", d)
         kernels = {"query": (d, qk), "key": (d_ctx, kk), "value": (d_ctx, kv), "output": (vd, d_out)}
         fused = self.options.get("convention", "keras") == "torch" and len(shapes) == 1
@@ -225,6 +230,7 @@ class MultiHeadAttention(Layer):
         import numpy as np
 
         x, c = xs[0], xs[-1]
+        self.check_lengths(x.shape[1], c.shape[1])
         heads, qk, vd = self.dims()
         group = heads // self.kv_heads
 
@@ -281,14 +287,19 @@ class PositionalEmbedding(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) != 2:
             raise ShapeError(f"{self.type} needs an input (sequence, features), got {list(shape)}")
-        if shape[0] > self.options["length"]:
-            raise ShapeError(f"the sequence ({shape[0]}) is longer than length {self.options['length']}")
+        self.check_length(shape[0])
         return shape
+
+    def check_length(self, sequence: int | None) -> None:
+        """The sequence fits the table (a length known only at run time is checked by :meth:`forward`)."""
+        if sequence is not None and sequence > self.options["length"]:
+            raise ShapeError(f"the sequence ({sequence}) is longer than length {self.options['length']}")
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         self.output_shape(shape)
-        table = (self.options["length"], shape[1])
+        table = (self.options["length"], known(shape[1], f"{self.type}'s features"))
         return [ParamSpec("weights", table, self.initializers["weights"], compute_fans(table))]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        self.check_length(x.shape[1])
         return x + params["weights"][: x.shape[1]]

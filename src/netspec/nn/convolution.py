@@ -41,6 +41,7 @@ from netspec.nn.layers import (
     SIZE_OR_LIST,
     WEIGHT_OPTIONS,
     WINDOW_PADDING,
+    Dims,
     ParamSpec,
     Shape,
     ShapeError,
@@ -48,7 +49,10 @@ from netspec.nn.layers import (
     _opt,
     _pad,
     _tuple,
+    concrete,
     explicit_pads,
+    known,
+    open_axes,
     register_layer,
     window_outputs,
     window_pads,
@@ -95,16 +99,18 @@ class Conv(WeightedLayer):
     def groups(self) -> int:
         return int(self.options.get("groups", 1))
 
-    def check_input(self, shape: Shape) -> None:
+    def check_input(self, shape: Shape) -> int:
+        """The input channels, checked against the groups (spatial sizes may be known only at run time)."""
         if len(shape) != self.rank + 1:
             raise ShapeError(f"{self.type} needs input {SPATIAL[self.rank]}, got {list(shape)}")
+        channels = known(shape[-1], f"{self.type}'s input channels (the last axis)")
         groups, filters = self.groups, self.options["filters"]
-        if shape[-1] % groups or filters % groups:
-            raise ShapeError(f"groups {groups} must divide the input channels ({shape[-1]}) and filters ({filters})")
+        if channels % groups or filters % groups:
+            raise ShapeError(f"groups {groups} must divide the input channels ({channels}) and filters ({filters})")
+        return channels
 
-    def kernel_shape(self, shape: Shape) -> Shape:
-        self.check_input(shape)
-        return (*self.geometry()[0], shape[-1] // self.groups, self.options["filters"])
+    def kernel_shape(self, shape: Shape) -> Dims:
+        return (*self.geometry()[0], self.check_input(shape) // self.groups, self.options["filters"])
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         kernel = self.kernel_shape(shape)
@@ -114,7 +120,7 @@ class Conv(WeightedLayer):
             specs.append(ParamSpec("bias", (kernel[-1],), self.initializers["bias"], fans, "", how))
         return specs
 
-    def fans(self, kernel: Shape) -> tuple[Fans, str]:
+    def fans(self, kernel: Dims) -> tuple[Fans, str]:
         """The kernel's fans and, when not the plain input-major rule, how they were computed."""
         fans = compute_fans(kernel)
         if self.options.get("group_fan_out", "all") == "per_group" and self.groups > 1:
@@ -132,16 +138,18 @@ class Conv(WeightedLayer):
     def output_shape(self, shape: Shape) -> Shape:
         self.check_input(shape)
         _, stride, _, _ = self.geometry()
-        pads = self.pads(shape[:-1])
-        return (*window_outputs(shape[:-1], self.effective_kernel(), stride, pads, "(dilated) kernel"),
-                self.options["filters"])  # fmt: skip
+
+        def spatial(sizes: Dims) -> tuple[int, ...]:
+            return window_outputs(sizes, self.effective_kernel(), stride, self.pads(sizes), "(dilated) kernel")
+
+        return (*open_axes(shape[:-1], spatial), self.options["filters"])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Sum over kernel taps m of x[s * o + d * m] @ W[m], group by group (x padded first)."""
         import numpy as np
 
         kernel, stride, dilation, _ = self.geometry()
-        out = self.output_shape(x.shape[1:])[:-1]
+        out = concrete(self.output_shape(x.shape[1:]))[:-1]
         x = _pad(x, self.pads(x.shape[1:-1]))
         w = params["weights"]
         y = np.zeros((x.shape[0], *out, w.shape[-1]), dtype=x.dtype)
@@ -190,7 +198,7 @@ class ConvTranspose(Conv):
                 raise ShapeError(f"output_padding {p} must be smaller than the stride ({s}) or the dilation ({d})")
         return padding
 
-    def fans(self, kernel: Shape) -> tuple[Fans, str]:
+    def fans(self, kernel: Dims) -> tuple[Fans, str]:
         fans = compute_fans(kernel)
         if self.options.get("transpose_fans", "netspec") == "torch":
             receptive, cin, filters = fans.receptive_field, kernel[-2] * self.groups, kernel[-1]
@@ -218,14 +226,18 @@ class ConvTranspose(Conv):
         self.check_input(shape)
         _, stride, _, _ = self.geometry()
         extra = self.output_padding()
-        spatial = []
-        for n, k, s, p, (before, after) in zip(shape[:-1], self.effective_kernel(), stride, extra,
-                                               self.crops(shape[:-1]), strict=True):  # fmt: skip
-            size = (n - 1) * s + k + p - before - after
-            if size < 1:
-                raise ShapeError(f"padding ({before}, {after}) crops the whole output ({(n - 1) * s + k + p})")
-            spatial.append(size)
-        return (*spatial, self.options["filters"])
+
+        def spatial(sizes: Dims) -> list[int]:
+            out = []
+            for n, k, s, p, (before, after) in zip(sizes, self.effective_kernel(), stride, extra, self.crops(sizes),
+                                                   strict=True):  # fmt: skip
+                size = (n - 1) * s + k + p - before - after
+                if size < 1:
+                    raise ShapeError(f"padding ({before}, {after}) crops the whole output ({(n - 1) * s + k + p})")
+                out.append(size)
+            return out
+
+        return (*open_axes(shape[:-1], spatial), self.options["filters"])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Scatter: y[s * i + d * m] += x[i] @ W[m] over every tap m, then crop (same) or extend (output_padding)."""
@@ -240,7 +252,7 @@ class ConvTranspose(Conv):
             taps = tuple(slice(d * m, d * m + s * (a - 1) + 1, s) for m, d, s, a in zip(tap, dilation, stride, n,
                                                                                     strict=True))  # fmt: skip
             y[(slice(None), *taps)] += _grouped(x, w[tap], self.groups)
-        out = self.output_shape(x.shape[1:])[:-1]
+        out = concrete(self.output_shape(x.shape[1:]))[:-1]
         starts = [before for before, _ in self.crops(n)]
         y = y[(slice(None), *(slice(b, b + o) for b, o in zip(starts, out, strict=True)))]
         short = [o - size for o, size in zip(out, y.shape[1:-1], strict=True)]

@@ -9,7 +9,7 @@ published schema is generated from.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,7 +25,45 @@ if TYPE_CHECKING:
     from netspec.init.distributions import Distribution
     from netspec.init.streams import Stream
 
-Shape = tuple[int, ...]
+Shape = tuple[int | None, ...]
+"""A value's sizes without the batch axis; None: a size known only at run time (a sequence length that varies)."""
+Dims = tuple[int, ...]
+"""A tensor's sizes, all known (parameters)."""
+
+
+def concrete(shape: Shape) -> Dims:
+    """The sizes of a shape computed from an array's shape (every size known)."""
+    return tuple(known(n, "an array axis") for n in shape)
+
+
+OPEN = 1 << 20
+"""The size shape inference lends an axis known only at run time while it works out a window layer's
+other axes (each axis's padding and output depend on its own size only); that axis's result is None."""
+
+
+def open_axes(sizes: Sequence[int | None], compute: Callable[[Dims], Sequence[int]]) -> Shape:
+    """``compute`` (sizes -> per-axis outputs) with each open axis (None) lent :data:`OPEN`, its output None
+    again: the known axes are computed and checked as ever, the open ones when the network runs."""
+    out = compute(lend(sizes))
+    return tuple(None if n is None else o for n, o in zip(sizes, out, strict=True))
+
+
+def pads_vary(padding: Any, sizes: Sequence[int | None], stride: Sequence[int]) -> bool:
+    """Whether a window layer's padding depends on a size known only at run time: 'same' with a stride
+    above 1 over an open axis (stride 1 pads k' - 1 whatever the size; explicit padding is fixed)."""
+    return padding == "same" and any(n is None and s != 1 for n, s in zip(sizes, stride, strict=True))
+
+
+def lend(sizes: Sequence[int | None]) -> Dims:
+    """``sizes`` with each open axis lent :data:`OPEN` (for what does not depend on that axis's size)."""
+    return tuple(OPEN if n is None else n for n in sizes)
+
+
+def known(size: int | None, what: str) -> int:
+    """``size``, which a layer needs to know when the network is compiled (ShapeError if it varies)."""
+    if size is None:
+        raise ShapeError(f"{what} must have a known size (null in the input shape: known only at run time)")
+    return size
 
 
 class ShapeError(NetspecError, ValueError):
@@ -37,7 +75,7 @@ class ParamSpec:
     """One parameter tensor a layer owns, before allocation."""
 
     name: str
-    shape: Shape
+    shape: Dims
     initializer: Initializer
     fans: Fans
     key: str = ""
@@ -243,7 +281,7 @@ class WeightedLayer(Layer):
     def use_bias(self) -> bool:
         return bool(self.options.get("use_bias", True))
 
-    def kernel_shape(self, shape: Shape) -> Shape:
+    def kernel_shape(self, shape: Shape) -> Dims:
         raise NotImplementedError
 
     def params(self, shape: Shape) -> list[ParamSpec]:
@@ -285,8 +323,8 @@ class Dense(WeightedLayer):
     }  # fmt: skip
     REQUIRED = ("units",)
 
-    def kernel_shape(self, shape: Shape) -> Shape:
-        return (shape[-1], self.options["units"])
+    def kernel_shape(self, shape: Shape) -> Dims:
+        return (known(shape[-1], f"{self.type}'s input features (the last axis)"), self.options["units"])
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         specs = super().params(shape)
@@ -415,7 +453,8 @@ class Pool(Layer):
         if len(shape) != self.rank + 1:
             raise ShapeError(f"{self.type} needs an input of rank {self.rank + 1}, got {list(shape)}")
         pool, stride, _ = self.geometry()
-        return (*window_outputs(shape[:-1], pool, stride, self.pads(shape[:-1]), "pool"), shape[-1])
+        spatial = open_axes(shape[:-1], lambda sizes: window_outputs(sizes, pool, stride, self.pads(sizes), "pool"))
+        return (*spatial, shape[-1])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np
@@ -448,7 +487,7 @@ class Flatten(Layer):
     description = "Flattens every axis but the batch axis (C order)."
 
     def output_shape(self, shape: Shape) -> Shape:
-        return (math.prod(shape),)
+        return (None,) if None in shape else (math.prod(s for s in shape if s is not None),)
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         return x.reshape(x.shape[0], -1)
@@ -470,7 +509,7 @@ class Norm(Layer):
         return float(self.options.get("epsilon", self.default_epsilon))
 
     def params(self, shape: Shape) -> list[ParamSpec]:
-        n = shape[-1]
+        n = known(shape[-1], f"{self.type}'s features (the last axis)")
         fans = Fans(n, n)
         return [
             ParamSpec("gamma", (n,), get_initializer("ones"), fans),
@@ -504,7 +543,7 @@ class BatchNorm(Norm):
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         specs = super().params(shape)
-        n, fans = shape[-1], specs[0].fans
+        n, fans = specs[0].shape[0], specs[0].fans
         return [
             *specs,
             ParamSpec("moving_mean", (n,), get_initializer("zeros"), fans, trainable=False),
@@ -596,12 +635,15 @@ class Merge(Layer):
     ufunc: ClassVar[str] = "add"
 
     def combine_shapes(self, shapes: list[Shape]) -> Shape:
-        out: list[int] = []
+        """Per axis the size other than 1; a size known only at run time (None) is taken to fit (NumPy checks
+        it when the network runs) and gives None unless another input's size is known."""
+        out: list[int | None] = []
         for axis in range(1, max(len(s) for s in shapes) + 1):
             sizes = {s[-axis] for s in shapes if len(s) >= axis} - {1}
-            if len(sizes) > 1:
+            fixed = sizes - {None}
+            if len(fixed) > 1:
                 raise ShapeError(f"input shapes do not match or broadcast: {_shapes(shapes)}")
-            out.insert(0, sizes.pop() if sizes else 1)
+            out.insert(0, fixed.pop() if fixed else None if sizes else 1)
         return tuple(out)
 
     def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
@@ -612,6 +654,11 @@ class Merge(Layer):
         for x in xs[1:]:
             y = fn(y, x)
         return y
+
+
+def _fit(a: Shape, b: Shape) -> bool:
+    """Equal where both sizes are known (None, known only at run time, fits any size)."""
+    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
 
 
 def _shapes(shapes: list[Shape]) -> str:
@@ -657,10 +704,13 @@ class Concat(Layer):
         if len(ranks) > 1:
             raise ShapeError(f"inputs have different ranks: {_shapes(shapes)}")
         axis = self.axis(ranks.pop())
-        rest = {s[:axis] + s[axis + 1 :] for s in shapes}
-        if len(rest) > 1:
+        rest = [s[:axis] + s[axis + 1 :] for s in shapes]
+        if any(not _fit(a, b) for a in rest for b in rest):
             raise ShapeError(f"inputs differ on an axis other than {axis}: {_shapes(shapes)}")
-        return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1 :])
+        merged = tuple(next((n for n in sizes if n is not None), None) for sizes in zip(*rest, strict=True))
+        joined = [s[axis] for s in shapes]
+        total = None if None in joined else sum(n for n in joined if n is not None)
+        return (*merged[:axis], total, *merged[axis:])
 
     def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np

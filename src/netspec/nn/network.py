@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from netspec.nn.inputs import matches
 from netspec.nn.layers import Layer, ParamSpec, Shape, ShapeError
 
 if TYPE_CHECKING:
@@ -269,13 +270,14 @@ class Network:
         if given is None or set(given) != set(self.inputs):
             raise ShapeError(f"the network takes inputs {', '.join(self.inputs)}; give a mapping name -> array")
         values = {name: np.asarray(given[name], dtype=np.dtype(self.compute_dtype)) for name in self.inputs}
-        singles = {name: v.shape == tuple(self.inputs[name]) for name, v in values.items()}
+        singles = {name: matches(v.shape, self.inputs[name]) for name, v in values.items()}
         single = all(singles.values())
         for name, v in values.items():
             batched = v[None] if single else v
-            if batched.shape[1:] != tuple(self.inputs[name]):
-                raise ShapeError(f"input {name!r} has shape {list(v.shape)}, the network takes "
-                                 f"{list(self.inputs[name])} (or a batch of it)")  # fmt: skip
+            if not matches(batched.shape[1:], self.inputs[name]):
+                wanted = ", ".join("any" if n is None else str(n) for n in self.inputs[name])
+                raise ShapeError(f"input {name!r} has shape {list(v.shape)}, the network takes [{wanted}] "
+                                 "(or a batch of it)")  # fmt: skip
             values[name] = batched
         return values, single
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from netspec.init.fans import Fans
 from netspec.init.gates import Gates
 from netspec.nn.activations import Activation, get_activation
-from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, register_layer
+from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, known, register_layer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,7 +120,7 @@ class Recurrent(Layer):
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         self.output_shape(shape)
-        u, g, n_in = self.units, self.gates, shape[-1]
+        u, g, n_in = self.units, self.gates, known(shape[-1], f"{self.type}'s input features (the last axis)")
         width = u if self.per_gate else g * u
         how = (f"per gate: fans of one gate's ({{rows}}, {u}) slice (Flax)" if self.per_gate else
                f"fused gates: fans of the whole ({{rows}}, {g}x{u}) kernel (Keras)")  # fmt: skip

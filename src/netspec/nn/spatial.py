@@ -9,7 +9,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from netspec.nn.layers import EXPLICIT_PADDING, POS_INT, Layer, Shape, ShapeError, _opt, explicit_pads, register_layer
+from netspec.nn.layers import (
+    EXPLICIT_PADDING,
+    POS_INT,
+    Layer,
+    Shape,
+    ShapeError,
+    _opt,
+    explicit_pads,
+    known,
+    register_layer,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +79,7 @@ class ZeroPad(Layer):
 
     def output_shape(self, shape: Shape) -> Shape:
         pads = self.pads(shape)
-        return (*(n + a + b for n, (a, b) in zip(shape[:-1], pads, strict=True)), shape[-1])
+        return (*(None if n is None else n + a + b for n, (a, b) in zip(shape[:-1], pads, strict=True)), shape[-1])
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np
@@ -88,7 +98,8 @@ class Upsample(Layer):
         return [int(v) for v in _per_axis(self.options["size"], _spatial(self, shape), "size")]
 
     def output_shape(self, shape: Shape) -> Shape:
-        return (*(n * f for n, f in zip(shape[:-1], self.factors(shape), strict=True)), shape[-1])
+        return (*(None if n is None else n * f for n, f in zip(shape[:-1], self.factors(shape), strict=True)),
+                shape[-1])  # fmt: skip
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         for axis, factor in enumerate(self.factors(x.shape[1:]), start=1):
@@ -109,13 +120,14 @@ class Reshape(Layer):
 
     def output_shape(self, shape: Shape) -> Shape:
         target = [int(v) for v in self.options["shape"]]
-        size, known = math.prod(shape), math.prod(v for v in target if v != -1)
+        size = math.prod(known(n, "every axis of a reshape's input") for n in shape)
+        known_part = math.prod(v for v in target if v != -1)
         if target.count(-1) > 1:
             raise ShapeError(f"at most one -1 in shape {target}")
         if -1 in target:
-            if size % known:
-                raise ShapeError(f"cannot infer the -1 in {target}: {size} values are not a multiple of {known}")
-            target[target.index(-1)] = size // known
+            if size % known_part:
+                raise ShapeError(f"cannot infer the -1 in {target}: {size} values are not a multiple of {known_part}")
+            target[target.index(-1)] = size // known_part
         if math.prod(target) != size:
             raise ShapeError(f"shape {target} holds {math.prod(target)} values, the input {list(shape)} has {size}")
         return tuple(target)

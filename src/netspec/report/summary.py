@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from netspec.spec.arithmetic import Evaluated
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def _shape(shape: tuple[int | None, ...]) -> str:
     return "(None, " + ", ".join(map(str, shape)) + ")" if shape else "(None,)"
 
 

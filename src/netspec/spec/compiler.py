@@ -14,7 +14,7 @@ from typing import Any
 
 from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
 from netspec.nn.catalog import LAYER_TYPES
-from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError
+from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError, lend, pads_vary
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec import auto_next, integers
 from netspec.spec.arithmetic import Evaluated, arithmetic
@@ -307,7 +307,9 @@ def _same_padding_warnings(doc: Document, layers: list[CompiledLayer]) -> list[D
         layer = cl.layer
         if layer.options.get("padding") != "same" or not hasattr(layer, "pads"):
             continue
-        sizes = cl.input_shape[:-1]
+        if pads_vary("same", cl.input_shape[:-1], layer.geometry()[1]):  # type: ignore[attr-defined]
+            continue  # the padding depends on a size known only at run time
+        sizes = lend(cl.input_shape[:-1])
         pads = layer.crops(sizes) if hasattr(layer, "crops") else layer.pads(sizes)
         axes = [i for i, (before, after) in enumerate(pads, start=1) if before != after]
         if axes:

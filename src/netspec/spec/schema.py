@@ -31,7 +31,9 @@ SHAPE = {
     "type": "array",
     "minItems": 1,
     "maxItems": 4,
-    "items": {"type": "integer", "minimum": 1, "maximum": 1 << 31},
+    "items": {"type": ["integer", "null"], "minimum": 1, "maximum": 1 << 31,
+              "description": "A size, or null for one known only when the network runs (a sequence length that "
+              "varies); layers that need the size refuse null."},
 }
 
 JSON_TYPES = {

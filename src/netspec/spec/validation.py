@@ -159,9 +159,10 @@ def _what(path: Path, schema_path: list[Any]) -> str:
 
 
 def _expected_type(schema: dict[str, Any]) -> str:
-    t = schema.get("type", "value")
-    return {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-            "array": "a list", "object": "a mapping"}.get(t, str(t))  # fmt: skip
+    types = schema.get("type", "value")
+    names = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+             "array": "a list", "object": "a mapping", "null": "null"}  # fmt: skip
+    return " or ".join(names.get(t, str(t)) for t in (types if isinstance(types, list) else [types]))
 
 
 def _translate(validation_error: jsonschema.ValidationError, doc: Document, base: Path = ()) -> list[Diagnostic]:
