@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from netspec.nn.network import Network
 
-__all__ = ["Network", "__version__", "load", "loads"]
+__all__ = ["Network", "__version__", "initialize_slice", "load", "loads", "shard"]
 
 
 def load(path: str, **overrides: Any) -> Network:
@@ -29,7 +29,8 @@ def load(path: str, **overrides: Any) -> Network:
 
     Args:
         path: the YAML spec file.
-        **overrides: ``seed`` (replaces the spec's), ``max_params`` (refuse larger networks).
+        **overrides: ``seed`` (replaces the spec's), ``dtype`` (replaces the spec's), ``max_params`` (refuse
+            larger networks).
 
     Raises:
         SpecError: the spec is invalid (every problem, located).
@@ -49,6 +50,22 @@ def loads(text: str, source: str = "<string>", **overrides: Any) -> Network:
 
     load_plugins()
     return compile_text(text, source, **overrides)
+
+
+def initialize_slice(net: Network, name: str, index: Any, seed: int | None = None) -> Any:
+    """Exactly ``net.initialize()[name][index]`` (basic indexing), generating only the blocks the slice
+    touches (:mod:`netspec.nn.slices`)."""
+    from netspec.nn.slices import initialize_slice as slice_of
+
+    return slice_of(net, name, index, seed)
+
+
+def shard(net: Network, name: str, rank: int, world: int, axis: int = 0, seed: int | None = None) -> Any:
+    """The part of parameter ``name`` rank ``rank`` of ``world`` holds when split along ``axis`` as
+    ``torch.chunk`` and DTensor's ``Shard(axis)`` split (:mod:`netspec.nn.slices`)."""
+    from netspec.nn.slices import shard as shard_of
+
+    return shard_of(net, name, rank, world, axis, seed)
 
 
 def __getattr__(name: str) -> Any:

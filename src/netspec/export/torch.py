@@ -932,3 +932,52 @@ def load_into(module: Any, spec_or_network: Any, params: dict[str, np.ndarray] |
         for k, v in ours.items():
             if k in theirs:
                 theirs[k].copy_(to_tensor(v))
+
+
+def fill_(tensor: Any, net: Network, name: str, perm: tuple[int, ...] | None = None, seed: int | None = None) -> Any:
+    """Fill a torch tensor with netspec's values of parameter ``name`` and return it: ``tensor`` holds
+    ``np.transpose(netspec_tensor, perm)`` (``perm=(1, 0)`` for a dense kernel in ``nn.Linear``'s
+    ``(out, in)``; None: netspec's own layout). A DTensor (FSDP2's ``fully_shard``, tensor parallelism)
+    gets only its local shard, which is all this rank generates (:func:`netspec.nn.slices.initialize_slice`);
+    the values are the same bytes on any mesh and world size. For ``reset_parameters``::
+
+        def reset_parameters(self):
+            with torch.no_grad():
+                netspec.torch.fill_(self.weight, net, "fc1.weights", perm=(1, 0))
+                netspec.torch.fill_(self.bias, net, "fc1.bias")
+
+    Raises:
+        NetspecError: the shapes disagree. InitializerError: ``rng: legacy`` (no part can be drawn alone).
+    """
+    import numpy as np
+
+    from netspec.nn.slices import initialize_slice
+
+    torch = torch_module()
+    shape = tuple(dict(net.parameters())[name].shape)
+    perm = tuple(range(len(shape))) if perm is None else tuple(perm)
+    if sorted(perm) != list(range(len(shape))) or tuple(shape[p] for p in perm) != tuple(tensor.shape):
+        raise NetspecError(f"{name} {list(shape)} transposed by {list(perm)} is not {list(tensor.shape)}")
+    local, offset = _local_part(torch, tensor)
+    torch_index = [slice(o, o + n) for o, n in zip(offset, local.shape, strict=True)]
+    index = [slice(None)] * len(shape)
+    for axis, p in enumerate(perm):
+        index[p] = torch_index[axis]
+    values = np.transpose(initialize_slice(net, name, tuple(index), seed), perm)
+    with torch.no_grad():
+        local.copy_(to_tensor(np.ascontiguousarray(values)))
+    return tensor
+
+
+def _local_part(torch: Any, tensor: Any) -> tuple[Any, tuple[int, ...]]:
+    """The tensor this rank holds and its offset in the global tensor (a plain tensor: itself, at 0)."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch built without distributed: no DTensor can be given
+        return tensor, (0,) * tensor.dim()
+    if not isinstance(tensor, DTensor):
+        return tensor, (0,) * tensor.dim()
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    _, offset = compute_local_shape_and_global_offset(tensor.shape, tensor.device_mesh, tensor.placements)
+    return tensor.to_local(), tuple(offset)
