@@ -291,6 +291,10 @@ def verify_stream(
         if name not in reports:
             empty = np.asarray(reader.read(name, 0, 0) if reader else np.empty(0, net.compute_dtype))
             reports[name] = _Tensor(name, laws[name], shapes[name], digests).add(0, empty, None).report(a, fit, source)
+    recipe_laws = {f"{cl.name}.{p}": d.text() for cl in net.layers for p, d in cl.recipe.items()}
+    for name, rep in reports.items():  # whose law a failing tensor breaks: a scaling that did not apply shows
+        if rep.problems and name in recipe_laws:
+            rep.problems.append(f"declared by {recipe_laws[name]}")
     return Report(net.source, alpha, a, -NormalDist().inv_cdf(a / 2), [reports[name] for name in sizes])
 
 

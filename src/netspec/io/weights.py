@@ -567,13 +567,16 @@ def metadata_for(net: Network) -> dict[str, str]:
     """
     from netspec.init.streams import block_version
 
-    return {
+    meta = {
         "netspec_spec": net.name,
         "netspec_seed": str(net.seed),
         "netspec_stream": "legacy" if net.rng == "legacy" else f"block/{block_version(net.rng)}",
         "netspec_rng": net.rng,
         "netspec_dtype": net.dtype,
     }
+    if net.width_mult:  # muP: each tensor's width multiplier, for an optimizer that scales learning rates by it
+        meta["netspec_width_mult"] = json.dumps(dict(sorted(net.width_mult.items())), separators=(",", ":"))
+    return meta
 
 
 def size_limit(net: Network) -> int:

@@ -51,8 +51,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netspec.init.fans import Fans, compute_fans
+from netspec.init.recipes import ROLES
 from netspec.nn.activations import Activation
-from netspec.nn.layers import INIT_REF, POS_INT, Layer, ParamSpec, Shape, ShapeError, _opt, known, register_layer
+from netspec.nn.layers import (
+    INIT_REF,
+    POS_INT,
+    Layer,
+    ParamSpec,
+    Shape,
+    ShapeError,
+    _opt,
+    known,
+    register_layer,
+    role_option,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,8 +156,16 @@ class MultiHeadAttention(Layer):
         **{f"{proj}_{kind}": _opt(INIT_REF, f"Initializer of the {proj} projection's {what}; overrides '{kind}'.")
            for proj in PROJECTIONS for kind, what in (("weights", "kernel"), ("bias", "bias"))},
         "use_bias": _opt({"type": "boolean"}, "Whether the projections have biases (default true)."),
+        "role": _opt({"type": "object", "additionalProperties": False,
+                      "properties": {proj: {"enum": list(ROLES), "description": f"The {proj} projection's role."}
+                                     for proj in PROJECTIONS}},
+                     "Each projection's role for the spec's init recipe (default: query query, key key, value value, "
+                     "output residual_out)."),
     }  # fmt: skip
     REQUIRED = ("heads", "key_dim")
+    KINDS = {"weights": "kernel", "bias": "bias"}
+    PROJECTION_ROLES = {"query": "query", "key": "key", "value": "value", "output": "residual_out"}
+    """Each projection's default role: the output projection writes into the residual stream."""
     INIT_KEYS = {"weights": "auto", "bias": "zeros",
                  **{f"{proj}_{kind}": default for proj in PROJECTIONS
                     for kind, default in (("weights", "auto"), ("bias", "zeros"))}}  # fmt: skip
@@ -161,6 +181,14 @@ class MultiHeadAttention(Layer):
         why = ("Keras' MultiHeadAttention default" if convention == "keras" else
                "torch's nn.MultiheadAttention: xavier_uniform_ on in_proj_weight")
         return "glorot_uniform", follows, "layer", why  # fmt: skip
+
+    def role_of(self, param: ParamSpec) -> str:
+        projection = param.name.split(".")[0]
+        written = self.options.get("role") or {}
+        return str(written.get(projection, self.PROJECTION_ROLES.get(projection, "hidden")))
+
+    def head_dim_of(self, param: ParamSpec) -> int | None:
+        return int(self.options["key_dim"])
 
     def dims(self) -> tuple[int, int, int]:
         """(heads, query width heads * key_dim, output projection's input heads * value_dim)."""
@@ -277,8 +305,11 @@ class PositionalEmbedding(Layer):
     OPTIONS = {
         "length": _opt(POS_INT, "Longest sequence: rows of the table."),
         "weights": _opt(INIT_REF, "Table initializer; 'auto' is glorot_uniform (keras_hub's PositionEmbedding)."),
+        "role": role_option("embedding"),
     }
     REQUIRED = ("length",)
+    DEFAULT_ROLE = "embedding"
+    KINDS = {"weights": "table"}
     INIT_KEYS = {"weights": "auto"}
     USES_DEFAULTS = False
     AUTO = {"name": "glorot_uniform"}

@@ -17,6 +17,7 @@ from netspec.errors import NetspecError
 from netspec.init.fans import Fans, compute_fans
 from netspec.init.gates import Gates
 from netspec.init.initializers import Initializer, get_initializer
+from netspec.init.recipes import ROLES
 from netspec.nn.activations import Activation, get_activation
 
 if TYPE_CHECKING:
@@ -201,6 +202,10 @@ class Layer:
     AUTO_WHY: ClassVar[str] = ""
     ARITY: ClassVar[int | tuple[int, int] | None] = 1
     """How many inputs the layer takes: 1, an exact number, a (fewest, most) range, or None for two or more."""
+    DEFAULT_ROLE: ClassVar[str] = "hidden"
+    """The layer's role for init recipes when it has no ``role:`` (:data:`netspec.init.recipes.ROLES`)."""
+    KINDS: ClassVar[dict[str, str]] = {}
+    """Parameter name (its last part) -> what it is to an init recipe: kernel, table, bias, gain, shift."""
 
     def __init__(self, name: str, options: dict[str, Any], resolved: Resolved | None = None):
         self.name = name
@@ -231,6 +236,19 @@ class Layer:
     @classmethod
     def has_activation(cls) -> bool:
         return "activation" in cls.OPTIONS
+
+    def role_of(self, param: ParamSpec) -> str:
+        """The role of a parameter's layer (or projection) for init recipes."""
+        role = self.options.get("role", self.DEFAULT_ROLE)
+        return role if isinstance(role, str) else self.DEFAULT_ROLE
+
+    def kind_of(self, param: ParamSpec) -> str:
+        """What a parameter is to an init recipe (``other``: recipes leave it alone)."""
+        return self.KINDS.get(param.name.rsplit(".", 1)[-1], "other")
+
+    def head_dim_of(self, param: ParamSpec) -> int | None:
+        """The attention head width a parameter belongs to (None outside attention)."""
+        return None
 
     def without_activation(self) -> Layer:
         """A copy that applies no activation (its output is the pre-activation)."""
@@ -276,6 +294,7 @@ class WeightedLayer(Layer):
     """Kernel ``weights`` plus optional ``bias`` (both get the kernel's fans)."""
 
     INIT_KEYS = {"weights": "auto", "bias": "zeros"}
+    KINDS = {"weights": "kernel", "bias": "bias"}
 
     @property
     def use_bias(self) -> bool:
@@ -293,11 +312,18 @@ class WeightedLayer(Layer):
         return specs
 
 
+def role_option(default: str) -> dict[str, Any]:
+    """The ``role:`` option: what the layer is to an init recipe (``init: {recipe: ...}``)."""
+    return _opt({"enum": list(ROLES)}, f"The layer's role for the spec's init recipe (default {default}): "
+                + "; ".join(f"{k}: {v}" for k, v in ROLES.items()) + ".")  # fmt: skip
+
+
 WEIGHT_OPTIONS = {
     "activation": _opt(ACT_REF, "Activation applied to the output (default: defaults.activation or linear)."),
     "weights": _opt(INIT_REF, "Kernel initializer: a name or {name, ...params}; 'auto' follows the activation."),
     "bias": _opt(INIT_REF, "Bias initializer (gets the kernel's fans); default: defaults.bias or zeros."),
     "use_bias": _opt({"type": "boolean"}, "Whether the layer has a bias vector (default true)."),
+    "role": role_option("hidden"),
 }
 
 
@@ -501,8 +527,11 @@ class Dropout(Layer):
 
 
 class Norm(Layer):
-    OPTIONS = {"epsilon": _opt({"type": "number", "exclusiveMinimum": 0}, "Added to the variance for stability.")}
+    OPTIONS = {"epsilon": _opt({"type": "number", "exclusiveMinimum": 0}, "Added to the variance for stability."),
+               "role": role_option("norm")}  # fmt: skip
     default_epsilon: ClassVar[float] = 1e-5
+    DEFAULT_ROLE = "norm"
+    KINDS = {"gamma": "gain", "beta": "shift"}
 
     @property
     def epsilon(self) -> float:
@@ -534,6 +563,7 @@ class BatchNorm(Norm):
         "momentum": _opt({"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                          "Weight of the batch statistics in the moving averages when training, PyTorch's convention "
                          "(default 0.1; Keras' momentum 0.99 is 0.01 here)."),
+        "role": role_option("norm"),
     }  # fmt: skip
     default_momentum: ClassVar[float] = 0.1
 
@@ -583,7 +613,8 @@ class RMSNorm(Norm):
 
     type = "rms_norm"
     description = "RMS normalization over the last axis: x / sqrt(mean(x^2) + epsilon) * gamma (Llama, T5)."
-    OPTIONS = {"epsilon": _opt({"type": "number", "exclusiveMinimum": 0}, RMS_EPSILON_NOTE)}
+    OPTIONS = {"epsilon": _opt({"type": "number", "exclusiveMinimum": 0}, RMS_EPSILON_NOTE),
+               "role": role_option("norm")}  # fmt: skip
     default_epsilon = 1e-6
 
     def params(self, shape: Shape) -> list[ParamSpec]:
@@ -603,8 +634,11 @@ class Embedding(Layer):
         "vocab": _opt(POS_INT, "Number of distinct token ids."),
         "dim": _opt(POS_INT, "Embedding width."),
         "weights": _opt(INIT_REF, "Table initializer; 'auto' is normal(0, 1) (PyTorch's nn.Embedding)."),
+        "role": role_option("embedding"),
     }
     REQUIRED = ("vocab", "dim")
+    DEFAULT_ROLE = "embedding"
+    KINDS = {"weights": "table"}
     INIT_KEYS = {"weights": "auto"}
     USES_DEFAULTS = False
     AUTO = {"name": "normal", "std": 1.0}

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from netspec.errors import Diagnostic
     from netspec.init.streams import Stream
     from netspec.spec.arithmetic import Evaluated
+    from netspec.spec.init_recipe import Decided
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class CompiledLayer:
     tied: dict[str, str] = field(default_factory=dict)
     """Tensors it uses but does not own: local name -> the owner's parameter (``lm_head`` ``weights`` ->
     ``tokens.weights``), used transposed (see :func:`layer_tensors`)."""
+    recipe: dict[str, Decided] = field(default_factory=dict)
+    """Parameter -> what the spec's init recipe decided for it (absent: the recipe did not decide it)."""
 
     def origin(self, param: ParamSpec) -> Provenance:
         """The provenance of a parameter's initializer (from the layer key it follows)."""
@@ -109,6 +112,10 @@ class Network:
     """The spec's ``constants``, resolved."""
     expressions: dict[str, Evaluated] = field(default_factory=dict)
     """Values written as expressions outside the layers (``defaults.weights.std``, ``init.layers``, ...)."""
+    init: dict[str, Any] | None = None
+    """The init recipe, resolved (``{recipe: gpt2, std: 0.02, layers: 12}``), or None."""
+    width_mult: dict[str, float] = field(default_factory=dict)
+    """Tensor -> muP width multiplier (a ``mup`` recipe with a base spec), written to weights metadata."""
 
     def parameters(self) -> Iterator[tuple[str, ParamSpec]]:
         """``("layer.param", spec)`` in initialization order: layer by layer, weights then bias."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from netspec.spec.arithmetic import show
@@ -141,6 +142,17 @@ def as_json(net: Network) -> dict[str, Any]:
     }
 
 
+def origin_of(net: Network, cl: CompiledLayer, p: ParamSpec) -> str:
+    """Where a parameter's initializer came from: the recipe and role that decided it, or the layer key (over
+    the recipe), ``defaults`` or ``auto``."""
+    if p.name in cl.recipe:
+        return cl.recipe[p.name].text()
+    text = origin_text(cl.origin(p), p)
+    if net.init is not None and cl.origin(p).source == "layer":
+        text += f" (the layer's own key, over recipe {net.init['recipe']} for role {cl.layer.role_of(p)})"
+    return text
+
+
 def origin_text(prov: Provenance, param: ParamSpec) -> str:
     """Where an initializer came from, in words: ``defaults.weights; auto: relu -> he_normal (...)``."""
     if prov.source == "fixed":
@@ -170,11 +182,11 @@ def fans_from(config: dict[str, Any], layer_fans: bool, convention: str = "") ->
 
 def expressions_of(net: Network, cl: CompiledLayer, p: ParamSpec) -> dict[str, Evaluated]:
     """The values written as expressions that decided a parameter: its layer's (shape and initializer) and
-    those of the ``defaults`` entry it follows."""
-    others = set(type(cl.layer).INIT_KEYS) - {p.init_key}
+    those of the ``defaults`` entry or the ``init`` recipe it follows."""
+    others = set(type(cl.layer).INIT_KEYS) - {p.init_key, cl.origin(p).key}
     out = {k: e for k, e in cl.expressions.items() if k.split(".")[0] not in others}
-    if cl.origin(p).source == "defaults":
-        prefix = f"defaults.{p.init_key}"
+    prefix = "init" if p.name in cl.recipe else f"defaults.{p.init_key}" if cl.origin(p).source == "defaults" else ""
+    if prefix:
         out.update({k: e for k, e in net.expressions.items() if k == prefix or k.startswith(prefix + ".")})
     return out
 
@@ -193,7 +205,8 @@ def explain(net: Network) -> list[dict[str, Any]]:
     """Per parameter: shape, fans, initializer, where it came from, its formula and declared distribution,
     and the expressions that decided it (with the constants they read)."""
     out = []
-    origins = {f"{cl.name}.{p.name}": origin_text(cl.origin(p), p) for cl in net.layers for p in cl.params}
+    origins = {f"{cl.name}.{p.name}": origin_of(net, cl, p) for cl in net.layers for p in cl.params}
+    recipes = {f"{cl.name}.{p.name}": cl.recipe[p.name] for cl in net.layers for p in cl.params if p.name in cl.recipe}
     found = {f"{cl.name}.{p.name}": expressions_of(net, cl, p) for cl in net.layers for p in cl.params}
     reads = {f"{cl.name}.{p.name}": constants_of(net, cl, p) for cl in net.layers for p in cl.params}
     tied: dict[str, list[str]] = {}  # owner -> the tensors that are it, transposed (weight tying)
@@ -220,6 +233,7 @@ def explain(net: Network) -> list[dict[str, Any]]:
                 "mean": dist.mean,
                 "std": dist.std,
                 "support": [low, high],
+                **({"recipe": asdict(recipes[path])} if path in recipes else {}),
                 **({"expressions": _expressions_json(found[path])} if found[path] else {}),
                 **({"constants": {k: net.constants[k] for k in sorted(reads[path])}} if reads[path] else {}),
                 **({"tied": tied[path]} if path in tied else {}),
@@ -230,6 +244,8 @@ def explain(net: Network) -> list[dict[str, Any]]:
 
 def explain_text(net: Network) -> str:
     blocks = []
+    if net.init is not None:
+        blocks.append("init         " + ", ".join(f"{k}: {v}" for k, v in net.init.items()))
     if net.constants:
         blocks.append("constants    " + ", ".join(f"{k} = {show(v)}" for k, v in net.constants.items()))
     blocks += [f"{k} = {e.describe()}" for k, e in net.expressions.items()]

@@ -126,7 +126,8 @@ def apply(doc: Document, layers: list[CompiledLayer]) -> list[Diagnostic]:
             provenance[key] = dataclasses.replace(provenance[key], auto_from=follows,
                                                   auto_to=f"{initializer_text(target)} ({why})")  # fmt: skip
         layer = type(cl.layer)(cl.name, cl.layer.options, Resolved(cl.layer.activation, inits, cl.layer.auto_keys))
-        params = layer.param_specs(cl.input_shapes or [cl.input_shape])
+        decided = {p.name: p for p in cl.params if p.name in cl.recipe}  # the init recipe ranks above defaults
+        params = [decided.get(p.name, p) for p in layer.param_specs(cl.input_shapes or [cl.input_shape])]
         layers[index] = dataclasses.replace(cl, layer=layer, params=params, provenance=provenance)
     return list(diags.values())
 

@@ -20,6 +20,7 @@ from netspec.spec import auto_next, integers
 from netspec.spec.arithmetic import Evaluated, arithmetic
 from netspec.spec.expansion import Expanded, expand, instance_context
 from netspec.spec.imports import Files, attribute, is_library, not_a_network, resolve_imports
+from netspec.spec.init_recipe import Decided, SpecRecipe, apply_recipe, check_base, load_recipe, recipe_config
 from netspec.spec.loader import Document, Path, format_path, load_file, load_text, parse_path
 from netspec.spec.validation import validate
 from netspec.spec.wiring import Wiring, network_inputs
@@ -55,6 +56,7 @@ def compile_document(
     max_params: int = DEFAULT_MAX_PARAMS,
     files: Files | None = None,
     dtype: str | None = None,
+    recipes: bool = True,
 ) -> Network:
     """Compile a loaded document (see the module doc).
 
@@ -63,7 +65,9 @@ def compile_document(
         seed: overrides the spec's ``seed``.
         dtype: overrides the spec's ``dtype`` (a name of :data:`~netspec.init.precision.PRECISIONS`).
         max_params: refuse networks with more parameters, before anything is allocated.
-        files: where ``imports`` are read from (default: the working tree around the spec file).
+        files: where ``imports`` (and ``init.base``) are read from (default: the working tree around the spec
+            file).
+        recipes: apply the spec's ``init`` recipe (False: shapes only, as for a muP base spec).
 
     Raises:
         SpecError: every located problem of the spec (schema, names, shapes, initializers).
@@ -78,9 +82,11 @@ def compile_document(
     imported = resolve_imports(doc, files)
     data = doc.data
     diags = _check_seed(doc, data, seed)
-    resolver = Resolver(doc, data.get("defaults", {}))
+    recipe, problems = load_recipe(doc, files, _base_shapes) if recipes else (None, [])
+    resolver = Resolver(doc, data.get("defaults", {}), recipe)
     compiled = _compile_layers(doc, resolver, max_params, data.get("names", "positional"))
-    diags += resolver.diagnostics + compiled.diagnostics
+    shapes = {f"{cl.name}.{p.name}": tuple(p.shape) for cl in compiled.layers for p in cl.params}
+    diags += problems + resolver.diagnostics + compiled.diagnostics + check_base(recipe, shapes, doc)
     if not diags:
         diags += auto_next.apply(doc, compiled.layers)
         compiled.warnings += auto_next.warnings(doc, compiled.layers)
@@ -102,7 +108,15 @@ def compile_document(
         imports=imported.digests,
         constants=dict(arithmetic(doc).constants),
         expressions=_network_expressions(doc),
+        init=recipe_config(recipe),
+        width_mult=dict(recipe.width_mult) if recipe is not None and recipe.base_shapes is not None else {},
     )
+
+
+def _base_shapes(doc: Document, files: Files) -> dict[str, tuple[int, ...]]:
+    """Every parameter's shape in a muP base-width spec (compiled without its own recipe)."""
+    net = compile_document(doc, files=files, recipes=False)
+    return {name: tuple(p.shape) for name, p in net.parameters()}
 
 
 def _precision(dtype: str) -> str:
@@ -211,6 +225,10 @@ def _compile_one(
     if tied is None:
         wiring.produced(name, None)
         return
+    decided: dict[str, Decided] = {}
+    if resolver.recipe is not None:  # below the layer's own keys, above defaults and auto
+        params, decided, problems = apply_recipe(resolver.recipe, layer, params, resolved[1], item.index, path, doc)
+        out.diagnostics += problems
     out.diagnostics += resolver.check_shapes(name, params, resolved[1], path)
     count = sum(p.size for p in params)
     if state.total <= state.max_params < state.total + count:
@@ -219,7 +237,7 @@ def _compile_one(
     state.total += count
     expressions = {format_path(p[len(path) :]): e for p, e in item.expressions.items()}
     compiled = CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes,
-                             item.blocks, item.index, expressions, item.depends, tied)  # fmt: skip
+                             item.blocks, item.index, expressions, item.depends, tied, decided)  # fmt: skip
     out.layers.append(compiled)
     wiring.produced(name, out_shape)
 
@@ -335,9 +353,11 @@ class Resolver:
     where it is written.
     """
 
-    def __init__(self, doc: Document, defaults: dict[str, Any]):
+    def __init__(self, doc: Document, defaults: dict[str, Any], recipe: SpecRecipe | None = None):
         self.doc = doc
         self.defaults = defaults
+        self.recipe = recipe
+        """The spec's init recipe: it decides after the layer's shapes are known (:func:`apply_recipe`)."""
         self.diagnostics: list[Diagnostic] = []
         self._built: dict[tuple[Path, str], Any] = {}
 

@@ -155,16 +155,44 @@ def _graft(
     return grafted
 
 
-def _confined(doc: Document, doc_path: str, where: Path, rel: str, files: Files) -> str:
+def _confined(doc: Document, doc_path: str, where: Path, rel: str, files: Files, what: str = "import") -> str:
     """The real path of an import, or a located error if it is absolute, a URL or outside the repository."""
     if URL.match(rel) or os.path.isabs(rel) or rel.startswith("~"):
-        raise SpecError(doc.source, [_diag(doc, where, f"import {rel!r} must be a relative path inside the "
+        raise SpecError(doc.source, [_diag(doc, where, f"{what} {rel!r} must be a relative path inside the "
                                            "repository (no absolute paths, no URLs)")], doc.text)  # fmt: skip
     target = files.real(os.path.join(os.path.dirname(doc_path), rel))
     if os.path.commonpath([target, files.root]) != files.root:
-        raise SpecError(doc.source, [_diag(doc, where, f"import {rel!r} resolves outside the repository "
+        raise SpecError(doc.source, [_diag(doc, where, f"{what} {rel!r} resolves outside the repository "
                                            f"({files.root})")], doc.text)  # fmt: skip
     return target
+
+
+def load_relative(doc: Document, where: Path, rel: str, files: Files | None, what: str) -> tuple[Document, Files]:
+    """Another spec file that ``doc`` names at ``where`` (relative to its file, confined to the repository as
+    imports are), loaded safely, with the :class:`Files` its own references resolve from.
+
+    Raises:
+        SpecError: located at ``where`` (no file to resolve from, outside the repository, missing), or the
+            file's own load errors.
+    """
+    from netspec.spec.loader import decode
+
+    if files is None:
+        if not os.path.isfile(doc.source):
+            raise SpecError(doc.source, [_diag(doc, where, f"{what} needs a spec file to resolve paths from (this "
+                                               "spec was given as text)")], doc.text)  # fmt: skip
+        files = local_files(doc.source)
+    target = _confined(doc, files.spec, where, rel, files, what)
+    raw = files.read(target)
+    if raw is None:
+        raise SpecError(doc.source, [_diag(doc, where, f"{what} {rel!r}: no such file")], doc.text)
+    label = files.label(target)
+    note = f"{what} of {doc.source}:{doc.mark(where)[0]}"
+    try:
+        loaded = load_text(decode(raw, label), label)
+    except SpecError as exc:
+        raise SpecError(exc.source, [replace(d, hint=d.hint or note) for d in exc.diagnostics], exc.text) from None
+    return loaded, replace(files, spec=target)
 
 
 def _load(doc: Document, where: Path, target: str, files: Files) -> Document:

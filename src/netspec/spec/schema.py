@@ -118,6 +118,32 @@ def _configurable(registry: Registry[Any], kind: str, extra_names: tuple[str, ..
     }
 
 
+def _recipes() -> dict[str, Any]:
+    """Schema of the top-level ``init``: ``{recipe: NAME, ...its parameters}``."""
+    from netspec.init.recipes import RECIPES
+
+    branches = []
+    for name in RECIPES:
+        cls = RECIPES[name]
+        hints = _param_types(cls)
+        summary = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
+        props: dict[str, Any] = {"recipe": {"const": name, "description": summary}}
+        for param, default in cls.parameter_defaults().items():
+            props[param] = _param_schema(cls, param, default, hints.get(param, type(default)))
+            if param in cls.REQUIRED:
+                props[param]["description"] = f"{param} of {name} (required)."
+        branches.append({"if": {"properties": {"recipe": {"const": name}}, "required": ["recipe"]},
+                         "then": {"additionalProperties": False, "required": list(cls.REQUIRED), "properties": props}})
+    return {
+        "type": "object",
+        "required": ["recipe"],
+        "description": "An init recipe: assigns each tensor's initializer by its layer's role (below the layer's own "
+        "keys, above defaults and auto). {recipe: NAME, ...its parameters}.",
+        "properties": {"recipe": {"enum": sorted(RECIPES), "description": "The recipe."}},
+        "allOf": branches,
+    }  # fmt: skip
+
+
 REFERENCE = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$", "maxLength": 200}
 """A layer reference: a name, or a layer inside a block instance (``stage1.conv2``)."""
 
@@ -287,6 +313,14 @@ def build_schema() -> dict[str, Any]:
                 "description": "'positional' (default): unnamed layers are <type>_<position>; 'explicit': every "
                 "layer with parameters must have a name, so inserting a layer never renames (and re-seeds) others.",
             },
+            "constants": {
+                "type": "object",
+                "maxProperties": 256,
+                "propertyNames": {"pattern": IDENTIFIER_PATTERN, "maxLength": 64},
+                "additionalProperties": {"type": "number"},
+                "description": "Named numbers that expressions \"${...}\" anywhere in the spec can read: name -> a "
+                "number, or an expression over the constants above it.",
+            },
             "input": {
                 **SHAPE,
                 "description": "Input shape without the batch axis, channels last, e.g. [32, 32, 3]; layers "
@@ -314,14 +348,7 @@ def build_schema() -> dict[str, Any]:
                     "activation": {"$ref": "#/$defs/activation", "description": "Activation (default linear)."},
                 },
             },
-            "constants": {
-                "type": "object",
-                "maxProperties": 256,
-                "propertyNames": {"pattern": IDENTIFIER_PATTERN, "maxLength": 64},
-                "additionalProperties": {"type": "number"},
-                "description": "Named numbers that expressions \"${...}\" anywhere in the spec can read: name -> a "
-                "number, or an expression over the constants above it.",
-            },
+            "init": {"$ref": "#/$defs/init", "description": "The init recipe, by role (the README's recipe table)."},
             "layers": {"$ref": "#/$defs/layers", "description": "The layers, input to output."},
             "imports": {"$ref": "#/$defs/imports", "description": IMPORTS["description"]},
             "blocks": {
@@ -355,6 +382,7 @@ def build_schema() -> dict[str, Any]:
             "layer": layer,
             **_layer_defs(),
             "initializer": _configurable(INITIALIZERS, "initializer", ("auto", "auto_next")),
+            "init": _recipes(),
             "activation": _configurable(ACTIVATIONS, "activation"),
         },
     }

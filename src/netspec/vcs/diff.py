@@ -191,6 +191,8 @@ def diff_networks(a: Network, b: Network, old: str, new: str) -> Diff:
             d.network[key] = [_plain(va), _plain(vb)]
     if a.spec.get("defaults", {}) != b.spec.get("defaults", {}):
         d.network["defaults"] = [a.spec.get("defaults", {}), b.spec.get("defaults", {})]
+    if a.init != b.init:
+        d.network["init"] = [a.init, b.init]
     _layers(d, a, b)
     _tensors(d, a, b)
     _constants(d, a, b)
@@ -321,7 +323,7 @@ def _diff_locks(old: Side, new: Side) -> Diff:
 
     a, b = loads(old.text, old.label), loads(new.text, new.label)
     d = Diff(old.label, new.label, total=(int(a.get("parameters", 0)), int(b.get("parameters", 0))))
-    for key in ("seed", "rng", "stream", "dtype", "netspec_version", "imports"):
+    for key in ("seed", "rng", "stream", "dtype", "netspec_version", "imports", "init"):
         if a.get(key) != b.get(key):
             d.network[key] = [a.get(key), b.get(key)]
     for name, (old_value, new_value) in changed_constants(a.get("constants"), b.get("constants")).items():

@@ -82,6 +82,7 @@ def build_lock(
         "dtype": net.dtype,
         "imports": dict(sorted((imports or {}).items())),
         **({"constants": dict(net.constants)} if net.constants else {}),
+        **({"init": net.init} if net.init is not None else {}),
         "parameters": net.num_params,
         "content_sha256": layout_digest(digests, layout),
         "tensors": tensors,
