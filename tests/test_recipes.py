@@ -411,3 +411,20 @@ def test_the_readme_table_lists_every_recipe_with_its_source() -> None:
     assert set(rows) == set(RECIPES)
     for name, row in rows.items():
         assert row.count("|") == 4 and len(row.split("|")[3].strip()) > 10, name  # a source named
+
+
+def test_the_recipe_ranks_above_defaults_auto_next() -> None:
+    text = """netspec: 1
+init: {recipe: gpt2, layers: 2}
+defaults: {weights: auto_next}
+input: [16]
+layers:
+  - {type: dense, name: fc, units: 32, role: residual_out}
+  - {type: batch_norm, name: bn}
+  - {type: activation, name: act, activation: relu}
+  - {type: dense, name: own, units: 8, weights: auto_next}
+"""
+    net = netspec.loads(text)
+    declared = {n: p.declared() for n, p in net.parameters()}
+    assert declared["fc.weights"] == Normal(0.0, 0.01)  # the recipe, not defaults' auto_next (He normal)
+    assert dict(net.parameters())["own.weights"].initializer.name == "glorot_uniform"  # its own key: the output
