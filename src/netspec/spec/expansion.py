@@ -154,6 +154,18 @@ class _Expander:
         """Block name -> whether its definition has an unknown $NAME (checked once, reported once)."""
         self.library = False
         """Whether blocks are checked without a spec that uses them (their constants unknown)."""
+        self._checked: dict[tuple[str, Path, str], list[Diagnostic]] = {}
+
+    def check(self, value: Any, definition: str, path: Path) -> list[Diagnostic]:
+        """Schema errors of ``value`` (a block body or a layer after substitution) against ``$defs/definition``,
+        located at ``path``; each distinct value is checked once (instances with equal arguments, repetitions
+        whose expressions do not read ``index``, share one check)."""
+        from netspec.spec.validation import validate_fragment
+
+        key = (definition, path, json.dumps(value, sort_keys=True))
+        if key not in self._checked:
+            self._checked[key] = validate_fragment(self.doc, value, definition, path)
+        return self._checked[key]
 
     def fail(self, message: str, where: Path, ctx: _Context, hint: str = "") -> None:
         line, col = self.doc.mark(where)
@@ -194,7 +206,7 @@ class _Expander:
                        ) -> tuple[dict[str, Any], dict[Path, Evaluated]] | None:  # fmt: skip
         """The layer with its expressions evaluated here and checked against the schema (None after
         reporting its errors)."""
-        from netspec.spec.validation import from_expression, integer_paths, set_at, validate_fragment
+        from netspec.spec.validation import from_expression, integer_paths, set_at
 
         context = self.context(ctx)
         item, found, diags = evaluate_tree(self.doc, item, where, ctx.names, context)
@@ -206,7 +218,7 @@ class _Expander:
             found[path] = Evaluated(found[path].text, int(found[path].value), found[path].constants)
             set_at(item, path[len(where) :], found[path].value)
         written = {format_path(p): e for p, e in found.items()}
-        problems = [from_expression(d, written) for d in validate_fragment(self.doc, item, "layer", where)]
+        problems = [from_expression(d, written) for d in self.check(item, "layer", where)]
         if problems:
             self.result.diagnostics += [replace(d, message=d.message + context) for d in problems]
             return None
@@ -271,8 +283,8 @@ class _Expander:
         before = len(self.result.diagnostics)
         context = instance_context(self.doc, [*ctx.instances, (instance, where)])
         waiting = {format_path(p) for p in expression_paths(body, body_path)}  # judged once evaluated
-        self.result.diagnostics += [d for d in _validate_body(self.doc, body, body_path, context)
-                                    if d.path not in waiting]  # fmt: skip
+        problems = [d for d in self.check(body, "layers", body_path) if d.path not in waiting]
+        self.result.diagnostics += [replace(d, message=d.message + context) for d in problems]
         if len(self.result.diagnostics) > before:
             return
         scope = {n: f"{instance}.{n}" for n in _names(body)}
