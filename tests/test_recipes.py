@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -428,3 +430,20 @@ layers:
     declared = {n: p.declared() for n, p in net.parameters()}
     assert declared["fc.weights"] == Normal(0.0, 0.01)  # the recipe, not defaults' auto_next (He normal)
     assert dict(net.parameters())["own.weights"].initializer.name == "glorot_uniform"  # its own key: the output
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_git_revision_reads_its_own_mup_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netspec.vcs.diff import diff_sides, read_side
+
+    spec = mup_specs(tmp_path, 32, 128)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "one"]):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)  # fmt: skip
+    base = tmp_path / "mup-base.yaml"
+    base.write_text(base.read_text().replace("d: 32", "d: 64"))  # only the base changes: m 4 -> 2
+    monkeypatch.chdir(tmp_path)
+    d = diff_sides(read_side(f"HEAD:{spec.name}"), read_side(spec.name))
+    changed = dict(d.tensors)
+    assert "hidden_1.weights" in changed and "input_layer.weights" not in changed  # σ/√m moved; σ did not
+    assert "N(0, 0.025²) -> N(0, 0.03536²)" in changed["hidden_1.weights"]
