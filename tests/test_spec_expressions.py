@@ -243,3 +243,18 @@ def test_the_readme_example_compiles() -> None:
     assert net.shape_of("up_2") == (1536,) and net.shape_of("mlp_12.fc") == (3072,)
     std = dict(net.parameters())["mlp_3.proj.weights"].declared().std
     assert std == pytest.approx(0.02 / math.sqrt(24), rel=1e-15)
+
+
+def test_the_published_schema_lets_editors_accept_expressions_where_numbers_go() -> None:
+    import jsonschema
+    import yaml
+
+    from netspec.spec.schema import build_schema, published_schema
+
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "specs" / "mup-gpt.yaml").read_text())  # as an editor reads it: unevaluated
+    editor = jsonschema.Draft202012Validator(published_schema())
+    assert list(editor.iter_errors(raw)) == []
+    assert list(jsonschema.Draft202012Validator(build_schema()).iter_errors(raw))  # netspec's: numbers only
+    raw["layers"][0]["vocab"] = "many"
+    assert any("many" in e.message for e in editor.iter_errors(raw))

@@ -388,5 +388,31 @@ def build_schema() -> dict[str, Any]:
     }
 
 
+EXPRESSION = {"type": "string", "pattern": r"^\$\{.*\}$",
+              "description": "An expression ${...} over numbers, the constants, the block's parameters and index, "
+              "evaluated when the spec is compiled (see the README's Arithmetic)."}  # fmt: skip
+
+
+def published_schema() -> dict[str, Any]:
+    """The schema as editors read it (``netspec schema``, ``schemas/netspec-v1.schema.json``): wherever a number
+    is allowed, an expression ``"${...}"`` is too. netspec itself validates with :func:`build_schema` after
+    evaluating the expressions (:mod:`netspec.spec.arithmetic`), so the numbers' own bounds still apply."""
+    return _with_expressions(build_schema())
+
+
+def _with_expressions(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_with_expressions(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: v if k == "if" else _with_expressions(v) for k, v in node.items()}
+    written = out.get("type")
+    kinds: list[Any] = written if isinstance(written, list) else [written]
+    if "integer" in kinds or "number" in kinds:
+        description = out.pop("description", None)
+        return {"anyOf": [out, EXPRESSION], **({"description": description} if description else {})}
+    return out
+
+
 def schema_json() -> str:
-    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
+    return json.dumps(published_schema(), indent=2, sort_keys=False) + "\n"
