@@ -14,9 +14,14 @@ if TYPE_CHECKING:
     from netspec.nn.network import Network
 
 
+LAYOUTS = ("torch", "onnx", "flax")
+"""The exporters whose files :func:`load_weights` reads back (each module has ``read_file``)."""
+
+
 def exported_layout(path: str) -> str:
     """'torch' for a ``.pt`` file or a safetensors file exported with torch layouts, 'onnx' for an
-    ``.onnx`` model, 'flax' for a ``.msgpack`` variables tree, else ''."""
+    ``.onnx`` model, 'flax' for a ``.msgpack`` variables tree, else '' (a safetensors file's
+    ``netspec_layout`` is what the file says: :func:`load_weights` checks it against :data:`LAYOUTS`)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".pt":
         return "torch"
@@ -42,6 +47,9 @@ def load_weights(net: Network, path: str) -> dict[str, np.ndarray]:
     layout = exported_layout(path) if os.path.isfile(path) else ""
     if not layout:
         return load_for(net, path)
+    if layout not in LAYOUTS:  # the file's own word: never a module name to import
+        raise NetspecError(f"{path}: records netspec_layout {layout[:40]!r}, which no netspec export writes "
+                           f"({', '.join(LAYOUTS)})")  # fmt: skip
     import importlib
 
     reader = importlib.import_module(f"netspec.export.{layout}").read_file

@@ -272,12 +272,13 @@ def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     try:
         with open_regular(path) as fh:
             if ext == ".npz":
-                _check_npz_size(fh, path, max_bytes)
-                return _read_npz(fh)
+                with _archive(path, "cannot read weights"):
+                    _check_npz_size(fh, path, max_bytes)
+                    return _read_npz(fh, path)
             return _read_safetensors(fh, path)
     except WeightsError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
+    except (OSError, ValueError, KeyError, struct.error) as exc:
         raise WeightsError(f"{path}: cannot read weights: {exc}") from None
 
 
@@ -350,6 +351,20 @@ def shard_files(folder: str) -> dict[str, list[str] | None]:
     return out
 
 
+@contextmanager
+def _archive(path: str, what: str) -> Iterator[None]:
+    """Around zipfile and numpy's .npy reader, which raise many types for malformed or unsupported bytes
+    (BadZipFile, NotImplementedError for a zip version or compression, RuntimeError for encryption,
+    EOFError, zlib.error, SyntaxError from the .npy header's ast.literal_eval, ...): all mean the file
+    cannot be read, a WeightsError naming it. (netspec's own safetensors reader raises its own errors.)"""
+    try:
+        yield
+    except WeightsError:
+        raise
+    except Exception as exc:
+        raise WeightsError(f"{path}: {what}: {type(exc).__name__}: {exc}") from None
+
+
 def _check_npz_size(fh: BinaryIO, path: str, max_bytes: int | None) -> None:
     if max_bytes is None:
         return
@@ -359,12 +374,27 @@ def _check_npz_size(fh: BinaryIO, path: str, max_bytes: int | None) -> None:
         raise WeightsError(f"{path}: expands to {declared:,} bytes, more than the spec's {max_bytes:,}; not loading it")
 
 
-def _read_npz(fh: BinaryIO) -> dict[str, np.ndarray]:
+def _read_npz(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz archive: every member a ``.npy`` array (``np.load`` hands other members over
+    as bytes), no name twice (which one would count?)."""
     import numpy as np
 
     fh.seek(0)
+    with zipfile.ZipFile(fh) as zf:
+        names = [n for n in zf.namelist() if n != NPZ_METADATA]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise WeightsError(f"{path}: the archive holds {', '.join(map(repr, twice))} more than once")
+    if not all(n.endswith(".npy") for n in names):
+        other = next(n for n in names if not n.endswith(".npy"))
+        raise WeightsError(f"{path}: member {other!r} is not a .npy array")
+    fh.seek(0)
     with np.load(fh, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files if name != NPZ_METADATA}
+        arrays = {name: data[name] for name in data.files}
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # a member without the .npy magic comes back as bytes
+            raise WeightsError(f"{path}: member {name + '.npy'!r} is not a .npy array")
+    return arrays
 
 
 def load_metadata(path: str) -> dict[str, str]:
@@ -381,7 +411,7 @@ def load_metadata(path: str) -> dict[str, str]:
     try:
         with open_regular(path) as fh:
             if ext == ".npz":
-                with zipfile.ZipFile(fh) as zf:
+                with _archive(path, "cannot read metadata"), zipfile.ZipFile(fh) as zf:
                     if zf.comment.startswith(NPZ_COMMENT_PREFIX):
                         meta = _json(zf.comment[len(NPZ_COMMENT_PREFIX) :], path, "the archive comment's metadata")
                     elif NPZ_METADATA not in zf.namelist():
@@ -394,7 +424,7 @@ def load_metadata(path: str) -> dict[str, str]:
                 meta = _safetensors_header(fh, path)[0].get("__metadata__", {})
     except WeightsError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as exc:
+    except (OSError, ValueError, KeyError, struct.error) as exc:
         raise WeightsError(f"{path}: cannot read metadata: {exc}") from None
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise WeightsError(f"{path}: metadata must be a mapping of strings to strings")
