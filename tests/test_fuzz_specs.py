@@ -127,3 +127,30 @@ def test_the_corpus_of_spec_crashes(path):
     except UnicodeDecodeError:
         return
     check(("text", text), tally)
+
+
+INTERNAL_ERRORS = {"NotASpec"}
+"""NetspecError subclasses that never leave netspec (fmt catches its own)."""
+
+
+def test_every_public_error_is_documented():
+    """The errors the fuzzers allow are the public API: each NetspecError subclass is in the README's table."""
+    import importlib
+    import pkgutil
+    import re
+
+    from netspec.errors import NetspecError
+
+    for module in pkgutil.walk_packages(netspec.__path__, "netspec."):
+        if not module.name.endswith(("_kernels", "__main__")):
+            importlib.import_module(module.name)
+    found, stack = set(), [NetspecError]
+    while stack:
+        for cls in stack.pop().__subclasses__():
+            stack.append(cls)
+            if cls.__module__.startswith("netspec.") and not cls.__name__.startswith("_"):
+                found.add((cls.__module__, cls.__name__))
+    readme = (fuzzing.ROOT / "README.md").read_text()
+    missing = [f"{m}.{n}" for m, n in sorted(found) if n not in INTERNAL_ERRORS and not re.search(
+        rf"`{re.escape(m)}\.{n}`", readme)]  # fmt: skip
+    assert not missing and len(found) >= 8, missing

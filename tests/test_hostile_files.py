@@ -107,3 +107,27 @@ def test_a_tiled_file_with_an_empty_tensor_reads(tmp_path):
     tensors = {"a": entry(0, 8, [2]), "empty": entry(8, 8, [0, 3]), "b": entry(8, 12, [1])}
     params = weights_io.load(str(safetensors(tmp_path / "w.safetensors", tensors, b"\0" * 12)))
     assert {k: v.shape for k, v in params.items()} == {"a": (2,), "empty": (0, 3), "b": (1,)}
+
+
+def test_a_layer_output_is_bounded_per_sample(tmp_path):
+    """An upsample 100000x holds 1.6e11 values per sample: eval would allocate without bound."""
+    spec = tmp_path / "up.yaml"
+    spec.write_text("netspec: 1\ninput: [4, 4, 1]\nlayers:\n  - {type: upsample, size: 100000}\n")
+    r = run("validate", spec)
+    assert r.returncode == 1 and f"{spec}:4:5: error: upsample_1 (upsample): the output (400000, 400000, 1) " \
+        "holds 160,000,000,000 values per sample, more than the limit of 2,147,483,648" in r.stderr, r.stderr
+
+
+def test_imported_files_are_bounded_in_all(tmp_path, monkeypatch):
+    """64 imported files of 1 MiB each would cost minutes of YAML parsing: their total is bounded."""
+    from netspec.spec import imports
+
+    monkeypatch.setattr(imports, "MAX_IMPORTED_BYTES", 300)
+    block = "netspec: 1\nblocks:\n  {name}:\n    layers:\n      - {{type: dense, units: 4}}\n"
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.yaml").write_text(block.format(name=name) + "# padding\n" * 5)
+    spec = tmp_path / "m.yaml"
+    spec.write_text("netspec: 1\ninput: [4]\nimports: [a.yaml, b.yaml, c.yaml]\nlayers:\n  - {block: a}\n")
+    r = run("validate", spec)
+    assert r.returncode == 1 and "import 'c.yaml': the imported files hold more than 300 bytes in all" in r.stderr, \
+        r.stderr

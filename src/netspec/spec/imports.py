@@ -23,6 +23,9 @@ from netspec.registry import did_you_mean
 from netspec.spec.loader import Document, Path, format_path, load_text, parse_path
 
 MAX_IMPORTED_FILES = 64
+MAX_IMPORTED_BYTES = 4 << 20
+"""What the imported files of one spec may hold in all (parsing YAML costs several seconds per MiB: 64
+files of 1 MiB each would cost minutes)."""
 LIBRARY_KEYS = ("netspec", "imports", "blocks")
 """What a block library may hold (besides ``x-`` keys)."""
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[A-Za-z]:[\\/]|^\\\\")
@@ -38,6 +41,8 @@ class Imported:
     """Imported file (relative to the repository root) -> SHA-256 of its text (UTF-8)."""
     loaded: dict[str, tuple[Document, dict[str, tuple[Document, Path]]]] = field(default_factory=dict)
     """Each imported file, loaded and grafted once however many files import it, with its own grafts."""
+    size: int = 0
+    """Bytes read from imported files so far (at most :data:`MAX_IMPORTED_BYTES`)."""
 
 
 def repository_root(spec_path: str) -> str:
@@ -134,7 +139,8 @@ def _graft(
             if len(result.loaded) >= MAX_IMPORTED_FILES:
                 raise SpecError(doc.source, [_diag(doc, where, f"more than {MAX_IMPORTED_FILES} imported files")],
                                 doc.text)  # fmt: skip
-            library = _load(doc, where, target, files)
+            library = _load(doc, where, target, files, MAX_IMPORTED_BYTES - result.size)
+            result.size += len(library.text.encode())
             result.digests[os.path.relpath(target, files.root)] = hashlib.sha256(library.text.encode()).hexdigest()
             result.loaded[target] = (library, _graft(library, target, files, result, [*stack, target]))
         library, nested = result.loaded[target]
@@ -195,7 +201,7 @@ def load_relative(doc: Document, where: Path, rel: str, files: Files | None, wha
     return loaded, replace(files, spec=target)
 
 
-def _load(doc: Document, where: Path, target: str, files: Files) -> Document:
+def _load(doc: Document, where: Path, target: str, files: Files, budget: int) -> Document:
     """The imported file, loaded safely and checked against the schema of a block library."""
     from netspec.io.files import NotARegularFile
     from netspec.spec.loader import decode
@@ -208,6 +214,10 @@ def _load(doc: Document, where: Path, target: str, files: Files) -> Document:
     if raw is None:
         rel = _entry_text(doc, where)
         raise SpecError(doc.source, [_diag(doc, where, f"import {rel!r}: no such file")], doc.text)
+    if len(raw) > budget:  # checked before the file is parsed
+        rel = _entry_text(doc, where)
+        msg = f"import {rel!r}: the imported files hold more than {MAX_IMPORTED_BYTES:,} bytes in all"
+        raise SpecError(doc.source, [_diag(doc, where, msg)], doc.text)
     line, _ = doc.mark(where)
     note = f"imported from {doc.source}:{line}"
     label = files.label(target)
