@@ -374,6 +374,20 @@ def _check_npz_size(fh: BinaryIO, path: str, max_bytes: int | None) -> None:
         raise WeightsError(f"{path}: expands to {declared:,} bytes, more than the spec's {max_bytes:,}; not loading it")
 
 
+def _npz_members(zf: zipfile.ZipFile, path: str) -> list[zipfile.ZipInfo]:
+    """The tensor members of an .npz archive, checked: each a ``.npy`` file, no name twice (which one would
+    count?); the metadata member of earlier versions left out."""
+    infos = [info for info in zf.infolist() if info.filename != NPZ_METADATA]
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise WeightsError(f"{path}: the archive holds {', '.join(map(repr, twice))} more than once")
+    other = next((n for n in names if not n.endswith(".npy")), None)
+    if other is not None:
+        raise WeightsError(f"{path}: member {other!r} is not a .npy array")
+    return infos
+
+
 def _read_npz(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz archive: every member a ``.npy`` array (``np.load`` hands other members over
     as bytes), no name twice (which one would count?)."""
@@ -381,16 +395,10 @@ def _read_npz(fh: BinaryIO, path: str) -> dict[str, np.ndarray]:
 
     fh.seek(0)
     with zipfile.ZipFile(fh) as zf:
-        names = [n for n in zf.namelist() if n != NPZ_METADATA]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise WeightsError(f"{path}: the archive holds {', '.join(map(repr, twice))} more than once")
-    if not all(n.endswith(".npy") for n in names):
-        other = next(n for n in names if not n.endswith(".npy"))
-        raise WeightsError(f"{path}: member {other!r} is not a .npy array")
+        _npz_members(zf, path)
     fh.seek(0)
     with np.load(fh, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+        arrays = {name: data[name] for name in data.files if name != NPZ_METADATA}
     for name, value in arrays.items():
         if not isinstance(value, np.ndarray):  # a member without the .npy magic comes back as bytes
             raise WeightsError(f"{path}: member {name + '.npy'!r} is not a .npy array")
@@ -666,7 +674,8 @@ class TensorReader:
             elif file_format(path) == ".safetensors":
                 self._open_safetensors(path)
             else:
-                self._open_npz(path, max_bytes)
+                with _archive(path, "cannot read weights"):
+                    self._open_npz(path, max_bytes)
         except WeightsError:
             self.close()
             raise
@@ -689,10 +698,8 @@ class TensorReader:
         _check_npz_size(fh, path, max_bytes)
         fh.seek(0)
         self._npz = self._stack.enter_context(zipfile.ZipFile(fh))
-        for info in self._npz.infolist():
+        for info in _npz_members(self._npz, path):
             name = info.filename.removesuffix(".npy")
-            if name == NPZ_METADATA or not info.filename.endswith(".npy"):
-                continue
             with self._npz.open(info) as member:
                 shape, _, dtype = _npy_member_header(member, path, name)
             self.tensors[name] = (shape, dtype)
@@ -714,8 +721,9 @@ class TensorReader:
                     raise WeightsError(f"{self.path}: {name!r} ends early")
                 done += got
             return out
-        member = self._seek(name, start)
-        data = member.read(count * dtype.itemsize)
+        with _archive(self.path, f"cannot read {name!r}"):  # (a corrupt member: zlib, CRC, EOF errors)
+            member = self._seek(name, start)
+            data = member.read(count * dtype.itemsize)
         if len(data) != count * dtype.itemsize:
             raise WeightsError(f"{self.path}: {name!r} ends early")
         self._member = (name, member, start + count)
