@@ -124,7 +124,7 @@ def test_read_config_from_a_folder_a_file_and_refusals(tmp_path):
     assert read_config(str(tmp_path))[0] == TINY_LLAMA_V4
     assert read_config(str(tmp_path / "config.json"))[1] == str(tmp_path / "config.json")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(HFConfigError, match="holds no config.json"):
+    with pytest.raises(HFConfigError, match=r"holds no config\.json"):
         read_config(str(tmp_path / "empty"))
     with pytest.raises(HFConfigError, match="no such file or folder"):
         read_config(str(tmp_path / "missing"))  # a path, not a Hub id

@@ -290,8 +290,8 @@ def _rope(fields: _Fields) -> tuple[float, float]:
     if not isinstance(params, dict):
         raise fields.error(key, f"must be an object, got {params!r}")
     if any(isinstance(v, dict) for v in params.values()):
-        raise fields.error(key, "per-layer-type rope parameters are not supported: netspec gives every layer one rotary "
-                                "embedding")  # fmt: skip
+        raise fields.error(key, "per-layer-type rope parameters are not supported: netspec gives every layer "
+                                "one rotary embedding")  # fmt: skip
     rope_type = params.get("rope_type", params.get("type", "default"))
     if rope_type not in ROPE_TYPES:
         raise fields.error(f"{key}.rope_type", f"{rope_type!r} is not implemented by netspec (it implements "

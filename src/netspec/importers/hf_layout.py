@@ -95,8 +95,8 @@ def _gpt2(m: HFModel) -> Iterator[Stored]:
     for i in range(m.n_layers):
         hf, ns = f"transformer.h.{i}", f"h_{i + 1}"
         yield from _norm(f"{hf}.ln_1", f"{ns}.ln_1")
-        for kind in ("weight", "bias"):
-            parts = tuple(f"{ns}.attn.{role}.{kind}{'s' if kind == 'weight' else ''}" for role in ("query", "key", "value"))
+        for kind, ours in (("weight", "weights"), ("bias", "bias")):
+            parts = tuple(f"{ns}.attn.{role}.{ours}" for role in ("query", "key", "value"))
             yield Stored(f"{hf}.attn.c_attn.{kind}", parts, CONCAT)
         yield from _conv1d(f"{hf}.attn.c_proj", f"{ns}.attn.output")
         yield from _norm(f"{hf}.ln_2", f"{ns}.ln_2")
