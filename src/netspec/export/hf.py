@@ -1,0 +1,262 @@
+"""``netspec export SPEC --to hf -o DIR``: a Hugging Face checkpoint that ``from_pretrained`` loads.
+
+The spec must be laid out as ``netspec import hf`` writes it (``x-hf.architecture`` names the architecture;
+layers named after transformers' modules): the export reads the architecture back from the compiled
+network (:func:`model_of`: widths, heads, norms, rotary, tie), writes ``config.json`` (both config forms, so
+transformers 4 and 5 read it), and the weights as ``model.safetensors`` or, past ``max_shard_size``, as
+shards ``model-00001-of-0000N.safetensors`` with ``model.safetensors.index.json``, under transformers'
+tensor names and layouts (:mod:`netspec.importers.hf_layout`; a tied head stored once). Each file's
+``__metadata__`` holds ``format: pt`` (what transformers expects) and netspec's provenance.
+
+Without ``params`` the tensors are generated from the seed straight into the files, one tensor in memory
+at a time (plus the parts of one stored tensor: GPT-2's ``c_attn`` concatenates q, k and v).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from netspec.errors import NetspecError
+from netspec.importers.hf import ACTIVATIONS, FAMILY_MODEL_TYPE, HFModel
+from netspec.importers.hf_layout import Stored, stored_tensors
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.nn.network import CompiledLayer, Network
+
+DEFAULT_MAX_SHARD = 5 * 10**9
+"""transformers' default ``max_shard_size`` ("5GB")."""
+
+
+class HFExportError(NetspecError):
+    """The network is not laid out as a Hugging Face architecture netspec exports."""
+
+
+# -------------------------------------------------------------------- the architecture, read back
+
+
+def model_of(net: Network) -> HFModel:
+    """The :class:`HFModel` the network is (see the module doc).
+
+    Raises:
+        HFExportError: no ``x-hf.architecture``, or a layer the architecture needs is missing or differs.
+    """
+    meta = net.spec.get("x-hf")
+    arch = meta.get("architecture") if isinstance(meta, dict) else None
+    if arch not in FAMILY_MODEL_TYPE:
+        raise HFExportError(f"{net.source}: --to hf exports specs laid out as `netspec import hf` writes them; "
+                            f"x-hf.architecture must name one of {', '.join(sorted(FAMILY_MODEL_TYPE))}"
+                            f"{f' (it says {arch!r})' if arch else ''}")  # fmt: skip
+    carried = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    layers = {cl.name: cl for cl in net.layers}
+    reader = _Reader(net, layers)
+    return reader.gpt2(arch, carried) if arch == "GPT2LMHeadModel" else reader.llama(arch, carried)
+
+
+class _Reader:
+    def __init__(self, net: Network, layers: dict[str, CompiledLayer]):
+        self.net = net
+        self.layers = layers
+
+    def layer(self, name: str, kind: str) -> CompiledLayer:
+        cl = self.layers.get(name)
+        if cl is None or cl.layer.type != kind:
+            found = f"a {cl.layer.type} layer" if cl else "no such layer"
+            raise HFExportError(f"{self.net.source}: the architecture needs a {kind} layer named {name!r} ({found})")
+        return cl
+
+    def count(self, prefix: str, inner: str) -> int:
+        n = 0
+        while f"{prefix}_{n + 1}.{inner}" in self.layers:
+            n += 1
+        if n == 0:
+            raise HFExportError(f"{self.net.source}: no decoder layers ({prefix}_1.{inner} ...)")
+        return n
+
+    def option(self, cl: CompiledLayer, key: str, default: Any = None) -> Any:
+        return cl.layer.options.get(key, default)
+
+    def llama(self, arch: str, carried: dict[str, Any]) -> HFModel:
+        embed = self.layer("embed_tokens", "embedding")
+        attn = self.layer("layers_1.self_attn", "multi_head_attention")
+        gate = self.layer("layers_1.mlp.gate_proj", "dense")
+        norm = self.layer("norm", "rms_norm")
+        head = self.layer("lm_head", "dense")
+        heads = self.option(attn, "heads")
+        rotary = self.option(attn, "rotary") or {}
+        qkv_bias, out_bias = _attention_biases(attn)
+        return HFModel(
+            architecture=arch, family="llama", model_type=FAMILY_MODEL_TYPE[arch],
+            vocab=self.option(embed, "vocab"), d=self.option(embed, "dim"),
+            n_layers=self.count("layers", "self_attn"), heads=heads, kv_heads=self.option(attn, "kv_heads", heads),
+            head_dim=self.option(attn, "key_dim"), d_ff=self.option(gate, "units"),
+            max_positions=int(carried.get("max_position_embeddings", 2048)),
+            activation=gate.layer.activation.get_config() if gate.layer.activation.parameters() else
+            gate.layer.activation.name,
+            norm_eps=norm.layer.epsilon, std=_std(self.net), tie=bool(self.option(head, "tie")),
+            rope_theta=float(rotary.get("theta", 10000.0)), rope_fraction=float(rotary.get("fraction", 1.0)),
+            qkv_bias=qkv_bias, out_bias=out_bias, mlp_bias=bool(self.option(gate, "use_bias", True)),
+            pad_token_id=self.option(embed, "padding_idx"), dtype=self.net.dtype, carried=carried,
+        )  # fmt: skip
+
+    def gpt2(self, arch: str, carried: dict[str, Any]) -> HFModel:
+        wte = self.layer("wte", "embedding")
+        wpe = self.layer("wpe", "positional_embedding")
+        attn = self.layer("h_1.attn", "multi_head_attention")
+        fc = self.layer("h_1.mlp.c_fc", "dense")
+        ln = self.layer("ln_f", "layer_norm")
+        head = self.layer("lm_head", "dense")
+        heads = self.option(attn, "heads")
+        return HFModel(
+            architecture=arch, family="gpt2", model_type="gpt2", vocab=self.option(wte, "vocab"),
+            d=self.option(wte, "dim"), n_layers=self.count("h", "attn"), heads=heads, kv_heads=heads,
+            head_dim=self.option(attn, "key_dim"), d_ff=self.option(fc, "units"),
+            max_positions=self.option(wpe, "length"), activation=fc.layer.activation.get_config(),
+            norm_eps=ln.layer.epsilon, std=_std(self.net), tie=bool(self.option(head, "tie")),
+            qkv_bias=True, out_bias=True, mlp_bias=True, dtype=self.net.dtype, carried=carried,
+        )  # fmt: skip
+
+
+def _attention_biases(attn: CompiledLayer) -> tuple[bool, bool]:
+    names = {p.name for p in attn.params}
+    return "query.bias" in names, "output.bias" in names
+
+
+def _std(net: Network) -> float:
+    """``initializer_range``: the recipe's std (0.02 when the spec states none)."""
+    init = net.spec.get("init")
+    std = init.get("std") if isinstance(init, dict) else None
+    return float(std) if isinstance(std, (int, float)) and not isinstance(std, bool) else 0.02
+
+
+# -------------------------------------------------------------------- config.json
+
+
+HIDDEN_ACT = {"silu": "silu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu"}
+
+
+def _hf_activation(activation: str | dict[str, Any]) -> str:
+    """transformers' ``ACT2FN`` name of a netspec activation (the inverse of the importer's table)."""
+    if isinstance(activation, dict):
+        name = activation.get("name")
+        if name == "gelu" and activation.get("approximate") == "tanh":
+            return "gelu_new"
+        if name == "gelu" and activation.get("approximate", "none") == "none":
+            return "gelu"
+        activation = str(name)
+    if activation not in HIDDEN_ACT:
+        raise HFExportError(f"activation {activation!r} has no transformers name (ACT2FN has "
+                            f"{', '.join(sorted(ACTIVATIONS))})")  # fmt: skip
+    return HIDDEN_ACT[activation]
+
+
+def config_json(m: HFModel) -> dict[str, Any]:
+    """The ``config.json`` of ``m``: the carried fields, then everything netspec knows (in both forms where
+    transformers 4 and 5 differ: ``rope_theta`` and ``rope_parameters``, ``torch_dtype`` and ``dtype``)."""
+    out: dict[str, Any] = {k: v for k, v in m.carried.items() if k not in ("rope_scaling", "rope_parameters")}
+    out.update({"architectures": [m.architecture], "model_type": m.model_type, "vocab_size": m.vocab,
+                "initializer_range": m.std, "tie_word_embeddings": m.tie, "torch_dtype": m.dtype, "dtype": m.dtype})
+    if m.family == "gpt2":
+        out.update({"n_embd": m.d, "n_layer": m.n_layers, "n_head": m.heads, "n_inner": m.d_ff,
+                    "n_positions": m.max_positions, "activation_function": _hf_activation(m.activation),
+                    "layer_norm_epsilon": m.norm_eps})
+        return out
+    out.update({"hidden_size": m.d, "intermediate_size": m.d_ff, "num_hidden_layers": m.n_layers,
+                "num_attention_heads": m.heads, "num_key_value_heads": m.kv_heads, "head_dim": m.head_dim,
+                "max_position_embeddings": m.max_positions, "hidden_act": _hf_activation(m.activation),
+                "rms_norm_eps": m.norm_eps, "rope_theta": m.rope_theta,
+                "rope_parameters": {"rope_type": "default", "rope_theta": m.rope_theta}, "pad_token_id": m.pad_token_id})
+    if m.rope_fraction != 1.0:
+        out["partial_rotary_factor"] = m.rope_fraction
+        out["rope_parameters"]["partial_rotary_factor"] = m.rope_fraction
+    if m.architecture == "LlamaForCausalLM":
+        out.update({"attention_bias": m.qkv_bias, "mlp_bias": m.mlp_bias})
+    elif (m.qkv_bias, m.out_bias, m.mlp_bias) != ({"Qwen2ForCausalLM": True}.get(m.architecture, False), False, False):
+        raise HFExportError(f"{m.architecture} has fixed biases (q/k/v: {m.architecture == 'Qwen2ForCausalLM'}, "
+                            "output and MLP: none); the network's differ")  # fmt: skip
+    return out
+
+
+# -------------------------------------------------------------------- tensors
+
+
+def hf_tensors(net: Network, m: HFModel, params: dict[str, np.ndarray] | None = None
+               ) -> tuple[list[tuple[Stored, tuple[int, ...]]], Iterator[tuple[str, np.ndarray]]]:
+    """The stored tensors with their shapes, and an iterator of (Hugging Face name, array) in that order.
+
+    From ``params``, or generated from the seed one tensor at a time.
+
+    Raises:
+        HFExportError: the network's tensors are not the architecture's (named).
+    """
+    shapes = {name: p.shape for name, p in net.parameters()}
+    stored = stored_tensors(m)
+    expected = {part for s in stored for part in s.parts}
+    missing, extra = sorted(expected - shapes.keys()), sorted(shapes.keys() - expected)
+    if missing or extra:
+        raise HFExportError(f"{net.source}: the network's tensors are not {m.architecture}'s"
+                            + (f"; missing: {', '.join(missing[:5])}" if missing else "")
+                            + (f"; not in the architecture: {', '.join(extra[:5])}" if extra else ""))  # fmt: skip
+    layout = [(s, _stored_shape(s, [shapes[p] for p in s.parts])) for s in stored]
+    source: Iterator[tuple[str, np.ndarray]] = iter(params.items()) if params is not None else net.generate()
+    return layout, _assemble(stored, source)
+
+
+def _stored_shape(s: Stored, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    from netspec.importers.hf_layout import CONCAT, TRANSPOSE
+
+    if s.layout == CONCAT:
+        return (*shapes[0][:-1], sum(shape[-1] for shape in shapes))
+    return tuple(reversed(shapes[0])) if s.layout == TRANSPOSE else shapes[0]
+
+
+def _assemble(stored: list[Stored], source: Iterator[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
+    """Stored tensors from netspec tensors arriving in any order (each kept only until its tensor is complete)."""
+    waiting: dict[str, np.ndarray] = {}
+    for s in stored:
+        while not all(p in waiting for p in s.parts):
+            name, array = next(source)
+            waiting[name] = array
+        yield s.name, s.to_hf([waiting.pop(p) for p in s.parts])
+
+
+def metadata(net: Network) -> dict[str, str]:
+    """Each file's ``__metadata__``: ``format: pt`` (transformers reads it) and netspec's provenance."""
+    from netspec.io.weights import metadata_for
+
+    return {"format": "pt", **metadata_for(net)}
+
+
+def save(net: Network, out: str, params: dict[str, np.ndarray] | None = None,
+         max_shard_size: int = DEFAULT_MAX_SHARD) -> list[str]:
+    """Write the checkpoint folder ``out`` (see the module doc); returns the files written.
+
+    Raises:
+        HFExportError: the network is not a Hugging Face architecture netspec exports. OSError: writing failed.
+    """
+    from netspec.io.weights import save_stream
+
+    m = model_of(net)
+    layout, tensors = hf_tensors(net, m, params)
+    os.makedirs(out, exist_ok=True)
+    dtype = _dtype_name(net.dtype)
+    files = _write_json(os.path.join(out, "config.json"), config_json(m))
+    st_layout = [(s.name, shape, dtype) for s, shape in layout]
+    save_stream(tensors, st_layout, os.path.join(out, "model.safetensors"), metadata(net))
+    return [files, os.path.join(out, "model.safetensors")]
+
+
+def _dtype_name(dtype: str) -> str:
+    return dtype
+
+
+def _write_json(path: str, data: dict[str, Any]) -> str:
+    from netspec.io.weights import atomic_write
+
+    with atomic_write(path) as fh:
+        fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    return path
