@@ -1,0 +1,165 @@
+"""``netspec audit DIR``: does a Hugging Face checkpoint hold the initialization its architecture declares?
+
+The checkpoint's ``config.json`` is imported (:mod:`netspec.importers.hf`), which gives every stored
+tensor's law: the one transformers' ``_init_weights`` declares (the architecture's recipe: ``hf_llama``,
+``gpt2``), or another recipe's (``recipe=``, e.g. a torchtitan ``llama_depth`` run saved in Hugging Face
+layout). Each stored tensor is read on its own (a folder with ``model.safetensors.index.json``, a single
+``model.safetensors``, or one shard file) and mapped back to netspec's tensors (a GPT-2 ``c_attn`` is its
+q, k and v), each checked with ``verify``'s tests: exact checks for laws that are not random (norm
+weights 1, biases 0), and for random ones the bounds, mean, variance and Kolmogorov-Smirnov fit, all
+statistical tests together at family-wise false-alarm probability ``alpha`` (Bonferroni, each test valid
+at every size), so a checkpoint drawn as declared fails with probability at most ``alpha``.
+
+The reproduction check does not apply (the checkpoint was not drawn from netspec's streams).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    from netspec.check.verify import TensorReport
+    from netspec.importers.hf import HFModel
+    from netspec.nn.network import Network
+
+
+@dataclass
+class AuditRecord:
+    """One stored tensor: its name as stored, the verdict, the law expected and what was measured."""
+
+    name: str
+    passed: bool
+    expected: str
+    mean: float
+    std: float
+    max_abs: float
+    n: int
+    parts: list[TensorReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "expected": self.expected, "mean": self.mean,
+                "std": self.std, "max_abs": self.max_abs, "n": self.n, "problems": self.problems}  # fmt: skip
+
+
+@dataclass
+class AuditReport:
+    source: str
+    architecture: str
+    recipe: str
+    alpha: float
+    per_test_alpha: float
+    tensors: list[AuditRecord]
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.tensors)
+
+    @property
+    def failed(self) -> list[str]:
+        return [t.name for t in self.tensors if not t.passed]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "architecture": self.architecture, "recipe": self.recipe,
+                "alpha": self.alpha, "per_test_alpha": self.per_test_alpha, "passed": self.passed,
+                "tensors": [t.as_json() for t in self.tensors]}  # fmt: skip
+
+
+def network_for(src: str, recipe: str | None = None) -> tuple[HFModel, Network, str]:
+    """The imported architecture, its compiled network (initialization by ``recipe`` if given) and the
+    config path."""
+    import netspec
+    from netspec.importers.hf import describe, read_config
+    from netspec.importers.hf_spec import spec_text
+
+    config, path = read_config(src)
+    model = describe(config, path)
+    text = spec_text(model, "audit", path, recipe=recipe)
+    return model, netspec.loads(text, os.path.join(os.path.dirname(path), "imported.yaml")), path
+
+
+def audit(src: str, recipe: str | None = None, alpha: float = 1e-3) -> AuditReport:
+    """Check every tensor of the checkpoint in folder (or file) ``src`` (see the module doc).
+
+    Raises:
+        NetspecError: the config cannot be imported, the checkpoint cannot be read, or a stored tensor has
+            the wrong shape or dtype for the architecture.
+    """
+    from netspec.check.verify import check_tensor
+    from netspec.importers.hf_layout import stored_tensors
+    from netspec.io.hf_checkpoint import open_checkpoint
+
+    if not 0 < alpha < 1:
+        raise NetspecError(f"alpha must be in (0, 1), got {alpha}")
+    model, net, config_path = network_for(src, recipe)
+    specs = dict(net.parameters())
+    declared = {name: p.declared() for name, p in specs.items()}
+    m = max(1, sum(d.statistical_tests for d in declared.values()))
+    a = alpha / m
+    checkpoint = open_checkpoint(src if os.path.isdir(src) else os.path.dirname(config_path))
+    records = []
+    stored = stored_tensors(model)
+    for s in stored:
+        values = checkpoint.read(s.name, _expected_shape(s, specs))
+        parts = s.from_hf(values, [specs[p].shape[-1] for p in s.parts])
+        reports = [check_tensor(p, part, declared[p], a) for p, part in zip(s.parts, parts, strict=True)]
+        records.append(_record(s.name, values, reports))
+    extra = sorted(set(checkpoint.names()) - {s.name for s in stored})
+    records += [_unexpected(name) for name in extra]
+    return AuditReport(src, model.architecture, _recipe_name(net), alpha, a, records)
+
+
+def _expected_shape(s: Any, specs: dict[str, Any]) -> tuple[int, ...]:
+    from netspec.export.hf import _stored_shape
+
+    return _stored_shape(s, [specs[p].shape for p in s.parts])
+
+
+def _recipe_name(net: Network) -> str:
+    init = net.spec.get("init")
+    return str(init.get("recipe", "")) if isinstance(init, dict) else ""
+
+
+def _record(name: str, values: np.ndarray, reports: list[TensorReport]) -> AuditRecord:
+    x = values.astype(np.float64, copy=False).ravel()
+    expected = "; ".join(dict.fromkeys(r.declared for r in reports))
+    problems = [f"{r.name}: {p}" if len(reports) > 1 else p for r in reports for p in r.problems]
+    return AuditRecord(name, not problems, expected, float(x.mean()), float(x.std()), float(np.abs(x).max()),
+                       int(x.size), reports, problems)  # fmt: skip
+
+
+def _unexpected(name: str) -> AuditRecord:
+    return AuditRecord(name, False, "(not a tensor of the architecture)", math.nan, math.nan, math.nan, 0, [],
+                       ["the checkpoint holds a tensor the architecture does not have"])
+
+
+def z_crit(per_test_alpha: float) -> float:
+    return -NormalDist().inv_cdf(per_test_alpha / 2)
+
+
+def render(report: AuditReport) -> str:
+    """One line per stored tensor, its problems, and a summary."""
+    rows = [(t.name, f"{t.n:,}", t.expected, f"{t.mean:+.3g}", f"{t.std:.4g}", "pass" if t.passed else "FAIL")
+            for t in report.tensors]  # fmt: skip
+    header = ("tensor", "n", "expected", "mean", "std", "verdict")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    for t in report.tensors:
+        lines += [f"{t.name}: {p}" for p in t.problems]
+    failed = report.failed
+    lines.append(f"{report.architecture}, recipe {report.recipe}: {len(report.tensors) - len(failed)} passed, "
+                 f"{len(failed)} failed; family-wise alpha {report.alpha:g}, per test {report.per_test_alpha:.2g}")
+    return "\n".join(lines)
+
+
+Reader = Callable[[str, tuple[int, ...]], np.ndarray]
