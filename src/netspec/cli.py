@@ -162,7 +162,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMAND_MODULES: tuple[str, ...] = ("netspec.diagnose.commands", "netspec.export.commands", "netspec.vcs.commands")
+COMMAND_MODULES: tuple[str, ...] = ("netspec.diagnose.commands", "netspec.export.commands", "netspec.vcs.commands",
+                                     "netspec.importers.commands")
 """Modules that add subcommands: each has ``add_parsers(subparsers) -> {name: run(args) -> int}``.
 
 They are imported to build the parser, so they import nothing heavy at module level."""

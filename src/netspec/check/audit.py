@@ -47,8 +47,12 @@ class AuditRecord:
     problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "expected": self.expected, "mean": self.mean,
-                "std": self.std, "max_abs": self.max_abs, "n": self.n, "problems": self.problems}  # fmt: skip
+        def finite(x: float) -> float | None:  # JSON has no NaN: an unread tensor's statistics are null
+            return x if math.isfinite(x) else None
+
+        return {"name": self.name, "passed": self.passed, "expected": self.expected, "mean": finite(self.mean),
+                "std": finite(self.std), "max_abs": finite(self.max_abs), "n": self.n,
+                "problems": self.problems}  # fmt: skip
 
 
 @dataclass
