@@ -66,3 +66,58 @@ def test_export_loads_in_transformers_and_computes_netspecs_logits(which, tmp_pa
         theirs = model.float().eval()(torch.from_numpy(ids)).logits.numpy()
     ours = net.forward(ids, params)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def _from_config(config: dict, folder, seed: int, tamper=None) -> str:
+    """A checkpoint as transformers initializes it (``from_config``), optionally tampered with, saved."""
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(_config(config))
+    if tamper is not None:
+        with torch.no_grad():
+            tamper(model)
+    model.save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.mark.parametrize("which", sorted(CONFIGS))
+def test_transformers_own_initialization_passes_the_audit(which, tmp_path):
+    """Three seeds per architecture, each audited at family-wise alpha 1e-3: nine audits, so a false alarm
+    anywhere has probability at most 9e-3 (and the seeds are fixed: the outcome is deterministic)."""
+    from netspec.check.audit import audit
+
+    for seed in range(3):
+        report = audit(_from_config(CONFIGS[which], tmp_path / f"s{seed}", seed), alpha=1e-3)
+        assert report.passed, report.failed
+        assert len(report.tensors) == len(set(transformers_keys(tmp_path / f"s{seed}")))
+
+
+def transformers_keys(folder) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "np") as fh:
+        return list(fh.keys())
+
+
+def test_audit_names_exactly_the_c_proj_tensors_of_the_gpt2_bug(tmp_path):
+    """huggingface/transformers#47458: c_proj drawn at N(0, 0.02^2) instead of N(0, (0.02/sqrt(2L))^2)."""
+    from netspec.check.audit import audit
+
+    def bug(model):
+        for block in model.transformer.h:
+            torch.nn.init.normal_(block.attn.c_proj.weight, std=0.02)
+            torch.nn.init.normal_(block.mlp.c_proj.weight, std=0.02)
+
+    report = audit(_from_config(GPT2, tmp_path / "bug", 0, bug))
+    expected = {f"transformer.h.{i}.{part}.c_proj.weight" for i in range(GPT2["n_layer"]) for part in ("attn", "mlp")}
+    assert set(report.failed) == expected
+
+
+def test_audit_names_exactly_the_too_wide_o_proj_tensors(tmp_path):
+    from netspec.check.audit import audit
+
+    def wide(model):
+        for layer in model.model.layers:
+            torch.nn.init.normal_(layer.self_attn.o_proj.weight, std=0.2)
+
+    report = audit(_from_config(LLAMA, tmp_path / "wide", 0, wide))
+    assert set(report.failed) == {f"model.layers.{i}.self_attn.o_proj.weight" for i in range(LLAMA["num_hidden_layers"])}
