@@ -106,7 +106,9 @@ def audit(src: str, recipe: str | None = None, alpha: float = 1e-3) -> AuditRepo
         raise NetspecError(f"alpha must be in (0, 1), got {alpha}")
     model, net, config_path = network_for(src, recipe)
     specs = dict(net.parameters())
-    declared = {name: p.declared() for name, p in specs.items()}
+    from netspec.init.rounding import stored as rounded
+
+    declared = {name: rounded(p.declared(), net.dtype) for name, p in specs.items()}  # bfloat16: the rounded law
     m = max(1, sum(d.statistical_tests for d in declared.values()))
     a = alpha / m
     checkpoint = open_checkpoint(src if os.path.isdir(src) else os.path.dirname(config_path))

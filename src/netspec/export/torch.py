@@ -493,6 +493,7 @@ def _embedding(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
     torch = torch_module()
     table = p["weights"]
     emb = torch.nn.Embedding(*table.shape)
+    pad = cl.layer.options.get("padding_idx")  # its row gets no gradient, as nn.Embedding(padding_idx)'s
 
     class TokenEmbedding(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
@@ -500,7 +501,7 @@ def _embedding(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
             self.weight = emb.weight
 
         def forward(self, ids: Any) -> Any:
-            return torch.nn.functional.embedding(ids.long(), self.weight)
+            return torch.nn.functional.embedding(ids.long(), self.weight, padding_idx=pad)
 
     return TokenEmbedding(), {"weights": ("weight", table)}
 
@@ -641,8 +642,7 @@ def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
     heads, _, _ = layer.dims()  # type: ignore[attr-defined]
     kv_heads, rotary = layer.kv_heads, layer.rotary  # type: ignore[attr-defined]
     causal = bool(layer.options.get("causal", False))
-    use_bias = "query.bias" in p
-    projections = {name: torch.nn.Linear(*p[f"{name}.weights"].shape, bias=use_bias)
+    projections = {name: torch.nn.Linear(*p[f"{name}.weights"].shape, bias=f"{name}.bias" in p)
                    for name in ("query", "key", "value", "output")}  # fmt: skip
     f = torch.nn.functional
 
@@ -667,7 +667,7 @@ def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
     tensors: Tensors = {}
     for name in projections:
         tensors[f"{name}.weights"] = (f"{name}.weight", p[f"{name}.weights"].T.copy())
-        if use_bias:
+        if f"{name}.bias" in p:
             tensors[f"{name}.bias"] = (f"{name}.bias", p[f"{name}.bias"])
     return Attention(), tensors
 

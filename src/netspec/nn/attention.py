@@ -155,12 +155,15 @@ class MultiHeadAttention(Layer):
                      "defaults.bias or zeros)."),
         **{f"{proj}_{kind}": _opt(INIT_REF, f"Initializer of the {proj} projection's {what}; overrides '{kind}'.")
            for proj in PROJECTIONS for kind, what in (("weights", "kernel"), ("bias", "bias"))},
-        "use_bias": _opt({"type": "boolean"}, "Whether the projections have biases (default true)."),
         "role": _opt({"type": "object", "additionalProperties": False,
                       "properties": {proj: {"enum": list(ROLES), "description": f"The {proj} projection's role."}
                                      for proj in PROJECTIONS}},
                      "Each projection's role for the spec's init recipe (default: query query, key key, value value, "
                      "output residual_out)."),
+        "use_bias": _opt({"oneOf": [{"type": "boolean"},
+                                    {"type": "array", "items": {"enum": list(PROJECTIONS)}, "uniqueItems": True}]},
+                         "Whether the projections have biases (default true), or the list of those that do "
+                         "(Qwen2: [query, key, value]).") ,
     }  # fmt: skip
     REQUIRED = ("heads", "key_dim")
     KINDS = {"weights": "kernel", "bias": "bias"}
@@ -189,6 +192,11 @@ class MultiHeadAttention(Layer):
 
     def head_dim_of(self, param: ParamSpec) -> int | None:
         return int(self.options["key_dim"])
+
+    def has_bias(self, projection: str) -> bool:
+        """Whether ``projection`` (query, key, value, output) has a bias (``use_bias``: a boolean or a list)."""
+        use = self.options.get("use_bias", True)
+        return projection in use if isinstance(use, list) else bool(use)
 
     def dims(self) -> tuple[int, int, int]:
         """(heads, query width heads * key_dim, output projection's input heads * value_dim)."""
@@ -246,7 +254,7 @@ class MultiHeadAttention(Layer):
                 how = f"torch's fused in_proj_weight: fans of the ({d}, {qk + kk + kv}) q|k|v kernel"
             out.append(ParamSpec(f"{proj}.weights", shape, self.initializers[f"{proj}_weights"], fans,
                                  f"{proj}_weights", how))
-            if self.options.get("use_bias", True):
+            if self.has_bias(proj):
                 out.append(ParamSpec(f"{proj}.bias", (shape[1],), self.initializers[f"{proj}_bias"], fans,
                                      f"{proj}_bias", how))
         return out

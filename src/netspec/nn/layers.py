@@ -87,23 +87,36 @@ class ParamSpec:
     """For gate-structured recurrent tensors: how the gate slices are initialized."""
     trainable: bool = True
     """False for state that training updates without gradients (batch norm's moving statistics)."""
+    zero_rows: tuple[int, ...] = ()
+    """Rows (first-axis indices) set to 0 after the draw: an embedding's padding row (:mod:`netspec.init.rows`)."""
 
     def declared(self) -> Distribution:
-        """The distribution the tensor is declared to follow (its initializer's, gate structure applied)."""
+        """The distribution the tensor is declared to follow (its initializer's, gate structure and zero rows
+        applied)."""
         if self.gates is not None:
-            return self.gates.declared(self.initializer, self.shape, self.fans)
-        return self.initializer.declared(self.shape, self.fans)
+            dist = self.gates.declared(self.initializer, self.shape, self.fans)
+        else:
+            dist = self.initializer.declared(self.shape, self.fans)
+        if self.zero_rows:
+            from netspec.init.rows import ZeroRows
+
+            return ZeroRows(dist, self.zero_rows, self.shape)
+        return dist
 
     def draw(self, stream: Stream, dtype: Any) -> np.ndarray:
         """The tensor, drawn from ``stream`` (the initializer's own call unless gate-structured) in ``dtype``'s
         stream type and stored in ``dtype`` (the half types: rounded, :mod:`netspec.init.precision`)."""
         from netspec.init.precision import stream_dtype, to_storage
 
+        from netspec.init.rows import zero_rows
+
         precision = str(getattr(dtype, "name", dtype))
         drawn = stream_dtype(precision)
         if self.gates is not None:
-            return to_storage(self.declared().sample(self.shape, stream, drawn), precision)
-        return to_storage(self.initializer(self.shape, stream, drawn, fans=self.fans), precision)
+            values = self.gates.declared(self.initializer, self.shape, self.fans).sample(self.shape, stream, drawn)
+        else:
+            values = self.initializer(self.shape, stream, drawn, fans=self.fans)
+        return to_storage(zero_rows(values, self.zero_rows), precision)
 
     @property
     def blockwise(self) -> bool:
@@ -635,6 +648,9 @@ class Embedding(Layer):
         "dim": _opt(POS_INT, "Embedding width."),
         "weights": _opt(INIT_REF, "Table initializer; 'auto' is normal(0, 1) (PyTorch's nn.Embedding)."),
         "role": role_option("embedding"),
+        "padding_idx": _opt({"type": "integer", "minimum": 0, "maximum": 1 << 31},
+                            "A token id whose row is 0 after the draw (PyTorch's nn.Embedding(padding_idx)); "
+                            "below vocab."),
     }
     REQUIRED = ("vocab", "dim")
     DEFAULT_ROLE = "embedding"
@@ -649,7 +665,11 @@ class Embedding(Layer):
 
     def params(self, shape: Shape) -> list[ParamSpec]:
         table = (self.options["vocab"], self.options["dim"])
-        return [ParamSpec("weights", table, self.initializers["weights"], compute_fans(table))]
+        pad = self.options.get("padding_idx")
+        if pad is not None and pad >= table[0]:
+            raise ShapeError(f"padding_idx {pad} is not below vocab ({table[0]})")
+        rows = () if pad is None else (pad,)
+        return [ParamSpec("weights", table, self.initializers["weights"], compute_fans(table), zero_rows=rows)]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         import numpy as np

@@ -1,0 +1,84 @@
+"""Tensors with rows pinned to zero after the draw: an embedding's padding row.
+
+PyTorch's ``nn.Embedding(num, dim, padding_idx=p)`` draws the whole table, then zeroes row ``p`` (its
+``reset_parameters`` calls ``_fill_padding_idx_with_zero``; transformers' ``_init_weights`` does the same
+after ``normal_``), and that row gets no gradient. netspec draws the table from its stream as without the
+padding row, then sets the row to 0: every other value keeps its bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from netspec.init.distributions import Distribution
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from netspec.check.checks import CheckResult
+    from netspec.init.streams import Stream
+
+
+def zero_rows(values: np.ndarray, rows: tuple[int, ...]) -> np.ndarray:
+    """``values`` with ``rows`` (first-axis indices) set to 0, in place."""
+    if rows:
+        values[list(rows)] = 0
+    return values
+
+
+@dataclass(frozen=True)
+class ZeroRows(Distribution):
+    """``part`` for every value outside ``rows``; the rows (first-axis indices) exactly 0."""
+
+    part: Distribution
+    rows: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    @property
+    def family(self) -> str:  # type: ignore[override]
+        return self.part.family
+
+    @property
+    def statistical_tests(self) -> int:  # type: ignore[override]
+        return self.part.statistical_tests
+
+    @property
+    def support(self) -> tuple[float, float]:
+        low, high = self.part.support
+        return min(low, 0.0), max(high, 0.0)
+
+    @property
+    def mean(self) -> float:
+        return self.part.mean
+
+    @property
+    def variance(self) -> float:
+        return self.part.variance
+
+    @property
+    def is_random(self) -> bool:
+        return self.part.is_random
+
+    def describe(self) -> str:
+        rows = ", ".join(map(str, self.rows))
+        return f"{self.part.describe()}; row{'s' * (len(self.rows) > 1)} {rows} = 0"
+
+    def central_moment4(self) -> float:
+        return self.part.central_moment4()
+
+    def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
+        return zero_rows(self.part.sample(shape, stream, dtype), self.rows)
+
+    def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
+        """The rows exactly; the part's checks over every other row."""
+        import numpy as np
+
+        from netspec.check.checks import check_expected
+
+        rows = values[list(self.rows)]
+        out = [check_expected(rows, np.zeros_like(rows), f"row{'s' * (len(self.rows) > 1)} "
+                              f"{', '.join(map(str, self.rows))} = 0", "padding")]  # fmt: skip
+        keep = np.ones(values.shape[0], bool)
+        keep[list(self.rows)] = False
+        return out + self.part.checks(values[keep], alpha, fit_alpha)
