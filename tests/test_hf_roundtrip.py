@@ -120,4 +120,5 @@ def test_audit_names_exactly_the_too_wide_o_proj_tensors(tmp_path):
             torch.nn.init.normal_(layer.self_attn.o_proj.weight, std=0.2)
 
     report = audit(_from_config(LLAMA, tmp_path / "wide", 0, wide))
-    assert set(report.failed) == {f"model.layers.{i}.self_attn.o_proj.weight" for i in range(LLAMA["num_hidden_layers"])}
+    layers = range(LLAMA["num_hidden_layers"])
+    assert set(report.failed) == {f"model.layers.{i}.self_attn.o_proj.weight" for i in layers}

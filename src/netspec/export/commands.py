@@ -20,9 +20,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
                        "framework's names and layouts: --to torch writes the state_dict of "
                        "netspec.torch.to_module as .pt (torch.save; torch.load(path, weights_only=True) reads it) "
                        "or .safetensors; --to onnx writes an .onnx model (opset 21, symbolic batch axis); "
-                       "--to flax writes the variables tree with flax.serialization (.msgpack); --to hf writes a Hugging Face "
-                       "checkpoint folder (config.json, model.safetensors or shards with their index) that "
-                       "from_pretrained loads, for specs laid out as `netspec import hf` writes them.")  # fmt: skip
+                       "--to flax writes the variables tree with flax.serialization (.msgpack); --to hf writes a "
+                       "Hugging Face checkpoint folder (config.json, model.safetensors or shards with their "
+                       "index) that from_pretrained loads, for specs laid out as `netspec import hf` writes "
+                       "them.")  # fmt: skip
     e.add_argument("spec", metavar="SPEC")
     e.add_argument("--to", required=True, choices=sorted(TARGETS), help="the target framework")
     e.add_argument("-o", "--output", required=True, metavar="PATH", help="the file (--to hf: the folder) to write")

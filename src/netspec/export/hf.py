@@ -168,8 +168,8 @@ def config_json(m: HFModel) -> dict[str, Any]:
     out.update({"hidden_size": m.d, "intermediate_size": m.d_ff, "num_hidden_layers": m.n_layers,
                 "num_attention_heads": m.heads, "num_key_value_heads": m.kv_heads, "head_dim": m.head_dim,
                 "max_position_embeddings": m.max_positions, "hidden_act": _hf_activation(m.activation),
-                "rms_norm_eps": m.norm_eps, "rope_theta": m.rope_theta,
-                "rope_parameters": {"rope_type": "default", "rope_theta": m.rope_theta}, "pad_token_id": m.pad_token_id})
+                "rms_norm_eps": m.norm_eps, "rope_theta": m.rope_theta, "pad_token_id": m.pad_token_id,
+                "rope_parameters": {"rope_type": "default", "rope_theta": m.rope_theta}})
     if m.rope_fraction != 1.0:
         out["partial_rotary_factor"] = m.rope_fraction
         out["rope_parameters"]["partial_rotary_factor"] = m.rope_fraction

@@ -107,7 +107,6 @@ class ParamSpec:
         """The tensor, drawn from ``stream`` (the initializer's own call unless gate-structured) in ``dtype``'s
         stream type and stored in ``dtype`` (the half types: rounded, :mod:`netspec.init.precision`)."""
         from netspec.init.precision import stream_dtype, to_storage
-
         from netspec.init.rows import zero_rows
 
         precision = str(getattr(dtype, "name", dtype))
