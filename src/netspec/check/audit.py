@@ -78,9 +78,9 @@ class AuditReport:
                 "tensors": [t.as_json() for t in self.tensors]}  # fmt: skip
 
 
-def network_for(src: str, recipe: str | None = None) -> tuple[HFModel, Network, str]:
-    """The imported architecture, its compiled network (initialization by ``recipe`` if given) and the
-    config path."""
+def network_for(src: str, recipe: str | None = None, dtype: str | None = None) -> tuple[HFModel, Network, str]:
+    """The imported architecture of checkpoint ``src``, its compiled network (initialization by ``recipe`` if
+    given; stored in ``dtype`` if given) and the config's path."""
     import netspec
     from netspec.importers.hf import describe, read_config
     from netspec.importers.hf_spec import spec_text
@@ -88,46 +88,64 @@ def network_for(src: str, recipe: str | None = None) -> tuple[HFModel, Network, 
     config, path = read_config(src)
     model = describe(config, path)
     text = spec_text(model, "audit", path, recipe=recipe)
-    return model, netspec.loads(text, os.path.join(os.path.dirname(path), "imported.yaml")), path
+    net = netspec.loads(text, os.path.join(os.path.dirname(path), "imported.yaml"), dtype=dtype)
+    return model, net, path
 
 
 def audit(src: str, recipe: str | None = None, alpha: float = 1e-3) -> AuditReport:
-    """Check every tensor of the checkpoint in folder (or file) ``src`` (see the module doc).
+    """Check every tensor of the checkpoint in folder ``src`` (or one shard file beside its config.json): see
+    the module doc.
 
     Raises:
         NetspecError: the config cannot be imported, the checkpoint cannot be read, or a stored tensor has
-            the wrong shape or dtype for the architecture.
+            another shape than the architecture's (named).
     """
-    from netspec.check.verify import check_tensor
-    from netspec.importers.hf_layout import stored_tensors
-    from netspec.io.hf_checkpoint import open_checkpoint
+    from netspec.check.verify import verify_stream
+    from netspec.importers.hf_layout import HFReader, stored_tensors
 
     if not 0 < alpha < 1:
         raise NetspecError(f"alpha must be in (0, 1), got {alpha}")
-    model, net, config_path = network_for(src, recipe)
-    specs = dict(net.parameters())
-    from netspec.init.rounding import stored as rounded
-
-    declared = {name: rounded(p.declared(), net.dtype) for name, p in specs.items()}  # bfloat16: the rounded law
-    m = max(1, sum(d.statistical_tests for d in declared.values()))
-    a = alpha / m
-    checkpoint = open_checkpoint(src if os.path.isdir(src) else os.path.dirname(config_path))
-    records = []
+    folder = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+    weights = src if os.path.isfile(src) and src.endswith(".safetensors") else folder
+    model, net, _ = network_for(folder, recipe)
+    shapes = {name: tuple(p.shape) for name, p in net.parameters()}
     stored = stored_tensors(model)
+    reader = HFReader(weights, stored, shapes)
+    try:
+        dtype = _stored_dtype(reader, stored)
+        if dtype != net.dtype:  # judge the law of the type actually stored (bfloat16: the rounded law)
+            model, net, _ = network_for(folder, recipe, dtype)
+        present = set(reader.names())
+        wanted = [s for s in stored if s.name in present or os.path.isdir(weights)]
+        reader.where = {p: w for p, w in reader.where.items() if w[0] in wanted}
+        reader.check()
+        report = verify_stream(_only(net, {p for s in wanted for p in s.parts}), reader, alpha)
+    finally:
+        reader.close()
+    by_name = {t.name: t for t in report.tensors}
+    records = [_record(s.name, [by_name[p] for p in s.parts], [reader.stats.get(p) for p in s.parts])
+               for s in wanted]  # fmt: skip
+    records += [_unexpected(name) for name in sorted(present - {s.name for s in stored})]
+    return AuditReport(src, model.architecture, _recipe_name(net), alpha, report.per_test_alpha, records)
+
+
+def _stored_dtype(reader: Any, stored: list[Any]) -> str:
+    """The precision the checkpoint stores its tensors in (the first architecture tensor's)."""
     for s in stored:
-        values = checkpoint.read(s.name, _expected_shape(s, specs))
-        parts = s.from_hf(values, [specs[p].shape[-1] for p in s.parts])
-        reports = [check_tensor(p, part, declared[p], a) for p, part in zip(s.parts, parts, strict=True)]
-        records.append(_record(s.name, values, reports))
-    extra = sorted(set(checkpoint.names()) - {s.name for s in stored})
-    records += [_unexpected(name) for name in extra]
-    return AuditReport(src, model.architecture, _recipe_name(net), alpha, a, records)
+        if s.name in reader.file.tensors:
+            return str(reader.file.tensors[s.name][1].name)
+    return "float32"
 
 
-def _expected_shape(s: Any, specs: dict[str, Any]) -> tuple[int, ...]:
-    from netspec.export.hf import _stored_shape
+def _only(net: Network, names: set[str]) -> Network:
+    """``net`` with only the tensors ``names`` (a single shard file holds some of the checkpoint)."""
+    import dataclasses
 
-    return _stored_shape(s, [specs[p].shape for p in s.parts])
+    if names >= {name for name, _ in net.parameters()}:
+        return net
+    layers = [dataclasses.replace(cl, params=[p for p in cl.params if f"{cl.name}.{p.name}" in names])
+              for cl in net.layers]  # fmt: skip
+    return dataclasses.replace(net, layers=layers)
 
 
 def _recipe_name(net: Network) -> str:
@@ -135,12 +153,16 @@ def _recipe_name(net: Network) -> str:
     return str(init.get("recipe", "")) if isinstance(init, dict) else ""
 
 
-def _record(name: str, values: np.ndarray, reports: list[TensorReport]) -> AuditRecord:
-    x = values.astype(np.float64, copy=False).ravel()
+def _record(name: str, reports: list[TensorReport], stats: list[list[float] | None]) -> AuditRecord:
+    n = sum(int(s[0]) for s in stats if s)
+    s1 = sum(s[1] for s in stats if s)
+    s2 = sum(s[2] for s in stats if s)
+    top = max((s[3] for s in stats if s), default=math.nan)
+    mean = s1 / n if n else math.nan
+    std = math.sqrt(max(s2 / n - mean * mean, 0.0)) if n else math.nan
     expected = "; ".join(dict.fromkeys(r.declared for r in reports))
     problems = [f"{r.name}: {p}" if len(reports) > 1 else p for r in reports for p in r.problems]
-    return AuditRecord(name, not problems, expected, float(x.mean()), float(x.std()), float(np.abs(x).max()),
-                       int(x.size), reports, problems)  # fmt: skip
+    return AuditRecord(name, not problems, expected, mean, std, top, n, reports, problems)
 
 
 def _unexpected(name: str) -> AuditRecord:

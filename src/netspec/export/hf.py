@@ -21,15 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import NetspecError
 from netspec.importers.hf import ACTIVATIONS, FAMILY_MODEL_TYPE, HFModel
-from netspec.importers.hf_layout import Stored, stored_tensors
+from netspec.importers.hf_layout import AS_IS, Stored, stored_tensors
 
 if TYPE_CHECKING:
     import numpy as np
 
     from netspec.nn.network import CompiledLayer, Network
+    from netspec.nn.sources import Chunk
 
-DEFAULT_MAX_SHARD = 5 * 10**9
-"""transformers' default ``max_shard_size`` ("5GB")."""
 
 
 class HFExportError(NetspecError):
@@ -184,11 +183,8 @@ def config_json(m: HFModel) -> dict[str, Any]:
 # -------------------------------------------------------------------- tensors
 
 
-def hf_tensors(net: Network, m: HFModel, params: dict[str, np.ndarray] | None = None
-               ) -> tuple[list[tuple[Stored, tuple[int, ...]]], Iterator[tuple[str, np.ndarray]]]:
-    """The stored tensors with their shapes, and an iterator of (Hugging Face name, array) in that order.
-
-    From ``params``, or generated from the seed one tensor at a time.
+def stored_layout(net: Network, m: HFModel) -> list[tuple[Stored, tuple[int, ...]]]:
+    """The stored tensors of ``m`` with their shapes, checked against the network's tensors.
 
     Raises:
         HFExportError: the network's tensors are not the architecture's (named).
@@ -201,27 +197,31 @@ def hf_tensors(net: Network, m: HFModel, params: dict[str, np.ndarray] | None = 
         raise HFExportError(f"{net.source}: the network's tensors are not {m.architecture}'s"
                             + (f"; missing: {', '.join(missing[:5])}" if missing else "")
                             + (f"; not in the architecture: {', '.join(extra[:5])}" if extra else ""))  # fmt: skip
-    layout = [(s, _stored_shape(s, [shapes[p] for p in s.parts])) for s in stored]
-    source: Iterator[tuple[str, np.ndarray]] = iter(params.items()) if params is not None else net.generate()
-    return layout, _assemble(stored, source)
+    return [(s, s.shape([shapes[p] for p in s.parts])) for s in stored]
 
 
-def _stored_shape(s: Stored, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-    from netspec.importers.hf_layout import CONCAT, TRANSPOSE
+def hf_chunks(layout: list[tuple[Stored, tuple[int, ...]]], shapes: dict[str, tuple[int, ...]],
+              source: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The stored tensors' chunks from netspec's (:func:`netspec.nn.sources.chunks`): a tensor stored as it
+    is passes chunk by chunk; a transposed or concatenated one is assembled whole first (one tensor in
+    memory at a time, plus the chunks in flight)."""
+    import math
 
-    if s.layout == CONCAT:
-        return (*shapes[0][:-1], sum(shape[-1] for shape in shapes))
-    return tuple(reversed(shapes[0])) if s.layout == TRANSPOSE else shapes[0]
+    import numpy as np
 
-
-def _assemble(stored: list[Stored], source: Iterator[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
-    """Stored tensors from netspec tensors arriving in any order (each kept only until its tensor is complete)."""
-    waiting: dict[str, np.ndarray] = {}
-    for s in stored:
-        while not all(p in waiting for p in s.parts):
-            name, array = next(source)
-            waiting[name] = array
-        yield s.name, s.to_hf([waiting.pop(p) for p in s.parts])
+    owner = {part: s for s, _ in layout for part in s.parts}
+    parts: dict[str, list[np.ndarray]] = {}
+    whole: dict[str, np.ndarray] = {}
+    for name, start, values in source:
+        s = owner[name]
+        if s.layout == AS_IS:
+            yield s.name, start, values
+            continue
+        parts.setdefault(name, []).append(values)
+        if sum(v.size for v in parts[name]) == math.prod(shapes[name]):
+            whole[name] = np.concatenate(parts.pop(name)).reshape(shapes[name])
+        if all(p in whole for p in s.parts):
+            yield s.name, 0, s.to_hf([whole.pop(p) for p in s.parts]).reshape(-1)
 
 
 def metadata(net: Network) -> dict[str, str]:
@@ -232,30 +232,35 @@ def metadata(net: Network) -> dict[str, str]:
 
 
 def save(net: Network, out: str, params: dict[str, np.ndarray] | None = None,
-         max_shard_size: int = DEFAULT_MAX_SHARD) -> list[str]:
-    """Write the checkpoint folder ``out`` (see the module doc); returns the files written.
+         max_shard_size: int | None = None, threads: int | None = None) -> list[str]:
+    """Write the checkpoint folder ``out`` (see the module doc); returns the files written. ``max_shard_size``:
+    bytes of tensor data per shard (default 5 GB, transformers' own).
 
     Raises:
-        HFExportError: the network is not a Hugging Face architecture netspec exports. OSError: writing failed.
+        HFExportError: the network is not a Hugging Face architecture netspec exports. OSError: writing failed
+            (complete shards stay, no index is written for an incomplete set).
     """
-    from netspec.io.weights import save_stream
+    from netspec.io import shards
+    from netspec.nn.sources import chunks
 
     m = model_of(net)
-    layout, tensors = hf_tensors(net, m, params)
+    layout = stored_layout(net, m)
+    shapes = {name: p.shape for name, p in net.parameters()}
+    source: Iterator[Chunk]
+    if params is not None:
+        source = ((name, 0, array.reshape(-1)) for name, array in params.items())
+    else:
+        source = chunks(net, threads=threads)
     os.makedirs(out, exist_ok=True)
-    dtype = _dtype_name(net.dtype)
-    files = _write_json(os.path.join(out, "config.json"), config_json(m))
-    st_layout = [(s.name, shape, dtype) for s, shape in layout]
-    save_stream(tensors, st_layout, os.path.join(out, "model.safetensors"), metadata(net))
-    return [files, os.path.join(out, "model.safetensors")]
-
-
-def _dtype_name(dtype: str) -> str:
-    return dtype
+    config = _write_json(os.path.join(out, "config.json"), config_json(m))
+    limit = shards.DEFAULT_SHARD_SIZE if max_shard_size is None else max_shard_size
+    plan = shards.plan([(s.name, shape, net.dtype) for s, shape in layout], metadata(net), limit)
+    result = shards.Writer(out, plan).write(hf_chunks(layout, shapes, source))
+    return [config, *result.files]
 
 
 def _write_json(path: str, data: dict[str, Any]) -> str:
-    from netspec.io.weights import atomic_write
+    from netspec.io.files import atomic_write
 
     with atomic_write(path) as fh:
         fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,12 @@ class Stored:
     parts: tuple[str, ...]
     """The netspec tensors, in order (one, or GPT-2's q, k, v for ``c_attn``)."""
     layout: str
+
+    def shape(self, parts: list[tuple[int, ...]]) -> tuple[int, ...]:
+        """The stored tensor's shape, from its netspec parts' shapes."""
+        if self.layout == CONCAT:
+            return (*parts[0][:-1], sum(shape[-1] for shape in parts))
+        return tuple(reversed(parts[0])) if self.layout == TRANSPOSE else parts[0]
 
     def to_hf(self, arrays: list[np.ndarray]) -> np.ndarray:
         """The stored tensor from its netspec parts."""
@@ -115,3 +122,99 @@ def _norm(hf: str, ns: str) -> Iterator[Stored]:
 def _conv1d(hf: str, ns: str) -> Iterator[Stored]:
     yield Stored(f"{hf}.weight", (f"{ns}.weights",), AS_IS)
     yield Stored(f"{hf}.bias", (f"{ns}.bias",), AS_IS)
+
+
+class HFReader:
+    """netspec's tensors read out of a Hugging Face checkpoint (a folder of shards with its index, a single
+    ``model.safetensors``, or one shard file): runs of any tensor in netspec's layout, never the whole file
+    (``verify`` and ``audit`` read chunk by chunk; :class:`netspec.io.weights.TensorReader` underneath).
+
+    A tensor stored as it is reads as it is; a transposed one reads its rows from the stored columns; a part
+    of a concatenation (GPT-2's ``c_attn``) reads its columns of the stored rows. ``stats`` gathers, per
+    netspec tensor, the count, sum, sum of squares (float64) and largest magnitude of what was read.
+    """
+
+    def __init__(self, path: str, stored: list[Stored], shapes: dict[str, tuple[int, ...]]):
+        from netspec.io.weights import TensorReader
+
+        self.path = path
+        self.file = TensorReader(path)
+        self.shapes = shapes
+        self.where: dict[str, tuple[Stored, int]] = {}
+        """netspec tensor -> (its stored tensor, its first column there: concatenation parts)."""
+        for s in stored:
+            column = 0
+            for part in s.parts:
+                self.where[part] = (s, column)
+                column += shapes[part][-1]
+        self.stats: dict[str, list[float]] = {}
+
+    def names(self) -> list[str]:
+        """Every tensor the checkpoint stores, by its stored name."""
+        return list(self.file.tensors)
+
+    def check(self, net: Any = None) -> None:
+        """Every stored tensor the architecture has is there, with its shape.
+
+        Raises:
+            WeightsError: a tensor is missing or has another shape (named).
+        """
+        from netspec.errors import WeightsError
+
+        problems = []
+        for s in {s.name: s for s, _ in self.where.values()}.values():
+            found = self.file.tensors.get(s.name)
+            shape = self._stored_shape(s)
+            if found is None:
+                problems.append(f"{s.name} is missing")
+            elif tuple(found[0]) != shape:
+                problems.append(f"{s.name} has shape {list(found[0])}, the config gives {list(shape)}")
+        if problems:
+            raise WeightsError(f"{self.path}: the checkpoint does not match its architecture: "
+                               + "; ".join(problems[:8]) + ("; ..." if len(problems) > 8 else ""))  # fmt: skip
+
+    def _stored_shape(self, s: Stored) -> tuple[int, ...]:
+        return s.shape([self.shapes[p] for p in s.parts])
+
+    def read(self, name: str, start: int, count: int) -> np.ndarray:
+        """Elements ``[start, start + count)`` of netspec tensor ``name`` (C order of its own layout)."""
+        shape = self.shapes[name]
+        if len(shape) != 2:
+            values = self._flat(name, start, count)
+        else:
+            width = shape[1]
+            first, last = start // width, -(-(start + count) // width)
+            band = self._rows(name, first, last).reshape(-1)
+            values = band[start - first * width : start - first * width + count]
+        self._gather(name, values)
+        return values
+
+    def _flat(self, name: str, start: int, count: int) -> np.ndarray:
+        s, column = self.where[name]
+        return self.file.read(s.name, column + start, count)
+
+    def _rows(self, name: str, first: int, last: int) -> np.ndarray:
+        """Rows ``[first, last)`` of a 2-D netspec tensor."""
+        s, column = self.where[name]
+        rows, width = self.shapes[name]
+        if s.layout == AS_IS:
+            return self.file.read(s.name, first * width, (last - first) * width).reshape(-1, width)
+        if s.layout == CONCAT:
+            stored_width = self._stored_shape(s)[1]
+            band = self.file.read(s.name, first * stored_width, (last - first) * stored_width)
+            return band.reshape(-1, stored_width)[:, column : column + width]
+        out = np.empty((last - first, width), self.file.tensors[s.name][1])
+        for j in range(width):  # stored (width, rows): netspec's rows are the stored columns
+            out[:, j] = self.file.read(s.name, j * rows + first, last - first)
+        return out
+
+    def _gather(self, name: str, values: np.ndarray) -> None:
+        from netspec.init.precision import widen
+
+        x = widen(values).astype(np.float64, copy=False)
+        n, s1, s2, top = self.stats.get(name, [0, 0.0, 0.0, 0.0])
+        self.stats[name] = [n + x.size, s1 + float(x.sum()), s2 + float(np.dot(x, x)),
+                            max(top, float(np.abs(x).max())) if x.size else top]  # fmt: skip
+
+    def close(self) -> None:
+        self.file.close()

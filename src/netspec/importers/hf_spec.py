@@ -21,9 +21,13 @@ TRANSFORMERS_INIT = "5.24"
 """The transformers version whose ``_init_weights`` the recipes follow (checked against it in the tests)."""
 
 
-def spec_text(model: HFModel, name: str, source: str, seed: int = 0) -> str:
-    """The spec of ``model`` (``name`` its name, ``source`` the config it came from, named in a comment)."""
+def spec_text(model: HFModel, name: str, source: str, seed: int = 0, recipe: str | None = None) -> str:
+    """The spec of ``model`` (``name`` its name, ``source`` the config it came from, named in a comment);
+    ``recipe`` replaces the architecture's own initialization by another recipe (given the parameters of
+    ``std``, ``layers`` and ``d`` it takes, from the config)."""
     body = _gpt2(model) if model.family == "gpt2" else _llama(model)
+    if recipe is not None:
+        body["init"] = _recipe(recipe)
     head = [
         f"# Imported by `netspec import hf` from {source}: {model.architecture} ({model.model_type}).",
         *body.pop("comments"),
@@ -41,6 +45,21 @@ def spec_text(model: HFModel, name: str, source: str, seed: int = 0) -> str:
         f"  config: {_flow(model.carried)}",
     ]
     return "\n".join([*head, *body.pop("rest"), ""])
+
+
+def _recipe(name: str) -> str:
+    """``{recipe: NAME, ...}`` with the parameters the recipe takes among std, layers and d."""
+    from netspec.init.recipes import RECIPES
+    from netspec.registry import did_you_mean
+
+    if name not in RECIPES:
+        from netspec.errors import NetspecError
+
+        raise NetspecError(f"unknown init recipe {name!r}{did_you_mean(name, RECIPES.names())}; recipes: "
+                           f"{', '.join(RECIPES.names())}")  # fmt: skip
+    given = {"std": '"${std}"', "layers": '"${n_layers}"', "d": '"${d}"'}
+    takes = RECIPES[name].parameters()
+    return "{" + ", ".join([f"recipe: {name}", *(f"{k}: {v}" for k, v in given.items() if k in takes)]) + "}"
 
 
 def _scalar(value: Any) -> str:
@@ -93,16 +112,16 @@ def _llama(m: HFModel) -> dict[str, Any]:
         attn_bias = ", use_bias: " + ("[query, key, value]" if m.qkv_bias else "[output]")
     pad = f", padding_idx: {m.pad_token_id}" if m.pad_token_id is not None else ""
     head = ('{type: dense, name: lm_head, units: "${vocab}", tie: embed_tokens, use_bias: false}' if m.tie else
-            '{type: dense, name: lm_head, units: "${vocab}", use_bias: false}')  # fmt: skip
+            '{type: dense, name: lm_head, units: "${vocab}", role: readout, use_bias: false}')  # fmt: skip
     rest = [
         "blocks:",
         "  mlp:                        # LlamaMLP: down_proj(act(gate_proj(x)) * up_proj(x))",
         "    layers:",
-        f'      - {{type: dense, name: gate_proj, units: "${{d_ff}}", activation: {_act(m.activation)}'
-        f"{_bias(m.mlp_bias)}}}",
-        f'      - {{type: dense, name: up_proj, units: "${{d_ff}}", inputs: input{_bias(m.mlp_bias)}}}',
+        f'      - {{type: dense, name: gate_proj, units: "${{d_ff}}", activation: {_act(m.activation)}, '
+        f"role: residual_in{_bias(m.mlp_bias)}}}",
+        f'      - {{type: dense, name: up_proj, units: "${{d_ff}}", inputs: input, role: residual_up{_bias(m.mlp_bias)}}}',
         "      - {type: multiply, name: gated, inputs: [gate_proj, up_proj]}",
-        f'      - {{type: dense, name: down_proj, units: "${{d}}"{_bias(m.mlp_bias)}}}',
+        f'      - {{type: dense, name: down_proj, units: "${{d}}", role: residual_out{_bias(m.mlp_bias)}}}',
         "  decoder:                    # one decoder layer (model.layers.{i})",
         "    layers:",
         '      - {type: rms_norm, name: input_layernorm, epsilon: "${eps}"}',
@@ -138,12 +157,12 @@ def _gpt2(m: HFModel) -> dict[str, Any]:
         ("std", m.std, "initializer_range"),
     ]
     head = ('{type: dense, name: lm_head, units: "${vocab}", tie: wte, use_bias: false}' if m.tie else
-            '{type: dense, name: lm_head, units: "${vocab}", use_bias: false}')  # fmt: skip
+            '{type: dense, name: lm_head, units: "${vocab}", role: readout, use_bias: false}')  # fmt: skip
     rest = [
         "blocks:",
         "  mlp:                        # GPT2MLP: c_proj(act(c_fc(x)))",
         "    layers:",
-        f'      - {{type: dense, name: c_fc, units: "${{d_ff}}", activation: {_act(m.activation)}}}',
+        f'      - {{type: dense, name: c_fc, units: "${{d_ff}}", activation: {_act(m.activation)}, role: residual_in}}',
         '      - {type: dense, name: c_proj, units: "${d}", role: residual_out}',
         "  block:                      # GPT2Block (transformer.h.{i})",
         "    layers:",

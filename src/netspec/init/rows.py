@@ -8,6 +8,7 @@ padding row, then sets the row to 0: every other value keeps its bytes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,25 @@ class ZeroRows(Distribution):
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         return zero_rows(self.part.sample(shape, stream, dtype), self.rows)
+
+    @property
+    def blockwise(self) -> bool:  # type: ignore[override]
+        return self.part.blockwise
+
+    def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
+        """The part's window, with the elements of the zero rows inside it set to 0."""
+        from netspec.init.blocks import window_span
+
+        if not self.blockwise:
+            return super().window(shape, stream, dtype, blocks)
+        out = self.part.window(shape, stream, dtype, blocks)
+        start, stop = window_span(math.prod(shape), blocks)
+        row = math.prod(shape[1:])
+        for r in self.rows:
+            lo, hi = max(r * row, start), min((r + 1) * row, stop)
+            if lo < hi:
+                out[lo - start : hi - start] = 0
+        return out
 
     def checks(self, values: np.ndarray, alpha: float, fit_alpha: float | None) -> list[CheckResult]:
         """The rows exactly; the part's checks over every other row."""
