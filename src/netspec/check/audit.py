@@ -119,7 +119,7 @@ def audit(src: str, recipe: str | None = None, alpha: float = 1e-3) -> AuditRepo
         wanted = [s for s in stored if s.name in present or os.path.isdir(weights)]
         reader.where = {p: w for p, w in reader.where.items() if w[0] in wanted}
         reader.check()
-        report = verify_stream(_only(net, {p for s in wanted for p in s.parts}), reader, alpha)
+        report = verify_stream(net.restricted({p for s in wanted for p in s.parts}), reader, alpha)
     finally:
         reader.close()
     by_name = {t.name: t for t in report.tensors}
@@ -135,17 +135,6 @@ def _stored_dtype(reader: Any, stored: list[Any]) -> str:
         if s.name in reader.file.tensors:
             return str(reader.file.tensors[s.name][1].name)
     return "float32"
-
-
-def _only(net: Network, names: set[str]) -> Network:
-    """``net`` with only the tensors ``names`` (a single shard file holds some of the checkpoint)."""
-    import dataclasses
-
-    if names >= {name for name, _ in net.parameters()}:
-        return net
-    layers = [dataclasses.replace(cl, params=[p for p in cl.params if f"{cl.name}.{p.name}" in names])
-              for cl in net.layers]  # fmt: skip
-    return dataclasses.replace(net, layers=layers)
 
 
 def _recipe_name(net: Network) -> str:

@@ -164,8 +164,13 @@ def verify_spec(
     from netspec.export.files import exported_layout, load_weights
     from netspec.io.weights import TensorReader, size_limit
 
+    from netspec.importers.hf_layout import reader_for
+
     reader: Reader | None = None
-    if weights is not None and os.path.isfile(weights) and exported_layout(weights):
+    hf = reader_for(net, weights) if weights is not None and os.path.exists(weights) else None
+    if hf is not None:  # a Hugging Face checkpoint: transformers' names and layouts, undone run by run
+        reader, net = hf
+    elif weights is not None and os.path.isfile(weights) and exported_layout(weights):
         reader = ArrayReader(load_weights(net, weights))  # a framework's layouts, undone in memory
     elif weights is not None:
         if not os.path.exists(weights):

@@ -30,6 +30,7 @@ does. A tied head (``tie_word_embeddings``) is stored once, as the embedding.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,32 @@ def _norm(hf: str, ns: str) -> Iterator[Stored]:
 def _conv1d(hf: str, ns: str) -> Iterator[Stored]:
     yield Stored(f"{hf}.weight", (f"{ns}.weights",), AS_IS)
     yield Stored(f"{hf}.bias", (f"{ns}.bias",), AS_IS)
+
+
+def reader_for(net: Any, path: str) -> tuple[HFReader, Any] | None:
+    """For a spec imported from a Hugging Face config (``x-hf``) and weights stored under transformers' names
+    (an exported folder, its ``model.safetensors``, or one shard file): the reader of netspec's tensors out of
+    them, and the network restricted to the tensors they hold (a single shard holds some). None otherwise.
+
+    Raises:
+        HFExportError: the spec names an architecture its layers do not follow.
+    """
+    if not isinstance(net.spec.get("x-hf"), dict) or not (os.path.isdir(path) or path.endswith(".safetensors")):
+        return None
+    from netspec.export.hf import model_of
+
+    stored = stored_tensors(model_of(net))
+    shapes = {name: tuple(p.shape) for name, p in net.parameters()}
+    reader = HFReader(path, stored, shapes)
+    present = set(reader.names())
+    if not present & {s.name for s in stored}:
+        reader.close()
+        return None
+    if os.path.isdir(path):
+        return reader, net
+    held = [s for s in stored if s.name in present]
+    reader.where = {p: w for p, w in reader.where.items() if w[0] in held}
+    return reader, net.restricted({p for s in held for p in s.parts})
 
 
 class HFReader:

@@ -179,6 +179,16 @@ class Network:
             previous = [cl.name]
         return len(self.inputs) != 1 or self.outputs != previous[-1:]
 
+    def restricted(self, names: set[str]) -> Network:
+        """The same network holding only the parameter tensors ``names`` (verifying one shard of a checkpoint)."""
+        import dataclasses
+
+        if names >= {name for name, _ in self.parameters()}:
+            return self
+        layers = [dataclasses.replace(cl, params=[p for p in cl.params if f"{cl.name}.{p.name}" in names])
+                  for cl in self.layers]  # fmt: skip
+        return dataclasses.replace(self, layers=layers)
+
     def initialize(
         self,
         seed: int | None = None,
