@@ -109,6 +109,7 @@ def test_export_verify_and_audit_round_trip(tmp_path, capsys):
     tensors[name] = tensors[name] * np.float32(10)
     save_file(tensors, str(shard), metadata={"format": "pt"})
     assert main(["verify", str(spec), "--weights", str(out)]) == 1
+    assert "layers_2.self_attn.output.weights: not the bytes seed 0 produces" in capsys.readouterr().out
     assert main(["audit", str(out)]) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if line.rstrip().endswith("FAIL")]
     assert [line.split()[0] for line in failed] == [name]

@@ -162,9 +162,8 @@ def verify_spec(
     ``digests``, if given, is filled with each tensor's SHA-256 (to compare with a lock file).
     """
     from netspec.export.files import exported_layout, load_weights
-    from netspec.io.weights import TensorReader, size_limit
-
     from netspec.importers.hf_layout import reader_for
+    from netspec.io.weights import TensorReader, size_limit
 
     reader: Reader | None = None
     hf = reader_for(net, weights) if weights is not None and os.path.exists(weights) else None

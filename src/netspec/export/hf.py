@@ -50,7 +50,9 @@ def model_of(net: Network) -> HFModel:
         raise HFExportError(f"{net.source}: --to hf exports specs laid out as `netspec import hf` writes them; "
                             f"x-hf.architecture must name one of {', '.join(sorted(FAMILY_MODEL_TYPE))}"
                             f"{f' (it says {arch!r})' if arch else ''}")  # fmt: skip
-    carried = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    assert isinstance(meta, dict)
+    config = meta.get("config")
+    carried: dict[str, Any] = config if isinstance(config, dict) else {}
     layers = {cl.name: cl for cl in net.layers}
     reader = _Reader(net, layers)
     return reader.gpt2(arch, carried) if arch == "GPT2LMHeadModel" else reader.llama(arch, carried)
@@ -96,7 +98,7 @@ class _Reader:
             max_positions=int(carried.get("max_position_embeddings", 2048)),
             activation=gate.layer.activation.get_config() if gate.layer.activation.parameters() else
             gate.layer.activation.name,
-            norm_eps=norm.layer.epsilon, std=_std(self.net), tie=bool(self.option(head, "tie")),
+            norm_eps=_epsilon(norm), std=_std(self.net), tie=bool(self.option(head, "tie")),
             rope_theta=float(rotary.get("theta", 10000.0)), rope_fraction=float(rotary.get("fraction", 1.0)),
             qkv_bias=qkv_bias, out_bias=out_bias, mlp_bias=bool(self.option(gate, "use_bias", True)),
             pad_token_id=self.option(embed, "padding_idx"), dtype=self.net.dtype, carried=carried,
@@ -115,9 +117,13 @@ class _Reader:
             d=self.option(wte, "dim"), n_layers=self.count("h", "attn"), heads=heads, kv_heads=heads,
             head_dim=self.option(attn, "key_dim"), d_ff=self.option(fc, "units"),
             max_positions=self.option(wpe, "length"), activation=fc.layer.activation.get_config(),
-            norm_eps=ln.layer.epsilon, std=_std(self.net), tie=bool(self.option(head, "tie")),
+            norm_eps=_epsilon(ln), std=_std(self.net), tie=bool(self.option(head, "tie")),
             qkv_bias=True, out_bias=True, mlp_bias=True, dtype=self.net.dtype, carried=carried,
         )  # fmt: skip
+
+
+def _epsilon(norm: CompiledLayer) -> float:
+    return float(norm.layer.epsilon)  # type: ignore[attr-defined]
 
 
 def _attention_biases(attn: CompiledLayer) -> tuple[bool, bool]:

@@ -119,7 +119,8 @@ def _llama(m: HFModel) -> dict[str, Any]:
         "    layers:",
         f'      - {{type: dense, name: gate_proj, units: "${{d_ff}}", activation: {_act(m.activation)}, '
         f"role: residual_in{_bias(m.mlp_bias)}}}",
-        f'      - {{type: dense, name: up_proj, units: "${{d_ff}}", inputs: input, role: residual_up{_bias(m.mlp_bias)}}}',
+        f'      - {{type: dense, name: up_proj, units: "${{d_ff}}", inputs: input, role: residual_up'
+        f"{_bias(m.mlp_bias)}}}",
         "      - {type: multiply, name: gated, inputs: [gate_proj, up_proj]}",
         f'      - {{type: dense, name: down_proj, units: "${{d}}", role: residual_out{_bias(m.mlp_bias)}}}',
         "  decoder:                    # one decoder layer (model.layers.{i})",

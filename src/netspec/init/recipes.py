@@ -187,6 +187,33 @@ class GPT2(Recipe):
 
 @RECIPES.register
 @dataclass(frozen=True)
+class HFLlama(Recipe):
+    """Hugging Face's default initialization (Llama, Mistral, Qwen2 and most decoder models): every kernel
+    and embedding table N(0, σ²), σ = ``std`` (``initializer_range``, 0.02), whatever its role; biases 0,
+    norms γ 1, β 0. An embedding's padding row (``pad_token_id``) is then 0: the layer's ``padding_idx``.
+
+    Follows transformers ``modeling_utils.py``, ``PreTrainedModel._init_weights`` (5.x; Llama's
+    ``LlamaPreTrainedModel`` keeps it): ``init.normal_(std=initializer_range)`` on every ``nn.Linear`` and
+    ``nn.Embedding`` weight, ``zeros_`` on their biases and on the embedding's ``padding_idx`` row, ``ones_``
+    on every RMSNorm/LayerNorm weight. No depth scaling: a model trained from ``from_config`` starts so.
+    """
+
+    std: float = 0.02
+    name = "hf_llama"
+    SOURCE = "transformers `modeling_utils.py` `PreTrainedModel._init_weights` (Llama, Mistral, Qwen2)"
+    RULES = {"every kernel, embedding": "N(0, σ²), σ = initializer_range (0.02)", "bias, norm": "0; γ 1, β 0"}
+
+    def __post_init__(self) -> None:
+        check_number("std", self.std, positive=True)
+
+    def decide(self, t: Tensor) -> Decision | None:
+        if t.kind in ("kernel", "table"):
+            return Decision(normal(self.std), "N(0, σ²)", f"σ = {_g(self.std)}")
+        return _linear_defaults(t)
+
+
+@RECIPES.register
+@dataclass(frozen=True)
 class Megatron(Recipe):
     """Megatron-LM: ``init_method_normal(σ)``, N(0, σ²), σ = ``init_method_std`` (0.02), for every kernel
     and embedding table; ``scaled_init_method_normal(σ, L, multiplier)``, N(0, σ²/(multiplier·L)),
