@@ -308,3 +308,16 @@ def test_load_into_compares_layer_options_with_the_module():
     assert torch.equal(wrong.d.weight.detach(), ours)
     with pytest.raises(ValueError, match="options must be"):
         load_into(model, net, params, options="strict")
+
+
+def test_an_embeddings_padding_row_starts_at_zero_and_gets_no_gradient():
+    """``padding_idx``: the row is 0 after the draw (every other value keeps the bytes it has without one), and
+    the exported module leaves it out of the gradient, as ``nn.Embedding(padding_idx)`` does."""
+    text = "netspec: 1\ninput: [4]\nlayers:\n  - {{type: embedding, name: tok, vocab: 9, dim: 3{}}}\n"
+    padded = netspec.loads(text.format(", padding_idx: 2"), "padded.yaml").initialize()["tok.weights"]
+    plain = netspec.loads(text.format(""), "plain.yaml").initialize()["tok.weights"]
+    assert not padded[2].any() and np.array_equal(np.delete(padded, 2, 0), np.delete(plain, 2, 0))
+    module = to_module(netspec.loads(text.format(", padding_idx: 2"), "padded.yaml"))
+    module(torch.tensor([[2, 2, 5, 0]])).sum().backward()
+    grad = module.tok.weight.grad
+    assert not grad[2].any() and grad[5].abs().sum() > 0

@@ -59,6 +59,9 @@ VARIANTS = {
     "multi_head_attention:mqa_interleaved_partial": ([5, 8], "{type: multi_head_attention, heads: 2, key_dim: 8, "
                                                      "kv_heads: 1, value_dim: 3, use_bias: false, rotary: "
                                                      "{layout: interleaved, fraction: 0.5}}"),
+    "multi_head_attention:bias_subset": ([5, 6], "{type: multi_head_attention, heads: 2, key_dim: 3, kv_heads: 1, "
+                                         "use_bias: [query, key, value], bias: {name: normal, std: 0.5}}"),
+    "embedding:padding_idx": ([5], "{type: embedding, vocab: 11, dim: 4, padding_idx: 3}"),
     "dense:tied": ([5], "{type: embedding, name: tok, vocab: 11, dim: 4}\n  - {type: dense, units: 11, tie: tok, "
                    "bias: {name: normal, std: 0.1}}"),
     "dense:tied_no_bias": ([5], "{type: embedding, name: tok, vocab: 11, dim: 4}\n  - {type: layer_norm}\n"
