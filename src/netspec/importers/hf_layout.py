@@ -135,7 +135,7 @@ def reader_for(net: Any, path: str) -> tuple[HFReader, Any] | None:
     """
     if not isinstance(net.spec.get("x-hf"), dict) or not (os.path.isdir(path) or path.endswith(".safetensors")):
         return None
-    from netspec.export.hf import model_of
+    from netspec.importers.hf_network import model_of
 
     stored = stored_tensors(model_of(net))
     shapes = {name: tuple(p.shape) for name, p in net.parameters()}
