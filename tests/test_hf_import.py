@@ -113,3 +113,23 @@ def test_export_verify_and_audit_round_trip(tmp_path, capsys):
     assert main(["audit", str(out)]) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if line.rstrip().endswith("FAIL")]
     assert [line.split()[0] for line in failed] == [name]
+
+
+@pytest.mark.parametrize("layout", ["transposed", "concatenated", "as is"])
+@pytest.mark.parametrize("band", [1, 7, 64, 1 << 22])
+def test_stored_bands_are_the_stored_tensor_in_order(layout, band):
+    """Row bands of a transposed or concatenated tensor, laid end to end, are exactly ``to_hf``'s bytes (a
+    band smaller than a row, one that does not divide the rows, and one larger than the tensor)."""
+    from netspec.importers.hf_layout import Stored
+
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((9, w)).astype(np.float32) for w in ((4, 3, 5) if layout == "concatenated" else (6,))]
+    stored = Stored("t", tuple("qkv"[: len(arrays)]), layout)
+    flat = np.empty(sum(a.size for a in arrays), np.float32)
+    covered = 0
+    for first, values in stored.bands(arrays, band):
+        assert first == covered
+        flat[first:first + values.size] = values
+        covered += values.size
+    assert covered == flat.size
+    np.testing.assert_array_equal(flat, stored.to_hf(arrays).reshape(-1))

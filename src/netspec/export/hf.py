@@ -102,25 +102,31 @@ def stored_layout(net: Network, m: HFModel) -> list[tuple[Stored, tuple[int, ...
 def hf_chunks(layout: list[tuple[Stored, tuple[int, ...]]], shapes: dict[str, tuple[int, ...]],
               source: Iterator[Chunk]) -> Iterator[Chunk]:
     """The stored tensors' chunks from netspec's (:func:`netspec.nn.sources.chunks`): a tensor stored as it
-    is passes chunk by chunk; a transposed or concatenated one is assembled whole first (one tensor in
-    memory at a time, plus the chunks in flight)."""
+    is passes chunk by chunk; a transposed or concatenated one is gathered into one buffer per part, then
+    leaves in row bands (:meth:`Stored.bands`): one tensor in memory at a time, plus a band."""
     import math
 
     import numpy as np
 
     owner = {part: s for s, _ in layout for part in s.parts}
-    parts: dict[str, list[np.ndarray]] = {}
-    whole: dict[str, np.ndarray] = {}
+    buffers: dict[str, np.ndarray] = {}
+    filled: dict[str, int] = {}
     for name, start, values in source:
         s = owner[name]
         if s.layout == AS_IS:
             yield s.name, start, values
             continue
-        parts.setdefault(name, []).append(values)
-        if sum(v.size for v in parts[name]) == math.prod(shapes[name]):
-            whole[name] = np.concatenate(parts.pop(name)).reshape(shapes[name])
-        if all(p in whole for p in s.parts):
-            yield s.name, 0, s.to_hf([whole.pop(p) for p in s.parts]).reshape(-1)
+        if name not in buffers:
+            buffers[name] = np.empty(math.prod(shapes[name]), dtype=values.dtype)
+            filled[name] = 0
+        buffers[name][start:start + values.size] = values
+        filled[name] += values.size
+        if all(p in buffers and filled[p] == buffers[p].size for p in s.parts):
+            arrays = [buffers.pop(p).reshape(shapes[p]) for p in s.parts]
+            for p in s.parts:
+                del filled[p]
+            for first, band in s.bands(arrays):
+                yield s.name, first, band
 
 
 def metadata(net: Network) -> dict[str, str]:

@@ -66,6 +66,25 @@ class Stored:
         (array,) = arrays
         return np.ascontiguousarray(array.T) if self.layout == TRANSPOSE else array
 
+    def bands(self, arrays: list[np.ndarray], band: int = 1 << 22) -> Iterator[tuple[int, np.ndarray]]:
+        """The stored tensor (:meth:`to_hf`) as ``(first element, flat values)`` runs of about ``band``
+        elements, in order, each copied from the parts alone: a transposed or concatenated tensor is never
+        held whole a second time."""
+        if self.layout == AS_IS or arrays[0].ndim != 2:
+            yield 0, self.to_hf(arrays).reshape(-1)
+            return
+        stored = arrays[0].T if self.layout == TRANSPOSE else None
+        rows = arrays[0].shape[1] if stored is not None else arrays[0].shape[0]
+        width = arrays[0].shape[0] if stored is not None else sum(a.shape[-1] for a in arrays)
+        step = max(1, band // max(1, width))
+        for first in range(0, rows, step):
+            last = min(rows, first + step)
+            if stored is not None:
+                values = np.ascontiguousarray(stored[first:last])
+            else:
+                values = np.concatenate([a[first:last] for a in arrays], axis=-1)
+            yield first * width, values.reshape(-1)
+
     def from_hf(self, stored: np.ndarray, widths: list[int]) -> list[np.ndarray]:
         """The netspec parts from the stored tensor (``widths``: each part's last-axis size, for a concatenation)."""
         if self.layout == CONCAT:
