@@ -147,3 +147,30 @@ def test_any_bytes_give_a_value_or_a_json_error(data):
         assert exc.message
         return
     assert value == json.loads(data) and not (isinstance(value, float) and not math.isfinite(value))
+
+
+def test_no_module_parses_json_but_the_bounded_reader():
+    """``json.load``/``json.loads`` recurse once per nesting level with no size or value limit: netspec reads
+    every JSON document it did not write through netspec.io.jsonio (a new reader must too)."""
+    import ast
+    from pathlib import Path
+
+    src = Path(jsonio.__file__).resolve().parents[1]
+    parsers = {"load", "loads", "JSONDecoder", "decoder", "raw_decode"}
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "jsonio.py":
+            continue
+        aliases = {"json"}  # `import json as j` counts too
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                aliases |= {a.asname for a in node.names if a.name == "json" and a.asname}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "json" and \
+                    (node.module != "json" or any(a.name in parsers for a in node.names)):  # fmt: skip
+                found.append(f"{path.relative_to(src)}:{node.lineno}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in parsers and \
+                    isinstance(node.value, ast.Name) and node.value.id in aliases:  # fmt: skip
+                found.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert not found, f"use netspec.io.jsonio instead of json.load(s) at {found}"
