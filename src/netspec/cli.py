@@ -96,6 +96,17 @@ def parser() -> argparse.ArgumentParser:
                    help="write a folder of safetensors shards of at most SIZE bytes of tensors each (5GB, 500MB, "
                    "2GiB; a larger tensor alone) with model.safetensors.index.json, the Hub's layout; a folder "
                    "output without it uses 5GB")  # fmt: skip
+    b.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local (default): this process; dask: each shard (or zarr shard file) is a task on a Dask "
+                   "cluster that generates and writes it (the 'dask' extra); the same bytes either way")  # fmt: skip
+    b.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler (tcp://host:8786) for --engine dask "
+                   "(default: a LocalCluster on this machine); the output must be a path every worker shares, or "
+                   "a zarr store's fsspec URL")  # fmt: skip
+    b.add_argument("--workers", type=int_in(1, 1024, "workers"), metavar="N",
+                   help="LocalCluster worker processes for --engine dask without --scheduler (default: all cores)")
+    b.add_argument("--resume", action="store_true",
+                   help="continue a folder of shards or a zarr store an earlier build of the same plan left: keep "
+                   "the finished shards whose digests check, write the rest")  # fmt: skip
     b.add_argument("--seed", type=seed, help="override the spec's seed")
     add_dtype(b)
     b.add_argument("--dry-run", action="store_true", help="validate and summarize; allocate and write nothing")
@@ -303,7 +314,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from netspec.report import summary
 
     path = args.output or os.path.splitext(os.path.basename(args.spec))[0] + ".npz"
-    out = None if args.dry_run else output_for(path, args.max_shard_size)
+    if (args.scheduler or args.workers) and args.engine != "dask":
+        raise UsageError("--scheduler and --workers go with --engine dask")
+    engine = args.engine if args.engine == "dask" else None
+    out = None if args.dry_run else output_for(path, args.max_shard_size, engine)
     if args.lock and not args.dry_run:
         from netspec.vcs.commands import read_lock
 
@@ -322,14 +336,17 @@ def cmd_build(args: argparse.Namespace) -> int:
         rep.build_done(report, "dry run: nothing allocated, nothing written")
         return EXIT_OK
     from netspec.io import outputs
-    from netspec.nn.sources import chunks
     from netspec.report.progress import Progress
 
     layout = [(name, p.shape, net.dtype) for name, p in net.parameters()]
     with Progress(net.num_params, enabled=not args.no_progress and not args.json) as bar:
-        parts = chunks(net, threads=args.threads, progress=bar.advance)  # generated ahead while written
-        digests, file_digest, files = outputs.write(out, parts, layout, weights_io.metadata_for(net))
-    content = weights_io.layout_digest(digests, layout)
+        result = outputs.build(net, out, weights_io.metadata_for(net), threads=args.threads, progress=bar.advance,
+                               engine=args.engine, scheduler=args.scheduler, workers=args.workers,
+                               resume=args.resume)  # fmt: skip
+    for note in result.notes:
+        print(f"netspec build: {note}", file=sys.stderr)
+    digests, file_digest, files = result.digests, result.file_sha256, result.files
+    content = weights_io.layout_digest(digests, layout) if len(digests) == len(layout) else None
     if args.lock:
         try:
             drift = _lock_drift(args.lock, net, digests)
@@ -344,8 +361,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not out.is_file:
         report["files"] = files
     note = "" if args.output else " (default: <spec stem>.npz in the current folder)"
-    shards = "" if out.is_file else f" ({len(files)} file{'s' * (len(files) != 1)})"
-    text = f"wrote {path}{note}{shards}\ncontent sha256 {content}"
+    shards = "" if out.is_file or out.kind == "zarr" else f" ({len(files)} file{'s' * (len(files) != 1)})"
+    text = f"wrote {path}{note}{shards}\ncontent sha256 " + (content or "not computed: tensors split over zarr "
+                                                              "shards written in parallel (netspec lock --check "
+                                                              "or verify --lock checks them)")  # fmt: skip
     rep.build_done(report, text + (f"\nfile sha256 {file_digest}" if file_digest else ""))
     return EXIT_OK
 

@@ -163,11 +163,15 @@ def verify_spec(
     """
     from netspec.export.files import exported_layout, load_weights
     from netspec.importers.hf_layout import reader_for
+    from netspec.io import zarr_store
     from netspec.io.weights import TensorReader, size_limit
 
     reader: Reader | None = None
-    hf = reader_for(net, weights) if weights is not None and os.path.exists(weights) else None
-    if hf is not None:  # a Hugging Face checkpoint: transformers' names and layouts, undone run by run
+    zarr = weights is not None and zarr_store.is_store(weights)
+    hf = reader_for(net, weights) if weights is not None and not zarr and os.path.exists(weights) else None
+    if weights is not None and zarr:
+        reader = zarr_store.ZarrReader(weights)
+    elif hf is not None:  # a Hugging Face checkpoint: transformers' names and layouts, undone run by run
         reader, net = hf
     elif weights is not None and os.path.isfile(weights) and exported_layout(weights):
         reader = ArrayReader(load_weights(net, weights))  # a framework's layouts, undone in memory

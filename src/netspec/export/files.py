@@ -44,6 +44,10 @@ def load_weights(net: Network, path: str) -> dict[str, np.ndarray]:
     Raises:
         WeightsError, NetspecError: the file is missing, unreadable or does not match the spec.
     """
+    from netspec.io import zarr_store
+
+    if zarr_store.is_store(path):
+        return zarr_store.load_for(net, path)
     layout = exported_layout(path) if os.path.isfile(path) else ""
     if not layout:
         return load_for(net, path)
@@ -63,7 +67,14 @@ def recorded_metadata(path: str) -> dict[str, str]:
     """What a weights file records about where it came from (``netspec_stream``, ``netspec_seed``, ...),
     for netspec's own files and any export; empty for a format that records nothing (``.pt``,
     ``.msgpack``) or a file it cannot read (reading the tensors reports that)."""
+    from netspec.io import zarr_store
+
     ext = os.path.splitext(path)[1].lower()
+    if zarr_store.is_store(path):
+        try:
+            return zarr_store.ZarrReader(path).metadata()
+        except NetspecError:
+            return {}
     if ext in (".npz", ".safetensors") or os.path.isdir(path):  # (a folder of shards: its shards' metadata)
         try:
             return load_metadata(path)

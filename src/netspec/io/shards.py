@@ -31,7 +31,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -240,7 +240,10 @@ class Writer:
     ``target`` is the folder of the shards, or the file itself for a single-file plan (``single=True``).
     ``index_metadata`` goes into the index's ``metadata`` besides ``total_size``. ``file_digest`` also
     hashes the whole file as written (a single file only). ``skip`` names shards already in place (a resumed
-    build): none of their tensors may arrive.
+    build): none of their tensors may arrive. ``finish=False`` leaves out the index and the removal of an
+    earlier build's shards (:meth:`finish_folder`), for a task that writes some of the shards.
+    ``on_commit(shard name, its tensors' SHA-256)`` is called (on the commit thread) as each shard gets its
+    name, complete and synced (what a resumable build records).
     """
 
     def __init__(
@@ -253,11 +256,15 @@ class Writer:
         file_digest: bool = False,
         skip: frozenset[str] = frozenset(),
         prefix: str = "model",
+        finish: bool = True,
+        on_commit: Callable[[str, dict[str, str]], None] | None = None,
     ):
         if single and len(shards) != 1:
             raise ValueError("a single-file write has exactly one shard")
         self.target, self.shards, self.single = target, shards, single
         self.index_metadata, self.file_digest, self.skip, self.prefix = index_metadata, file_digest, skip, prefix
+        self.finish, self.on_commit = finish, on_commit
+        self._hashers: dict[str, Any] = {}
         self.where = {e.name: (s, e) for s in shards for e in s.entries}
         self.committed: list[str] = []
         self.lock = threading.Lock()
@@ -276,6 +283,7 @@ class Writer:
                 not yet complete are removed; complete ones stay (a resumed build keeps them).
         """
         hashers = {e.name: hashlib.sha256() for s in self.shards if s.name not in self.skip for e in s.entries}
+        self._hashers = hashers
         whole = hashlib.sha256() if self.file_digest else None
         budget = _Budget(IN_FLIGHT)
         opened: dict[str, _Open] = {}
@@ -315,8 +323,8 @@ class Writer:
                             state.stack.__exit__(type(exc), exc, exc.__traceback__)
                 raise
             digests = hashing.submit(lambda: {n: h.hexdigest() for n, h in hashers.items()}).result()
-        if not self.single:
-            self._finish_folder()
+        if not self.single and self.finish:
+            self.finish_folder()
         return WriteResult(digests, whole.hexdigest() if whole else None, [self.path(s) for s in self.shards])
 
     def _locate(self, name: str, start: int, values: np.ndarray, error: type[Exception]) -> tuple[ShardFile, Entry]:
@@ -367,7 +375,7 @@ class Writer:
             if last:
                 budget.give(len(data))
 
-        def written(future: Future[None]) -> None:
+        def finished(future: Future[None]) -> None:
             done(future)
             with state.idle:
                 state.running -= 1
@@ -375,13 +383,14 @@ class Writer:
 
         offset = len(state.shard.header) + entry.begin + start * ITEMSIZE[entry.dtype]
         with state.idle:
-            state.running += 1
-        writers.submit(pwrite_all, state.fd, data, offset).add_done_callback(written)
-        hashing.submit(_update, hasher, whole, data).add_done_callback(done)
+            state.running += 2  # the write and the hashing
+        writers.submit(pwrite_all, state.fd, data, offset).add_done_callback(finished)
+        hashing.submit(_update, hasher, whole, data).add_done_callback(finished)
         state.received += len(data)
 
     def _commit(self, state: _Open) -> None:
-        """Wait for the shard's writes, then sync it and give it its name (:func:`atomic_write`'s exit)."""
+        """Wait for the shard's writes and hashing, then sync it and give it its name (:func:`atomic_write`'s
+        exit), then report it (``on_commit``)."""
         with state.idle:
             state.idle.wait_for(lambda: state.running == 0)
         if self.failed is not None:
@@ -389,8 +398,10 @@ class Writer:
         state.stack.close()
         with self.lock:
             self.committed.append(state.shard.name)
+        if self.on_commit is not None:
+            self.on_commit(state.shard.name, {e.name: self._hashers[e.name].hexdigest() for e in state.shard.entries})
 
-    def _finish_folder(self) -> None:
+    def finish_folder(self) -> None:
         """The index (when there are several shards), then an earlier build's leftover shards removed."""
         if len(self.shards) > 1:
             text = index_text(index_document(self.shards, self.index_metadata))

@@ -110,14 +110,24 @@ def chunks(
     cores) at most ``2 * threads + 2`` windows ahead of the reader. ``progress`` is called with the number of
     values of each chunk as it is handed over.
     """
-    from netspec.nn.network import _pool, default_threads
-
     if net.rng == "legacy":
         for name, array in net.generate(seed, threads=1):
             if names is None or name in names:
                 yield _handed(name, 0, array.reshape(-1), progress)
         return
     plan = [s for name, s in sources(net, seed).items() if names is None or name in names]
+    yield from chunks_of(plan, threads, progress, task_blocks)
+
+
+def chunks_of(
+    plan: list[TensorSource],
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    task_blocks: int = TASK_BLOCKS,
+) -> Iterator[Chunk]:
+    """:func:`chunks` of the tensors of ``plan``, in its order (a shard's tensors, on a worker)."""
+    from netspec.nn.network import _pool, default_threads
+
     workers = default_threads() if threads is None else max(1, int(threads))
     with _pool(workers) as pool:
         yield from _ordered(plan, pool, 2 * workers, task_blocks, progress)
