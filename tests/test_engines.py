@@ -197,9 +197,9 @@ sys.exit(main(["build", sys.argv[1], "-o", sys.argv[2], "--max-shard-size", "8MB
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_a_killed_build_leaves_no_final_named_partial_shard_and_resumes(tmp_path):
-    """SIGKILL once two shards are recorded: every file with a shard's name is complete (it checks), no
-    partial file is left, no index; --resume writes the rest, and the folder is the fresh build's."""
-    from netspec.io import resume, shards
+    """SIGKILL once two shards are recorded: every file with a shard's name is complete (the fresh build's
+    bytes), no partial file is left, no index; --resume writes the rest, and the folder is the fresh build's."""
+    from netspec.io import resume
 
     spec = tmp_path / "big.yaml"
     spec.write_text("netspec: 1\ninput: [1024]\nlayers:\n  - repeat: 12\n    layers:\n"
@@ -214,21 +214,17 @@ def test_a_killed_build_leaves_no_final_named_partial_shard_and_resumes(tmp_path
             break
         time.sleep(0.01)
     proc.wait()
-    net = netspec.load(str(spec))
-    layout = [(name, p.shape, net.dtype) for name, p in net.parameters()]
-    plan = {s.name: s for s in shards.plan(layout, weights_io.metadata_for(net), 8 * 10**6)}
-    left = sorted(p.name for p in out.iterdir())
-    assert not [n for n in left if n.endswith(".partial")], left
+    left = {p.name: p.read_bytes() for p in out.iterdir() if p.name != resume.RECORD}
+    assert not [n for n in left if n.endswith(".partial")], sorted(left)
     if proc.returncode == -signal.SIGKILL:
         assert "model.safetensors.index.json" not in left
-    parts = json.loads(record.read_text())["parts"]
-    for name in left:
-        if name in plan:
-            assert name in parts and resume.shard_checks(str(out), plan[name], parts[name]), name
-    assert main(["build", str(spec), "-o", str(out), "--max-shard-size", "8MB", "--resume", "--no-progress"]) == 0
     fresh = tmp_path / "fresh"
     assert main(["build", str(spec), "-o", str(fresh), "--max-shard-size", "8MB", "--no-progress"]) == 0
-    for path in fresh.iterdir():
+    for name, data in left.items():  # every file with a shard's name is complete: the fresh build's bytes
+        assert data == (fresh / name).read_bytes(), name
+    assert set(json.loads(record.read_text())["parts"]) <= set(left)  # (a shard renamed just before the kill
+    assert main(["build", str(spec), "-o", str(out), "--max-shard-size", "8MB", "--resume", "--no-progress"]) == 0
+    for path in fresh.iterdir():  # may not be recorded yet: it is written again)
         if not path.name.startswith("."):
             assert (out / path.name).read_bytes() == path.read_bytes(), path.name
     assert Path(out / "model.safetensors.index.json").exists() and os.path.getsize(record) > 0

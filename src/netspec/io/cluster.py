@@ -80,15 +80,14 @@ def build(
         NetspecError: the extra is missing, the scheduler cannot be reached, or a task failed (its error).
         InitializerError: ``rng: legacy`` (one generator in order: no task can draw its part alone).
     """
-    from netspec.io.outputs import _kept
-    from netspec.io.resume import Record, StoreRecord, fingerprint
+    from netspec.io.resume import Record, StoreRecord, fingerprint, kept_parts
     from netspec.nn.sources import sources
 
     found = sources(net)  # (rng: legacy refuses here, before any cluster starts)
     zarr = out.kind == "zarr"
     tasks, plan = (_zarr_tasks if zarr else _shard_tasks)(net, out, metadata, found, resume)
     record = (StoreRecord if zarr else Record)(out.path, fingerprint(plan))
-    kept, notes = _kept(record, {t.key: t for t in tasks}, _checks, resume)
+    kept, notes = kept_parts(record, {t.key: t for t in tasks}, _checks, resume)
     for key, digests in kept.items():
         record.done(key, digests)
     todo = [t for t in tasks if t.key not in kept]
@@ -232,7 +231,9 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise NetspecError("--engine dask needs dask and distributed: pip install 'netspec[dask]'") from None
+        from netspec.extras import install_hint
+
+        raise NetspecError(f"--engine dask needs dask and distributed: {install_hint('dask')}") from None
     if scheduler:
         try:
             return Client(scheduler, timeout="30s"), None

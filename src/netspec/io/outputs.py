@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netspec.errors import UsageError
 
@@ -115,12 +115,12 @@ def build(
 
         built = cluster.build(net, out, metadata, engine, scheduler, workers, threads, progress, resume)
         return Result(built.digests, None, built.files, built.notes)
-    from netspec.io.resume import Record, fingerprint, shard_checks
+    from netspec.io.resume import Record, fingerprint, kept_parts, shard_checks
 
     os.makedirs(out.path, exist_ok=True)
     plan = shards.plan(layout, metadata, out.max_shard_size)
     record = Record(out.path, fingerprint([s.name.encode() + s.header for s in plan]))
-    kept, notes = _kept(record, {s.name: s for s in plan}, lambda s, d: shard_checks(out.path, s, d), resume)
+    kept, notes = kept_parts(record, {s.name: s for s in plan}, lambda s, d: shard_checks(out.path, s, d), resume)
     for name, digests in kept.items():
         record.done(name, digests)
     names = {e.name for s in plan if s.name not in kept for e in s.entries}
@@ -131,18 +131,3 @@ def build(
     result = writer.write(chunks(net, threads=threads, progress=progress, names=names))
     digests = {k: v for d in kept.values() for k, v in d.items()} | result.digests
     return Result(digests, None, result.files, notes)
-
-
-def _kept(
-    record: Any, parts: dict[str, Any], checks: Callable[[Any, Any], bool], resume: bool
-) -> tuple[dict[str, Any], list[str]]:
-    """The parts an earlier build finished that check (with ``resume``), and a note saying what was kept."""
-    if not resume:
-        return {}, []
-    previous, why = record.previous()
-    if why:
-        return {}, [f"resume: nothing kept ({why})"]
-    kept = {key: digests for key, digests in previous.items() if key in parts and checks(parts[key], digests)}
-    failed = sorted(set(previous) & set(parts) - set(kept))
-    note = f"resume: kept {len(kept)} of {len(parts)} finished parts whose digests check"
-    return kept, [note + (f"; rewriting {len(failed)} that do not ({', '.join(failed[:3])})" if failed else "")]

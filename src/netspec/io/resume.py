@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netspec.io import jsonio
@@ -128,3 +129,18 @@ def shard_checks(folder: str, shard: ShardFile, digests: Any) -> bool:
     except OSError:
         return False
     return True
+
+
+def kept_parts(
+    record: Record, parts: dict[str, Any], checks: Callable[[Any, Any], bool], resume: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The parts an earlier build finished that check (with ``resume``), and a note saying what was kept."""
+    if not resume:
+        return {}, []
+    previous, why = record.previous()
+    if why:
+        return {}, [f"resume: nothing kept ({why})"]
+    kept = {key: digests for key, digests in previous.items() if key in parts and checks(parts[key], digests)}
+    failed = sorted(set(previous) & set(parts) - set(kept))
+    note = f"resume: kept {len(kept)} of {len(parts)} finished parts whose digests check"
+    return kept, [note + (f"; rewriting {len(failed)} that do not ({', '.join(failed[:3])})" if failed else "")]

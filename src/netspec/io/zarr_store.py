@@ -44,7 +44,9 @@ def zarr_module() -> Any:
     try:
         import zarr
     except ImportError:
-        raise NetspecError("zarr stores need zarr 3: pip install 'netspec[zarr]'") from None
+        from netspec.extras import install_hint
+
+        raise NetspecError(f"zarr stores need zarr 3: {install_hint('zarr')}") from None
     if int(zarr.__version__.split(".")[0]) < 3:
         raise NetspecError(f"zarr stores need zarr 3 (the v3 format and its sharding codec), found {zarr.__version__}")
     return zarr
