@@ -139,3 +139,60 @@ def test_diagnose_gives_open_axes_a_length(tmp_path, capsys):
     spec.write_text("netspec: 1\ninput: [null, 8]\nlayers:\n  - " + CASES["multi_head_attention:dynamic"][1] + "\n")
     np.save(tmp_path / "x.npy", np.ones((2, 11, 8), np.float32))
     assert main(["diagnose", str(spec), "--input", str(tmp_path / "x.npy"), "--no-gradients"]) == 0
+
+
+def _open_variants():
+    """(case, input shape) for every registry case and every choice of open axes its layer accepts: each axis
+    alone, and every axis but the last together (the walk finds which layer types take an open axis)."""
+    for case, (shape, layer) in sorted(CASES.items()):
+        choices = {(i,) for i in range(len(shape))} | {tuple(range(len(shape) - 1))} - {()}
+        for axes in sorted(choices):
+            open_shape = [None if i in axes else n for i, n in enumerate(shape)]
+            try:
+                netspec.loads(f"netspec: 1\ninput: {json.dumps(open_shape)}\nlayers:\n  - {layer}\n", "o.yaml")
+            except SpecError:
+                continue  # the layer needs these sizes known (tested above: a located error)
+            yield case, open_shape
+
+
+OPEN_VARIANTS = list(_open_variants())
+
+
+def _window(layer):
+    """The largest window (kernel * dilation, pool) of a case's layer line, 1 for layers without one."""
+    import yaml
+
+    options = yaml.safe_load(layer.split("\n")[0])
+    sizes = [options.get(k, 1) for k in ("kernel", "pool", "dilation")]
+    flat = [[v] if isinstance(v, int) else v for v in sizes]
+    return max(flat[0]) * max(flat[2]) if "kernel" in options else max(flat[1])
+
+
+def test_the_walk_finds_every_layer_type_that_takes_an_open_axis():
+    from netspec.nn.catalog import LAYER_TYPES
+
+    walked = {kind(case) for case, _ in OPEN_VARIANTS}
+    assert {kind(case) for case in DYNAMIC} <= walked
+    assert set(LAYER_TYPES) - walked == {"reshape"}  # it needs every size known (a located error above)
+
+
+@pytest.mark.parametrize(("case", "shape"), OPEN_VARIANTS, ids=[f"{c}{s}" for c, s in OPEN_VARIANTS])
+def test_eval_at_every_run_time_size_is_an_output_or_a_located_error(case, shape, tmp_path, capsys):
+    """Lengths 0, 1, every length below the layer's window, and a batch of 0: `netspec eval` prints an output
+    (exit 0) or says where the spec cannot take the size (exit 1), never an internal error (exit 70)."""
+    layer = CASES[case][1]
+    spec = tmp_path / "open.yaml"
+    spec.write_text(f"netspec: 1\ninput: {json.dumps(shape)}\nlayers:\n  - {layer}\n")
+    window = _window(layer)
+    runs = [(1, n) for n in sorted({0, 1, *range(window)})] + [(0, window), (0, 0), (2, window + 2)]
+    codes = {}
+    for batch, length in runs:
+        sizes = (batch, *(length if n is None else n for n in shape))
+        x = np.zeros(sizes, np.int64) if integer_input(case) else np.ones(sizes, np.float32)
+        np.save(tmp_path / "x.npy", x)
+        codes[batch, length] = code = main(["eval", str(spec), "--input", str(tmp_path / "x.npy")])
+        err = capsys.readouterr().err
+        assert code in (0, 1), f"batch {batch}, length {length}: exit {code}: {err}"
+        if code == 1:  # located at the layer, with the sizes it was given
+            assert f"{spec}:4:5: " in err and "(at layers[0]; input [" in err, err
+    assert codes[2, window + 2] == 0 and codes[0, window] == 0  # a length the window fits; an empty batch

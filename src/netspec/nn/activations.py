@@ -298,7 +298,7 @@ class Softmax(Activation):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
 
-        e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+        e = np.exp(x - np.max(x, axis=-1, keepdims=True, initial=-np.inf))  # initial: an empty axis is empty
         return e / np.sum(e, axis=-1, keepdims=True)
 
     def gain(self) -> float:
@@ -315,7 +315,7 @@ class LogSoftmax(Activation):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
 
-        shifted = x - np.max(x, axis=-1, keepdims=True)
+        shifted = x - np.max(x, axis=-1, keepdims=True, initial=-np.inf)
         return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 

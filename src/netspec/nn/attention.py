@@ -227,6 +227,8 @@ class MultiHeadAttention(Layer):
         _ = self.rotary  # a rotary option that rotates no feature pair is an error here
         query, context = shapes[0], shapes[-1]
         self.check_lengths(query[0], context[0])
+        if context[0] == 0 and query[0] != 0:
+            raise ShapeError(f"the context has no position for the query's {query[0]} positions to attend to")
         return (query[0], self.options.get("output_dim", query[1]))
 
     def check_lengths(self, query: int | None, context: int | None) -> None:
@@ -274,7 +276,7 @@ class MultiHeadAttention(Layer):
             y = a @ params[f"{proj}.weights"]
             if f"{proj}.bias" in params:
                 y = y + params[f"{proj}.bias"]
-            return y.reshape(*a.shape[:2], n, -1)
+            return y.reshape(*a.shape[:2], n, y.shape[-1] // n)  # explicit sizes: empty arrays reshape too
 
         q, k, v = project(x, "query", heads), project(c, "key", self.kv_heads), project(c, "value", self.kv_heads)
         rotary = self.rotary
@@ -284,7 +286,7 @@ class MultiHeadAttention(Layer):
         scores = np.einsum("bqhd,bkhd->bhqk", q, k) / x.dtype.type(math.sqrt(qk // heads))
         if self.options.get("causal", False):
             scores = np.where(np.tril(np.ones(scores.shape[-2:], dtype=bool)), scores, -np.inf)
-        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True, initial=-np.inf))  # no query: no key either
         weights = scores / scores.sum(axis=-1, keepdims=True)
         heads_out = np.einsum("bhqk,bkhd->bqhd", weights, v).reshape(*x.shape[:2], vd)
         y = heads_out @ params["output.weights"]

@@ -53,6 +53,7 @@ from netspec.nn.layers import (
     explicit_pads,
     known,
     open_axes,
+    positions,
     register_layer,
     window_outputs,
     window_pads,
@@ -228,6 +229,7 @@ class ConvTranspose(Conv):
         extra = self.output_padding()
 
         def spatial(sizes: Dims) -> list[int]:
+            positions(sizes, f"{self.type}'s input")
             out = []
             for n, k, s, p, (before, after) in zip(sizes, self.effective_kernel(), stride, extra, self.crops(sizes),
                                                    strict=True):  # fmt: skip

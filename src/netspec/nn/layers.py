@@ -294,7 +294,10 @@ class Layer:
         return {}
 
     def combine_shapes(self, shapes: list[Shape]) -> Shape:
-        """The output shape from every input's shape (one input for all but merge layers)."""
+        """The output shape from every input's shape (one input for all but merge layers); ShapeError if the
+        layer cannot take them. The compiler calls it with the spec's sizes (None where known only at run
+        time), :meth:`netspec.nn.network.Network.forward` again with the sizes it runs with, before
+        :meth:`apply`, so a rule written here holds for every size."""
         return self.output_shape(shapes[0])
 
     def apply(self, xs: list[np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
@@ -423,7 +426,8 @@ def window_pads(padding: Any, sizes: Sequence[int], window: Sequence[int],
 def window_outputs(sizes: Sequence[int], window: Sequence[int], stride: Sequence[int],
                    pads: list[tuple[int, int]], what: str) -> tuple[int, ...]:  # fmt: skip
     """Output positions per axis: (n + before + after - window) // stride + 1 (for 'same' this is
-    ceil(n / stride))."""
+    ceil(n / stride)); every axis needs a position (a window over padding alone has no value)."""
+    positions(sizes, f"a {what.split()[-1]}'s input")
     out = []
     for n, k, s, (before, after) in zip(sizes, window, stride, pads, strict=True):
         if k > n + before + after:
@@ -431,6 +435,28 @@ def window_outputs(sizes: Sequence[int], window: Sequence[int], stride: Sequence
             raise ShapeError(f"the {what} {k} is larger than its input ({n}){padded}")
         out.append((n + before + after - k) // s + 1)
     return tuple(out)
+
+
+def positions(sizes: Sequence[int | None], what: str) -> None:
+    """ShapeError unless every axis of ``sizes`` has a position: the rule for layers that reduce or slide a
+    window over an axis (a spec cannot write a size 0; an axis known only at run time can be empty)."""
+    if 0 in sizes:
+        raise ShapeError(f"{what} needs at least one position on every spatial axis, got {list(sizes)}")
+
+
+MAX_OUTPUT_VALUES = 1 << 31
+"""Values in one layer's output for one sample (as a dimension's bound): a forward pass holds every
+layer's output, so a spec cannot ask ``eval`` for an absurd activation (upsample 400000x) with no
+parameters at all."""
+
+
+def check_output_size(shape: Shape) -> None:
+    """ShapeError if one sample's output holds more than :data:`MAX_OUTPUT_VALUES` values (open axes not
+    counted when compiling; counted at their run-time size when the network runs)."""
+    values = math.prod(d for d in shape if d is not None)
+    if values > MAX_OUTPUT_VALUES:
+        raise ShapeError(f"the output {tuple(shape)} holds {values:,} values per sample, more than the limit of "
+                         f"{MAX_OUTPUT_VALUES:,}")  # fmt: skip
 
 
 def _pad(x: np.ndarray, pads: list[tuple[int, int]], value: float = 0.0) -> np.ndarray:
@@ -528,7 +554,7 @@ class Flatten(Layer):
         return (None,) if None in shape else (math.prod(s for s in shape if s is not None),)
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit: a batch of 0 reshapes too
 
 
 class Dropout(Layer):
@@ -674,7 +700,8 @@ class Embedding(Layer):
         import numpy as np
 
         ids = np.asarray(x)
-        if not np.all(np.equal(np.mod(ids, 1), 0)) or ids.min() < 0 or ids.max() >= self.options["vocab"]:
+        vocab = self.options["vocab"]
+        if ids.size and (not np.all(np.equal(np.mod(ids, 1), 0)) or ids.min() < 0 or ids.max() >= vocab):
             raise ShapeError(f"{self.name}: token ids must be integers in [0, {self.options['vocab']})")
         return params["weights"][ids.astype(np.int64)]
 

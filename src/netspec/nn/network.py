@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netspec.nn.inputs import matches
-from netspec.nn.layers import Layer, ParamSpec, Shape, ShapeError
+from netspec.nn.layers import Layer, ParamSpec, Shape, ShapeError, check_output_size
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +74,8 @@ class CompiledLayer:
     ``tokens.weights``), used transposed (see :func:`layer_tensors`)."""
     recipe: dict[str, Decided] = field(default_factory=dict)
     """Parameter -> what the spec's init recipe decided for it (absent: the recipe did not decide it)."""
+    column: int = 0
+    """The column of the layer in the spec (with :attr:`line`: where run-time shape errors point)."""
 
     def origin(self, param: ParamSpec) -> Provenance:
         """The provenance of a parameter's initializer (from the layer key it follows)."""
@@ -259,7 +261,9 @@ class Network:
         params = self.initialize() if params is None else params
         values, single = self._batched_inputs(x)
         for cl in self.layers:
-            values[cl.name] = cl.layer.apply([values[s] for s in cl.sources], _own(cl, params))
+            xs = [values[s] for s in cl.sources]
+            self.check_sizes(cl, xs)
+            values[cl.name] = cl.layer.apply(xs, _own(cl, params))
         out = {name: values[name][0] if single else values[name] for name in self.outputs}
         return out[self.outputs[0]] if len(out) == 1 else out
 
@@ -272,6 +276,7 @@ class Network:
         for cl in self.layers:
             own = _own(cl, params)
             xs = [values[s] for s in cl.sources]
+            self.check_sizes(cl, xs)
             pre = None
             if cl.layer.has_activation() and cl.layer.activation.name != "linear":
                 pre = cl.layer.without_activation().apply(xs, own)
@@ -279,6 +284,23 @@ class Network:
             else:
                 values[cl.name] = cl.layer.apply(xs, own)
             yield cl, pre, values[cl.name]
+
+    def check_sizes(self, cl: CompiledLayer, xs: list[np.ndarray]) -> None:
+        """The compile-time shape rule of ``cl`` (:meth:`Layer.combine_shapes`, the output size limit) fed
+        the sizes it is about to run with: sizes known only at run time (a window longer than the sequence,
+        an empty sequence where the layer needs a position) fail here, located at the layer in the spec, as
+        the compiler would have for a spec that wrote those sizes.
+
+        Raises:
+            ShapeError: ``source:line:col: name (type): why (at layers[i]; input [...])``.
+        """
+        shapes = [tuple(x.shape[1:]) for x in xs]
+        try:
+            check_output_size(cl.layer.combine_shapes(list(shapes)))
+        except ShapeError as exc:
+            given = "; ".join(f"input {list(s)}" for s in shapes)
+            where = f"{self.source or '<spec>'}:{cl.line}:{cl.column}"
+            raise ShapeError(f"{where}: {cl.name} ({cl.layer.type}): {exc} (at {cl.spec_path}; {given})") from None
 
     def _batched_inputs(self, x: Any) -> tuple[dict[str, np.ndarray], bool]:
         import numpy as np

@@ -110,7 +110,12 @@ class Recurrent(Layer):
         if len(shape) != 2:
             raise ShapeError(f"{self.type} needs an input (sequence, features), got {list(shape)}")
         width = self.directions * self.units
-        return (shape[0], width) if self.options.get("return_sequences", False) else (width,)
+        if self.options.get("return_sequences", False):
+            return (shape[0], width)
+        if shape[0] == 0:
+            raise ShapeError(f"{self.type} returns its state after the last step and an empty sequence has none "
+                             "(return_sequences: true returns the empty sequence)")  # fmt: skip
+        return (width,)
 
     def bias_names(self) -> tuple[str, ...]:
         return ("bias",)

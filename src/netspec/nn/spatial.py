@@ -18,6 +18,7 @@ from netspec.nn.layers import (
     _opt,
     explicit_pads,
     known,
+    positions,
     register_layer,
 )
 
@@ -47,6 +48,7 @@ class GlobalPool(Layer):
 
     def output_shape(self, shape: Shape) -> Shape:
         _spatial(self, shape)
+        positions(shape[:-1], f"{self.type}'s input")
         return (shape[-1],)
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:

@@ -8,14 +8,13 @@ without allocating anything, and refuses networks over ``max_params``.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.errors import Diagnostic, InitializerError, NetspecError, SpecError
 from netspec.nn.catalog import LAYER_TYPES
-from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError, lend, pads_vary
+from netspec.nn.layers import Layer, ParamSpec, Resolved, Shape, ShapeError, check_output_size, lend, pads_vary
 from netspec.nn.network import CompiledLayer, Network, Provenance
 from netspec.spec import auto_next, integers
 from netspec.spec.arithmetic import Evaluated, arithmetic
@@ -217,7 +216,7 @@ def _compile_one(
     try:
         params = layer.param_specs(shapes)
         out_shape = layer.combine_shapes(shapes)
-        _check_output_size(out_shape)
+        check_output_size(out_shape)
     except (ShapeError, InitializerError) as exc:
         shown = "" if len(shapes) == 1 else " (inputs: " + ", ".join(map(_shape_text, sources, shapes)) + ")"
         out.diagnostics.append(Diagnostic(f"{name} ({options['type']}): {exc}{shown}", line, col, where))
@@ -239,7 +238,7 @@ def _compile_one(
     state.total += count
     expressions = {format_path(p[len(path) :]): e for p, e in item.expressions.items()}
     compiled = CompiledLayer(layer, shapes[0], out_shape, params, where, line, resolved[1], sources, shapes,
-                             item.blocks, item.index, expressions, item.depends, tied, decided)  # fmt: skip
+                             item.blocks, item.index, expressions, item.depends, tied, decided, col)  # fmt: skip
     out.layers.append(compiled)
     wiring.produced(name, out_shape)
 
@@ -279,19 +278,6 @@ def _tied(
             return None
         tied[local] = f"{owner}.weights"
     return tied
-
-
-MAX_OUTPUT_VALUES = 1 << 31
-"""Values in one layer's output for one sample (as a dimension's bound): a forward pass holds every
-layer's output, so a spec cannot ask ``eval`` for an absurd activation (upsample 400000x) with no
-parameters at all."""
-
-
-def _check_output_size(shape: Shape) -> None:
-    values = math.prod(d for d in shape if d is not None)
-    if values > MAX_OUTPUT_VALUES:
-        raise ShapeError(f"the output {tuple(shape)} holds {values:,} values per sample, more than the limit of "
-                         f"{MAX_OUTPUT_VALUES:,}")  # fmt: skip
 
 
 def _known_shapes(wiring: Wiring, sources: list[str] | None) -> list[Shape] | None:
