@@ -196,3 +196,14 @@ def test_eval_at_every_run_time_size_is_an_output_or_a_located_error(case, shape
         if code == 1:  # located at the layer, with the sizes it was given
             assert f"{spec}:4:5: " in err and "(at layers[0]; input [" in err, err
     assert codes[2, window + 2] == 0 and codes[0, window] == 0  # a length the window fits; an empty batch
+
+
+def test_attention_needs_a_context_position_for_each_query():
+    net = netspec.loads("netspec: 1\ninputs: {q: [null, 4], c: [null, 4]}\nlayers:\n  - {type: multi_head_attention, "
+                        "name: att, heads: 2, key_dim: 2, inputs: [q, c]}\n", "x.yaml")  # fmt: skip
+    p = net.initialize()
+    q, c = np.ones((1, 2, 4), np.float32), np.ones((1, 0, 4), np.float32)
+    with pytest.raises(ShapeError, match=r"^x.yaml:4:5: att \(multi_head_attention\): the context has no position"):
+        net.forward({"q": q, "c": c}, p)
+    assert net.forward({"q": q[:, :0], "c": c}, p).shape == (1, 0, 4)  # no query, no context: the empty output
+    assert net.forward({"q": q[:0], "c": q[:0]}, p).shape == (0, 2, 4)  # an empty batch
