@@ -52,6 +52,32 @@ def test_canonical_layout():
     assert out.index("type: dense") < out.index("name: a") < out.index("units: 3")
 
 
+QUOTED = """\
+netspec: 1
+constants: {d_model: 8, n_layers: 2}
+input: [8]
+layers:
+  - repeat: "${n_layers}"
+    layers:
+      - {type: dense, name: up, units: "${d_model * index}"}
+      - {type: dense, name: down, units: '${d_model}', weights: {name: normal, std: "${0.02 / sqrt(n_layers)}"}}
+"""
+
+
+def test_quoted_scalars_keep_their_quotes(tmp_path, capsys):
+    """Expressions written as the README writes them ("${...}", double-quoted) pass fmt --check, single
+    quotes stay single; a plain ${n} that moves into a flow mapping is quoted there (YAML needs it)."""
+    assert format_text(QUOTED, "q.yaml") == QUOTED
+    path = tmp_path / "q.yaml"
+    path.write_text(QUOTED)
+    assert main(["fmt", "--check", str(path)]) == 0, capsys.readouterr().err
+    exploded = QUOTED.replace("      - {type: dense, name: up, units: \"${d_model * index}\"}\n",
+                              "      - type: dense\n        name: up\n        units: ${d_model * index}\n")  # fmt: skip
+    out = format_text(exploded, "q.yaml")
+    assert "      - {type: dense, name: up, units: '${d_model * index}'}\n" in out
+    assert load_text(out, "q.yaml").data == load_text(QUOTED, "q.yaml").data
+
+
 def test_check_and_rewrite(tmp_path, capsys):
     messy = tmp_path / "m.yaml"
     messy.write_text("layers: [{units: 2, type: dense}]\ninput: [3]\nnetspec: 1\n")

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -109,3 +110,37 @@ def test_the_contents_list_names_every_reference_section_in_order():
     assert [title for title, _ in listed] == after
     for title, anchor in listed:
         assert anchor == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-"), title
+
+
+def _readme_specs() -> list[tuple[int, str]]:
+    """The README's YAML blocks that are specs or parts of one, as spec files: (line, text). A block whose
+    top-level keys are all spec keys gets ``netspec: 1`` first if it lacks it; a block of block
+    definitions (each a mapping with ``layers``) goes under ``blocks:``; the others (lists of layers, other
+    files) are left out."""
+    from netspec.spec.schema import build_schema
+
+    top = set(build_schema()["properties"])
+    out = []
+    for m in re.finditer(r"^( *)```yaml\n(.*?)^\1```", README, re.S | re.M):
+        line = README[: m.start()].count("\n") + 2
+        text = textwrap.dedent(m.group(2))
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            continue
+        if set(data) <= top:
+            out.append((line, text if "netspec" in data else "netspec: 1\n" + text))
+        elif all(isinstance(v, dict) and "layers" in v for v in data.values()):
+            out.append((line, "netspec: 1\nblocks:\n" + textwrap.indent(text, "  ")))
+    return out
+
+
+def test_the_readmes_specs_are_in_fmts_layout():
+    """A spec written as the README writes it passes `netspec fmt --check` (the check the README's
+    pre-commit hook and CI recipe run): expressions double-quoted as the README writes them, layers
+    wrapped as fmt wraps them."""
+    from netspec.vcs.fmt import format_text
+
+    found = _readme_specs()
+    assert len(found) >= 7, "the README's spec blocks were not found"
+    bad = [line for line, text in found if format_text(text, f"README.md:{line}") != text]
+    assert not bad, f"README.md blocks at lines {bad} are not in fmt's layout (netspec fmt would rewrite them)"

@@ -6,8 +6,9 @@ then the ``x-`` keys as written (where anchors are defined once, before their al
 layer ``type`` (or ``block``/``repeat``), ``name``, ``inputs``, then the layer type's own keys in the
 order its documentation lists them; ``name`` first in an initializer or activation mapping; a layer (or
 block parameter) on one line in flow style when it fits in :data:`FLOW_WIDTH` columns and holds no
-comment, else block style; shapes and other lists of scalars in flow style; quotes only where YAML
-needs them; 2-space indentation.
+comment, else block style; shapes and other lists of scalars in flow style; a quoted scalar keeps its
+quotes (``"${n}"`` and ``'${n}'`` both stay as written), and quotes are added only where YAML needs them;
+2-space indentation.
 
 The result is checked before anything is written: the formatted text must load (with netspec's own
 safe loader) to exactly the same data as the original, so formatting cannot change what a spec builds.
@@ -35,7 +36,7 @@ def _yaml() -> Any:
     except ImportError:
         raise NetspecError("netspec fmt needs ruamel.yaml: pip install ruamel.yaml") from None
     yaml = YAML(typ="rt")
-    yaml.preserve_quotes = False
+    yaml.preserve_quotes = True  # a quoted scalar keeps its quotes: "${n}" and '${n}' both stay as written
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
