@@ -133,6 +133,45 @@ def test_repeat_counts_from_block_parameters_are_counted_with_their_values():
         netspec.loads(text.replace("n: 3", "n: 101"))
 
 
+def _expression_chain(k: int, n: int) -> str:
+    """Blocks b0..b(k-1), each repeating the next ``"${n}"`` times (2^k layers for n = 2), used once."""
+    chain = "".join(f'  b{i}:\n    layers:\n      - repeat: "${{n}}"\n        layers:\n'
+                    f"          - {{block: b{i + 1}}}\n" for i in range(k - 1))  # fmt: skip
+    return (f"netspec: 1\nconstants: {{n: {n}}}\ninput: [4]\nblocks:\n{chain}  b{k - 1}:\n    layers:\n"
+            "      - {type: dense, name: d, units: 2}\nlayers:\n  - {block: b0, name: top}\n")  # fmt: skip
+
+
+def test_expression_repeat_counts_are_counted_before_expanding():
+    """Review F4: ``repeat: "${n}"`` inside blocks counted once up front, so a chain of 16 blocks each repeating
+    the next "${n}" = 2 times was expanded layer by layer until 10,000 layers existed (seconds of CPU) and
+    refused at the innermost dense layer. Counted with n's value, it is refused before any expansion, at the
+    top-level use that multiplies, as the same spec with literal counts is; n = 1 builds."""
+    text = _expression_chain(16, 2)
+    with pytest.raises(SpecError, match="the layers expand to more than 10,000") as info:
+        netspec.loads(text, "chain.yaml")
+    (d,) = info.value.diagnostics
+    assert (d.path, d.line) == ("layers[0]", len(text.splitlines()))
+    assert "repeat blocks and block instances multiply" in d.message
+    assert len(netspec.loads(_expression_chain(16, 1), "chain.yaml").layers) == 1
+
+
+def test_expression_arguments_count_a_bodys_repeat():
+    """A block argument written as an expression over constants (``depth: "${2 * n}"``) counts a body's
+    ``repeat: $depth`` with its value; a count that reads ``index`` is known only at expansion."""
+    body = ("    params: {depth: {type: integer}}\n    layers:\n      - repeat: $depth\n        layers:\n"
+            '          - repeat: "${depth}"\n            layers:\n'
+            "              - {type: dense, units: 4}\n")  # fmt: skip
+    text = (f"netspec: 1\nconstants: {{n: 2}}\ninput: [4]\nblocks:\n  b:\n{body}layers:\n"
+            '  - {block: b, depth: "${2 * n}"}\n')  # fmt: skip
+    assert len(netspec.loads(text).layers) == 16
+    with pytest.raises(SpecError, match="the layers expand to more than 10,000") as info:
+        netspec.loads(text.replace("n: 2", "n: 51"))
+    assert info.value.diagnostics[0].path == "layers[0]"
+    by_index = ('netspec: 1\ninput: [4]\nlayers:\n  - repeat: 3\n    layers:\n      - repeat: "${index}"\n'
+                "        layers:\n          - {type: dense, units: 2}\n")  # fmt: skip
+    assert len(netspec.loads(by_index).layers) == 1 + 2 + 3
+
+
 def test_a_repeat_without_layers_in_a_block_is_located():
     """The fuzzer's KeyError: 'layers' in the expansion count (a mutated resnet18-cifar.yaml)."""
     text = "netspec: 1\ninput: [4]\nblocks:\n  b:\n    layers:\n      - {repeat: 2}\nlayers:\n  - {block: b}\n"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,7 +42,7 @@ from netspec.spec.arithmetic import (
     integral,
 )
 from netspec.spec.arithmetic import Scope as Names
-from netspec.spec.expressions import is_expression
+from netspec.spec.expressions import ExpressionError, Number, evaluate, is_expression
 from netspec.spec.loader import Document, Path, format_path
 
 MAX_LAYERS = 10_000
@@ -462,56 +463,78 @@ def _validate_body(doc: Document, body: list[Any], path: Path, context: str) -> 
 
 
 def _count(items: Any, blocks: dict[str, Any], stack: tuple[str, ...], values: dict[str, Any],
-           memo: dict[tuple[str, str], int]) -> int:  # fmt: skip
+           memo: dict[tuple[str, str], int], constants: Mapping[str, Number]) -> int:  # fmt: skip
     """Layers after expansion, saturating just above MAX_LAYERS (no big numbers, no expansion).
 
     Block bodies are not schema-checked yet (each instance's is, after substitution), so anything may
     be found in them: what is not a valid count counts as one, and so does an empty body (the check
     after substitution reports both; counted as one, a chain of blocks that each use the next twice and
-    end in an invalid body is refused before 2^depth instances are expanded and found invalid). A count
-    evaluated at expansion (an expression) counts once here; the expansion stops at MAX_LAYERS itself.
+    end in an invalid body is refused before 2^depth instances are expanded and found invalid).
     ``values`` are the enclosing instance's arguments (a body's ``repeat: $depth`` counts with its
-    value). Each block is counted once per distinct argument set (``memo``), so blocks that use each
-    other many times over cost no more than their definitions."""
+    value); an expression count (or argument) is evaluated here over ``constants`` and those arguments,
+    so ``repeat: "${n}"`` counts n times. Only a count that reads ``index`` (or fails to evaluate: the
+    expansion reports it) counts once here; the expansion stops at MAX_LAYERS itself. Each block is
+    counted once per distinct argument set (``memo``), so blocks that use each other many times over
+    cost no more than their definitions."""
     if not isinstance(items, list):
         return 1
     total = 0
     for item in items:
-        total += _count_item(item, blocks, stack, values, memo)
+        total += _count_item(item, blocks, stack, values, memo, constants)
         if total > MAX_LAYERS:
             return MAX_LAYERS + 1
     return total
 
 
 def _count_item(item: Any, blocks: dict[str, Any], stack: tuple[str, ...], values: dict[str, Any],
-                memo: dict[tuple[str, str], int]) -> int:  # fmt: skip
+                memo: dict[tuple[str, str], int], constants: Mapping[str, Number]) -> int:  # fmt: skip
     if not isinstance(item, dict):
         return 1
     if "repeat" in item:
-        known = integral(_substitute(item["repeat"], values))
+        known = integral(_known(item["repeat"], values, constants))
         times = known if known is not None and known > 0 else 1
-        return times * max(_count(item.get("layers"), blocks, stack, values, memo), 1)
+        return times * max(_count(item.get("layers"), blocks, stack, values, memo, constants), 1)
     name = item.get("block")
     if not isinstance(name, str) or not isinstance(blocks.get(name), dict) or name in stack:
         return 1
     params = blocks[name].get("params")
     params = params if isinstance(params, dict) else {}
-    arguments = {k: _substitute(v, values) for k, v in item.items() if k not in ("block", "name", "inputs")}
+    arguments = {k: _known(v, values, constants) for k, v in item.items() if k not in ("block", "name", "inputs")}
     for key, spec in params.items():
         if key not in arguments and isinstance(spec, dict) and "default" in spec:
             arguments[key] = spec["default"]
     key = (name, json.dumps(arguments, sort_keys=True, default=str))
     if key not in memo:
-        memo[key] = max(_count(blocks[name].get("layers"), blocks, (*stack, name), arguments, memo), 1)
+        memo[key] = max(_count(blocks[name].get("layers"), blocks, (*stack, name), arguments, memo, constants), 1)
     return memo[key]
+
+
+def _known(value: Any, values: dict[str, Any], constants: Mapping[str, Number]) -> Any:
+    """``value`` with ``$NAME`` substituted from ``values`` and an expression evaluated over ``constants`` and
+    the numbers among ``values`` (the enclosing instance's arguments, which shadow constants), if it can be
+    evaluated before expansion; as it is otherwise (it reads ``index``, or is wrong: the expansion says how)."""
+    value = _substitute(value, values)
+    if not is_expression(value):
+        return value
+    names = dict(constants)
+    for key, argument in values.items():
+        if isinstance(argument, (int, float)) and not isinstance(argument, bool):
+            names[key] = argument
+        else:
+            names.pop(key, None)
+    try:
+        return evaluate(value, names)
+    except ExpressionError:
+        return value
 
 
 def _check_count(doc: Document, blocks: dict[str, Any]) -> None:
     """Refuse specs whose ``repeat`` blocks and block instances expand to more than MAX_LAYERS layers."""
     total = 0
     memo: dict[tuple[str, str], int] = {}
+    constants = arithmetic(doc).constants
     for i, item in enumerate(doc.data["layers"]):
-        total += _count([item], blocks, (), {}, memo)
+        total += _count([item], blocks, (), {}, memo, constants)
         if total > MAX_LAYERS:
             line, col = doc.mark(("layers", i))
             msg = (f"the layers expand to more than {MAX_LAYERS:,} (repeat blocks and block instances multiply); "
