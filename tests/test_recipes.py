@@ -292,6 +292,22 @@ layers:
     return spec
 
 
+def test_mups_width_multiplier_reads_kernels_in_the_torch_exporters_layout(monkeypatch) -> None:
+    """Review F8: muP's width multiplier (the last width dimension in PyTorch's layout) used a copy of the
+    layout rule; it uses netspec.init.fans.torch_layout, the rule the torch exporter and the conformance
+    tests check. Shown by changing that rule: the multiplier follows it for kernels, not for tables."""
+    from netspec.init import fans
+    from netspec.init.fans import Fans
+    from netspec.init.recipes import MuP, Tensor
+
+    mup = MuP()
+    kernel = Tensor("k", "hidden", "kernel", (3, 3, 64, 256), Fans(576, 2304, 9), base_shape=(3, 3, 16, 32))
+    table = Tensor("e", "embedding", "table", (1000, 256), Fans(1000, 256), base_shape=(1000, 32))
+    assert mup.width_multiplier(kernel) == 64 / 16 and mup.width_multiplier(table) == 256 / 32  # (out, in, *k)
+    monkeypatch.setattr(fans, "torch_layout", lambda shape: tuple(shape))  # netspec's own (*k, in, out) order
+    assert mup.width_multiplier(kernel) == 256 / 32 and mup.width_multiplier(table) == 256 / 32
+
+
 def test_mup_scales_hidden_std_by_the_width_multiplier_and_records_it(tmp_path: Path) -> None:
     spec = mup_specs(tmp_path, 32, 128)
     net = netspec.load(str(spec))

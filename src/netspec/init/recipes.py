@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from netspec.errors import InitializerError
+from netspec.init import fans
 from netspec.init.fans import Fans
 from netspec.registry import Configurable, Registry, check_number
 
@@ -573,20 +574,14 @@ class MuP(Recipe):
         return _width_dims(t)[1]
 
 
-def _torch_layout(shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
-    """A tensor's shape in PyTorch's layout: kernels (*k, in, out) -> (out, in, *k); tables, vectors as is."""
-    if kind != "kernel" or len(shape) < 2:
-        return shape
-    return (shape[-1], shape[-2], *shape[:-2])
-
-
 def _width_dims(t: Tensor) -> tuple[int, float]:
     """How many of the tensor's dimensions are widths (differ from the base), and its width multiplier: the
     last width dimension's size over its base size, in PyTorch's layout (muP's ``InfShape.width_mult``)."""
     if t.base_shape is None:
         return 0, 1.0
-    dims = _torch_layout(t.shape, t.kind)
-    base = _torch_layout(t.base_shape, t.kind)
+    dims, base = t.shape, t.base_shape
+    if t.kind == "kernel":  # PyTorch's layout, the torch exporter's rule; tables and vectors as they are
+        dims, base = fans.torch_layout(dims), fans.torch_layout(base)
     widths = [(d, b) for d, b in zip(dims, base, strict=True) if d != b]
     return len(widths), (widths[-1][0] / widths[-1][1] if widths else 1.0)
 
