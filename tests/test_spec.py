@@ -134,6 +134,69 @@ def test_all_errors_are_reported_at_once_sorted():
     assert lines == sorted(lines) and {4, 5, 6} <= set(lines)
 
 
+def _errors(text: str) -> list:
+    with pytest.raises(SpecError) as info:
+        netspec.loads(text, "m.yaml")
+    return info.value.diagnostics
+
+
+def test_pattern_and_one_of_messages_say_what_the_schema_accepts():
+    """Review F9: every pattern failure said "(a letter or _, then letters, digits, _ and -)" and every oneOf
+    failure "expected an integer or a list of integers", wrong for constants (no -) and padding; a bad
+    constant name was located at the constants mapping, not at the key."""
+    (d,) = _errors("netspec: 1\nconstants:\n  n_layers: 3\n  n-heads: 2\ninput: [4]\nlayers:\n"
+                   "  - {type: dense, units: 2}\n")  # fmt: skip
+    assert (d.line, d.column, d.path) == (4, 3, "constants.n-heads")
+    assert "not an identifier" in d.message and "no -" in d.message and "_ and -" not in d.message
+    conv = "netspec: 1\ninput: [8, 2]\nlayers:\n  - {type: conv1d, filters: 2, kernel: 3, padding: PAD}\n"
+    for padding in ("foo", "[[1, 2, 3]]", "[1, 2, 3, 4]"):
+        (d,) = _errors(conv.replace("PAD", padding))
+        assert d.path == "layers[0].padding" and "expected 'valid' or 'same', an integer, or a list of 1 to 3 items, " \
+            "each an integer or a list of 2 integers" in d.message, d.message  # fmt: skip
+    (d,) = _errors(conv.replace("padding: PAD", "kernel: x").replace("kernel: 3, ", ""))
+    assert "expected an integer or a list of 1 to 3 integers" in d.message
+    (d,) = _errors("netspec: 1\ninput: [4]\nblocks:\n  a.b: {layers: [{type: dense, units: 2}]}\nlayers:\n"
+                   "  - {type: dense, units: 2}\n")  # fmt: skip
+    assert (d.line, d.column, d.path) == (4, 3, "blocks.a.b") and "is not a name (a letter or _" in d.message
+
+
+def _schema_nodes(node, key):
+    if isinstance(node, dict):
+        if key in node:
+            yield node
+        for value in node.values():
+            yield from _schema_nodes(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schema_nodes(value, key)
+
+
+def test_every_one_of_and_pattern_of_the_schema_has_words_naming_each_branch():
+    """The messages are read from the schema: every pattern has its words, and the words for every oneOf
+    name what each branch accepts (its enum values, its type, a list, a mapping's required keys)."""
+    from netspec.spec.schema import PATTERN_WORDS
+    from netspec.spec.validation import TYPE_WORDS, accepts
+
+    schema = json.loads((Path(__file__).parent.parent / "schemas" / "netspec-v1.schema.json").read_text())
+    for built in (build_schema(), schema):  # the validation schema, and the published one (expressions)
+        for node in _schema_nodes(built, "pattern"):
+            if isinstance(node["pattern"], str):
+                assert node["pattern"] in PATTERN_WORDS, node["pattern"]
+        for node in _schema_nodes(built, "oneOf"):
+            words = accepts(node)
+            for branch in node["oneOf"]:
+                if "enum" in branch:
+                    assert all(repr(v) in words for v in branch["enum"] if isinstance(v, str)), (words, branch)
+                elif branch.get("type") == "array":
+                    assert "a list" in words, (words, branch)
+                elif branch.get("type") == "object":
+                    assert "a mapping" in words and all(repr(k) in words for k in branch.get("required", ()))
+                elif isinstance(branch.get("type"), str):
+                    assert TYPE_WORDS[branch["type"]][0] in words, (words, branch)
+                else:
+                    assert "pattern" in branch or "oneOf" in branch or "anyOf" in branch, branch
+
+
 def test_summary_lists_layers_shapes_params_and_initializers():
     text = netspec.load(str(ROOT / "specs" / "cifar-cnn.yaml")).summary()
     assert "conv2d_2 (conv2d)" in text and "(None, 14, 14, 64)" in text and "18,496" in text

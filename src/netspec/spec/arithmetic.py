@@ -130,12 +130,16 @@ def _constants(doc: Document, arith: Arithmetic) -> list[Diagnostic]:
     for i, (name, value) in enumerate(list(written.items())):
         path: Path = ("constants", name)
         if i >= MAX_CONSTANTS or not IDENTIFIER.match(name) or len(name) > 64 or name in RESERVED:
-            if name in RESERVED:  # (the schema reports the others)
+            if name in RESERVED:  # (the schema reports the others, at the key: not skipped as a failed value)
                 what = "the repeat index" if name == INDEX else "a function"
                 line, col = doc.mark(path, key=True)
                 msg = f"{name!r} cannot be a constant: it is {what} in expressions"
                 diags.append(Diagnostic(msg, line, col, format_path(path)))
-            arith.failed.add(path)
+                arith.failed.add(path)
+            elif is_expression(value):  # its value is judged as any other's; the name is not usable
+                evaluated, diag = _constant_value(doc, arith, path, value)
+                if evaluated is not None:
+                    written[name] = evaluated.value
             arith.broken.add(str(name))
             continue
         evaluated, diag = _constant_value(doc, arith, path, value)

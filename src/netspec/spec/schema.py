@@ -144,8 +144,17 @@ def _recipes() -> dict[str, Any]:
     }  # fmt: skip
 
 
-REFERENCE = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$", "maxLength": 200}
+REFERENCE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$"
+REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN, "maxLength": 200}
 """A layer reference: a name, or a layer inside a block instance (``stage1.conv2``)."""
+EXPRESSION_PATTERN = r"^\$\{.*\}$"
+PATTERN_WORDS = {
+    NAME_PATTERN: "a name (a letter or _, then letters, digits, _ and -)",
+    IDENTIFIER_PATTERN: "an identifier (a letter or _, then letters, digits and _; no -)",
+    REFERENCE_PATTERN: "a layer name, or names joined by '.' for a layer inside a block instance (stage1.conv2)",
+    EXPRESSION_PATTERN: "an expression ${...}",
+}
+"""What each pattern of the schema accepts, in words (for error messages)."""
 
 
 def _inputs_schema(arity: int | tuple[int, int] | None) -> dict[str, Any]:
@@ -388,7 +397,7 @@ def build_schema() -> dict[str, Any]:
     }
 
 
-EXPRESSION = {"type": "string", "pattern": r"^\$\{.*\}$",
+EXPRESSION = {"type": "string", "pattern": EXPRESSION_PATTERN,
               "description": "An expression ${...} over numbers, the constants, the block's parameters and index, "
               "evaluated when the spec is compiled (see the README's Arithmetic)."}  # fmt: skip
 

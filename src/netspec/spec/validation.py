@@ -216,19 +216,69 @@ def _translate(validation_error: jsonschema.ValidationError, doc: Document, base
         op = "at least" if v == "minItems" else "at most"
         return [Diagnostic(f"expected {op} {error.validator_value} item(s), got {len(instance)}", line, col, where)]
     if v == "oneOf":
-        return [
-            Diagnostic(
-                f"{_show(instance)} is not valid here: expected an integer or a list of integers", line, col, where
-            )
-        ]
+        return [Diagnostic(f"{_show(instance)} is not valid here: expected {accepts(error.schema)}", line, col, where)]
+    if "propertyNames" in error.relative_schema_path:  # a key's fault: point at the key
+        path = (*path, instance)
+        where = format_path(path)
+        line, col = doc.mark(path, key=True)
     if v == "pattern":
-        msg = f"{_show(instance)} is not a valid name (a letter or _, then letters, digits, _ and -)"
-        return [Diagnostic(msg, line, col, where)]
+        return [Diagnostic(f"{_show(instance)} is not {_pattern_words(error.validator_value)}", line, col, where)]
     if v in ("maxLength", "minLength"):
         op = "at most" if v == "maxLength" else "at least"
         msg = f"{_show(instance)} is {len(instance)} characters long; {op} {error.validator_value} allowed"
         return [Diagnostic(msg, line, col, where)]
     return [Diagnostic(error.message, line, col, where)]
+
+
+TYPE_WORDS = {"integer": ("an integer", "integers"), "number": ("a number", "numbers"),
+              "string": ("a string", "strings"), "boolean": ("a boolean (true or false)", "booleans"),
+              "object": ("a mapping", "mappings"), "null": ("null", "nulls")}  # fmt: skip
+"""A JSON Schema type in words: (one, several)."""
+
+
+def accepts(schema: dict[str, Any]) -> str:
+    """What ``schema`` accepts, in words, read from the schema itself (so a message cannot contradict it):
+    ``'valid' or 'same', an integer, or a list of 1 to 3 items, each an integer or a list of 2 integers``."""
+    branches = schema.get("oneOf", schema.get("anyOf"))
+    if isinstance(branches, list):
+        return _either([accepts(b) for b in branches])
+    if "enum" in schema:
+        return _either([_literal(v) for v in schema["enum"]])
+    if "const" in schema:
+        return _literal(schema["const"])
+    if "pattern" in schema:
+        return _pattern_words(schema["pattern"])
+    types = schema.get("type")
+    if types == "array":
+        items = schema.get("items")
+        lo, hi = schema.get("minItems"), schema.get("maxItems")
+        count = (f"{lo} " if lo == hi else f"{lo} to {hi} ") if lo is not None and hi is not None else (
+            f"at least {lo} " if lo else f"at most {hi} " if hi is not None else "")  # fmt: skip
+        if not isinstance(items, dict):
+            return f"a list of {count}items"
+        simple = items.get("type") if set(items) <= {"type", "minimum", "maximum", "description"} else None
+        if isinstance(simple, str) and simple in TYPE_WORDS:
+            return f"a list of {count}{TYPE_WORDS[simple][1]}"
+        return f"a list of {count}items, each {accepts(items)}"
+    if types == "object" and schema.get("required"):
+        return "a mapping with " + " and ".join(repr(k) for k in schema["required"])
+    names = types if isinstance(types, list) else [types]
+    return _either([TYPE_WORDS[t][0] if t in TYPE_WORDS else str(t) for t in names if t is not None]) or "a value"
+
+
+def _either(options: list[str]) -> str:
+    return options[0] if len(options) == 1 else ", ".join(options[:-1]) + f"{',' if len(options) > 2 else ''} or " \
+        + options[-1]  # fmt: skip
+
+
+def _literal(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else "null" if value is None else str(value).lower()
+
+
+def _pattern_words(pattern: str) -> str:
+    from netspec.spec.schema import PATTERN_WORDS
+
+    return PATTERN_WORDS.get(pattern, f"a string matching {pattern}")
 
 
 def _misspelled(key: str, instance: dict[str, Any], schema: dict[str, Any]) -> bool:
