@@ -30,3 +30,29 @@ def test_every_install_line_names_the_distribution():
 def test_python_m_netspec_runs_the_command():
     r = subprocess.run([sys.executable, "-m", "netspec", "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("netspec "), r.stderr
+
+
+def test_ml_dtypes_is_the_bfloat16_extra_not_a_core_dependency():
+    core = re.search(r"^dependencies = \[(.*?)\]", PYPROJECT, re.M | re.S)[1]
+    assert "numpy" in core and "ml_dtypes" not in core
+    for extra in ("bfloat16", "test"):
+        assert re.search(rf'^{extra} = \[[^\]]*"ml_dtypes>=', PYPROJECT, re.M | re.S), extra
+
+
+HALF_SPEC = "netspec: 1\ninput: [4]\ndtype: {dtype}\nlayers:\n  - {{type: dense, units: 3, name: fc}}\n"
+WITHOUT_ML_DTYPES = ("import sys; sys.modules['ml_dtypes'] = None; from netspec.cli import main; "
+                     "sys.exit(main(sys.argv[1:]))")
+
+
+def test_without_ml_dtypes_bfloat16_is_the_missing_extra_error_and_float16_works(tmp_path):
+    outputs = {}
+    for dtype in ("bfloat16", "float16"):
+        spec = tmp_path / f"{dtype}.yaml"
+        spec.write_text(HALF_SPEC.format(dtype=dtype))
+        out = tmp_path / f"{dtype}.safetensors"
+        outputs[dtype] = out, subprocess.run([sys.executable, "-c", WITHOUT_ML_DTYPES, "build", str(spec), "-o",
+                                              str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    (bf16, r), (f16, r16) = outputs["bfloat16"], outputs["float16"]
+    assert r.returncode == 1 and install_hint("bfloat16") in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not bf16.exists() and not list(tmp_path.glob(".*"))  # nothing half-written
+    assert r16.returncode == 0 and f16.stat().st_size > 3 * 4 * 2, r16.stderr

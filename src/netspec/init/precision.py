@@ -16,7 +16,8 @@ value against 1 ns for the integer path); the test-suite checks both against ``m
 and PyTorch's ``Tensor.to`` on every pair of upper half-words and the rounding edges.
 
 bfloat16 arrays are NumPy arrays of ``ml_dtypes.bfloat16`` (the NumPy bfloat16 that JAX, TensorFlow and
-ONNX use; a core dependency of netspec, imported only when a bfloat16 tensor is made or read). A value
+ONNX use; the ``bfloat16`` extra, imported only when a bfloat16 tensor is made or read: without it,
+such a tensor is an :class:`~netspec.errors.InitializerError` naming the extra, and float16 works). A value
 that rounds past the type's largest finite value is refused (:class:`~netspec.errors.InitializerError`):
 float16 holds no magnitude of 65520 or more.
 """
@@ -56,10 +57,18 @@ def numpy_dtype(precision: str) -> np.dtype:
 
 
 def _ml_dtypes():  # type: ignore[no-untyped-def]
+    """The ``ml_dtypes`` module (the ``bfloat16`` extra).
+
+    Raises:
+        InitializerError: it is not installed (the install line of the extra; exit 1).
+    """
     try:
         import ml_dtypes
-    except ImportError:  # a core dependency; only a broken install lacks it
-        raise InitializerError("bfloat16 needs ml_dtypes: pip install ml_dtypes") from None
+    except ImportError:
+        from netspec.extras import install_hint
+
+        raise InitializerError(f"dtype bfloat16 needs ml_dtypes (NumPy's bfloat16 type): "
+                               f"{install_hint('bfloat16')}") from None  # fmt: skip
     return ml_dtypes
 
 
