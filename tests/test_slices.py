@@ -65,13 +65,24 @@ def test_a_slice_is_the_full_tensors_slice(shape_index, dtype):
     _same(netspec.initialize_slice(net, "d.weights", index), full(net, (shape, dtype))[index])
 
 
+DTYPES = ["float32", "bfloat16"]
+WHOLE_SHAPES = st.sampled_from([(7, 5), (5, 7), (1, 9), (64, 33)])  # (orthogonal: the whole QR per slice)
+
+
+@given(WHOLE_SHAPES.flatmap(lambda shape: st.tuples(st.just(shape), _index(shape))), st.sampled_from(DTYPES))
+def test_a_slice_of_a_whole_tensor_initializer_is_the_full_tensors_slice(shape_index, dtype):
+    shape, index = shape_index  # (every axis an integer: a 0-d array, as NumPy's scalar)
+    net = spec(*shape, "orthogonal", dtype=dtype)
+    _same(netspec.initialize_slice(net, "d.weights", index), full(net, (shape, dtype, "orthogonal"))[index])
+
+
 @pytest.mark.parametrize("weights", ["{name: truncated_normal, std: 0.1}", "he_uniform", "{name: identity, gain: 2}",
                                      "{name: constant, value: 0.5}", "orthogonal"])  # fmt: skip
 @pytest.mark.parametrize("rng", ["block", "block/2"])
 def test_every_family_and_stream_slices_exactly(weights, rng):
     net = spec(*((600, 1311) if weights != "orthogonal" else (200, 300)), weights, rng, "float16")
     whole = net.initialize()["d.weights"]
-    for index in [np.s_[::-1, 3:400:9], np.s_[150], np.s_[..., -1], np.s_[5:5], np.s_[-2:, ::-500]]:
+    for index in [np.s_[::-1, 3:400:9], np.s_[150], np.s_[..., -1], np.s_[5:5], np.s_[-2:, ::-500], np.s_[7, -3]]:
         _same(netspec.initialize_slice(net, "d.weights", index), whole[index])
 
 

@@ -66,7 +66,7 @@ def initialize_slice(net: Network, name: str, index: Any, seed: int | None = Non
         return np.empty(shape, dtype)
     if not source.blockwise:  # whole-tensor initializers (orthogonal): exact, at the tensor's memory
         full = source.whole()
-        return np.ascontiguousarray(full[tuple(_as_index(r, keep) for r, keep in axes)])
+        return np.array(full[tuple(_as_index(r, keep) for r, keep in axes)], order="C")  # (a new array; 0-d too)
     forward = [(range(min(r), max(r) + 1, abs(r.step)) if r.step < 0 else r, keep) for r, keep in axes]
     out = np.empty(shape, dtype)
     _gather(source, forward, out.reshape(-1))
