@@ -391,17 +391,40 @@ def test_verify_catches_a_scaling_that_did_not_apply() -> None:
 
 
 @pytest.mark.parametrize(
-    ("init", "words"),
-    [("{recipe: gtp2, layers: 2}", "did you mean 'gpt2'?"), ("{recipe: gpt2}", "missing required key 'layers'"),
-     ("{recipe: gpt2, layers: 2, sdt: 0.1}", "unknown key 'sdt'"),
-     ("{recipe: gpt2, layers: 2, std: -1}", "std must be > 0"),
-     ("{recipe: fixup, layers: 2, branch_layers: 1}", "branch_layers must be at least 2")],
+    ("init", "found"),
+    [("recipe: gtp2\n  layers: 2", [(3, "init.recipe", "did you mean 'gpt2'?")]),
+     ("recipe: gpt2", [(3, "init", "missing required key 'layers'")]),
+     ("recipe: gpt2\n  layers: 2\n  sdt: 0.1", [(5, "init.sdt", "unknown key 'sdt'")]),
+     ("recipe: gpt2\n  layers: 0\n  std: -1", [(4, "init.layers", "0 is out of range: must be >= 1"),
+                                             (5, "init.std", "-1 is out of range: must be > 0")]),
+     ("recipe: fixup\n  layers: 2\n  branch_layers: 1", [(5, "init.branch_layers", "must be >= 2")])],
 )  # fmt: skip
-def test_recipe_errors_are_located(init: str, words: str) -> None:
+def test_recipe_errors_are_located(init: str, found: list[tuple[int, str, str]]) -> None:
+    """Each error at the parameter at fault (review F7: value errors were all reported at init.recipe, and only
+    the first of them), written in block style so that every parameter has a line of its own."""
     with pytest.raises(SpecError) as info:
-        netspec.loads(f"netspec: 1\ninit: {init}\ninput: [4]\nlayers:\n  - {{type: dense, units: 2}}\n", "r.yaml")
-    (d,) = info.value.diagnostics
-    assert words in d.message and d.line == 2, d
+        netspec.loads(f"netspec: 1\ninit:\n  {init}\ninput: [4]\nlayers:\n  - {{type: dense, units: 2}}\n", "r.yaml")
+    got = info.value.diagnostics
+    assert [(d.line, d.path) for d in got] == [(line, path) for line, path, _ in found], got
+    assert all(words in d.message for d, (_, _, words) in zip(got, found, strict=True)), got
+
+
+def test_a_recipes_parameter_errors_are_all_located_where_the_schema_cannot_see_them() -> None:
+    """Built from the document directly (what the schema would have refused first), every problem the recipe
+    finds is located at its parameter, and a missing required one at 'recipe'."""
+    from netspec.init.recipes import RecipeParameterError
+    from netspec.spec.init_recipe import load_recipe
+    from netspec.spec.loader import load_text
+
+    doc = load_text("netspec: 1\ninit:\n  recipe: megatron\n  multiplier: 0\n  init_method_std: .nan\n", "r.yaml")
+    _, diags = load_recipe(doc, None, lambda *_: {})
+    assert [(d.line, d.path) for d in diags] == [(5, "init.init_method_std"), (4, "init.multiplier"),
+                                                 (3, "init.recipe")]  # fmt: skip
+    assert "finite number" in diags[0].message and "> 0" in diags[1].message
+    assert "needs 'num_layers'" in diags[2].message
+    with pytest.raises(RecipeParameterError) as info:
+        RECIPES.build({"name": "fixup", "layers": 0, "branch_layers": 1})
+    assert [key for key, _ in info.value.problems] == ["layers", "branch_layers"]
 
 
 def test_a_recipe_that_needs_the_layer_index_outside_a_repeat_says_so() -> None:

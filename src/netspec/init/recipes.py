@@ -58,6 +58,14 @@ class RecipeError(InitializerError):
     """A recipe cannot decide a tensor (a parameter it needs is missing, or the layer is in no repeat)."""
 
 
+class RecipeParameterError(InitializerError):
+    """A recipe's parameters are wrong: ``problems`` lists (parameter, message), every one found."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class Tensor:
     """What a recipe sees of one parameter."""
@@ -120,10 +128,24 @@ class Recipe(Configurable):
         """The tensor's width multiplier, for recipes that define one (muP)."""
         return None
 
-    def _required(self) -> None:
-        for key in self.REQUIRED:
-            if getattr(self, key) is None:
-                raise InitializerError(f"init recipe {self.name!r} needs {key!r}")
+    BOUNDS: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Parameter -> its bounds as JSON Schema (:data:`POSITIVE`, :func:`at_least`): published in the schema,
+    so a spec's value out of them is reported at the parameter, and checked when the recipe is built."""
+
+    def __post_init__(self) -> None:
+        """Every parameter out of its bounds, every required one missing and every broken cross-parameter rule,
+        at once (RecipeParameterError, each problem with its parameter)."""
+        problems = [(key, problem) for key, bounds in self.BOUNDS.items()
+                    if (problem := _out_of_bounds(key, getattr(self, key), bounds))]  # fmt: skip
+        problems += [(key, f"init recipe {self.name!r} needs {key!r}") for key in self.REQUIRED
+                     if getattr(self, key) is None]  # fmt: skip
+        problems += self._rules()
+        if problems:
+            raise RecipeParameterError(problems)
+
+    def _rules(self) -> list[tuple[str, str]]:
+        """Problems of rules that involve the parameters' kinds or several parameters: (parameter, message)."""
+        return []
 
     def depth_index(self, t: Tensor) -> int:
         """The 0-based layer index ℓ = index - 1 (RecipeError outside any repeat)."""
@@ -133,9 +155,30 @@ class Recipe(Configurable):
         return t.index - 1
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InitializerError(f"{name} must be a positive integer, got {value!r}")
+POSITIVE: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
+"""A parameter's bounds: a number > 0."""
+
+
+def at_least(least: int) -> dict[str, Any]:
+    """A parameter's bounds: an integer >= ``least``."""
+    return {"type": "integer", "minimum": least}
+
+
+def _out_of_bounds(name: str, value: Any, bounds: dict[str, Any]) -> str:
+    """What is wrong with ``value`` for ``bounds`` ("" if nothing; None is left to REQUIRED)."""
+    if value is None:
+        return ""
+    if bounds["type"] == "integer":
+        least = bounds.get("minimum", 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            kind = "a positive integer" if least == 1 else f"an integer >= {least}"
+            return f"{name} must be {kind}, got {value!r}"
+        return ""
+    try:
+        check_number(name, value, positive="exclusiveMinimum" in bounds)
+    except InitializerError as exc:
+        return str(exc)
+    return ""
 
 
 def _linear_defaults(t: Tensor) -> Decision | None:
@@ -171,10 +214,7 @@ class GPT2(Recipe):
     RULES = {"residual_out": "N(0, (σ/√(2L))²)", "every other kernel, embedding": "N(0, σ²), σ = 0.02",
              "bias, norm": "0; γ 1, β 0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_number("std", self.std, positive=True)
-        _positive_int("layers", self.layers)
-        self._required()
+    BOUNDS = {"std": POSITIVE, "layers": at_least(1)}
 
     def decide(self, t: Tensor) -> Decision | None:
         assert self.layers is not None
@@ -204,8 +244,7 @@ class HFLlama(Recipe):
     SOURCE = "transformers `modeling_utils.py` `PreTrainedModel._init_weights` (Llama, Mistral, Qwen2)"
     RULES = {"every kernel, embedding": "N(0, σ²), σ = initializer_range (0.02)", "bias, norm": "0; γ 1, β 0"}
 
-    def __post_init__(self) -> None:
-        check_number("std", self.std, positive=True)
+    BOUNDS = {"std": POSITIVE}
 
     def decide(self, t: Tensor) -> Decision | None:
         if t.kind in ("kernel", "table"):
@@ -238,11 +277,7 @@ class Megatron(Recipe):
              "every other kernel, embedding": "N(0, σ²), σ = init_method_std",
              "bias, norm": "0; γ 1, β 0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_number("init_method_std", self.init_method_std, positive=True)
-        check_number("multiplier", self.multiplier, positive=True)
-        _positive_int("num_layers", self.num_layers)
-        self._required()
+    BOUNDS = {"init_method_std": POSITIVE, "multiplier": POSITIVE, "num_layers": at_least(1)}
 
     def decide(self, t: Tensor) -> Decision | None:
         assert self.num_layers is not None
@@ -277,8 +312,7 @@ class OlmoMitchell(Recipe):
     RULES = {"residual_out": "TN(σ, ±3σ), σ = 1/√(2·d_in·(ℓ+1))", "every other kernel": "TN(σ, ±3σ), σ = 1/√d_in",
              "embedding": "TN(σ, ±3σ), σ = 1/√dim", "bias, norm": "0; γ 1, β 0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_number("cutoff", self.cutoff, positive=True)
+    BOUNDS = {"cutoff": POSITIVE}
 
     def decide(self, t: Tensor) -> Decision | None:
         if t.kind == "table":
@@ -322,9 +356,7 @@ class LlamaDepth(Recipe):
              "readout": "TN(d^-½, ±3σ)", "every other kernel": "TN(σ, ±3σ), σ = 0.02",
              "bias, norm": "0; γ 1, β 0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_number("std", self.std, positive=True)
-        check_number("cutoff", self.cutoff, positive=True)
+    BOUNDS = {"std": POSITIVE, "cutoff": POSITIVE}
 
     def decide(self, t: Tensor) -> Decision | None:
         if t.kind == "table":
@@ -365,9 +397,7 @@ class T5(Recipe):
     RULES = {"query": "N(0, f²/(d·d_kv))", "embedding, readout": "N(0, f²)", "every other kernel": "N(0, f²/d_in)",
              "norm": "γ f, β 0", "bias": "0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_number("factor", self.factor, positive=True)
-        _positive_int("key_dim", self.key_dim)
+    BOUNDS = {"factor": POSITIVE, "key_dim": at_least(1)}
 
     def decide(self, t: Tensor) -> Decision | None:
         f = self.factor
@@ -411,9 +441,7 @@ class DeepNet(Recipe):
     RULES = {"residual_in, residual_up, residual_out, value": "Xavier normal, gain β = (8N)^(-1/4)",
              "query, key": "Xavier normal, gain 1"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        _positive_int("layers", self.layers)
-        self._required()
+    BOUNDS = {"layers": at_least(1)}
 
     def decide(self, t: Tensor) -> Decision | None:
         assert self.layers is not None
@@ -452,12 +480,7 @@ class Fixup(Recipe):
     SOURCE = "hongyi-zhang/Fixup `cifar/models/fixup_resnet_cifar.py`, `imagenet/models/fixup_resnet_imagenet.py`"
     RULES = {"residual_in": "N(0, 2/fan_out) · L^(-1/(2m-2))", "residual_out": "0", "readout": "0 (and its bias)"}
 
-    def __post_init__(self) -> None:
-        _positive_int("layers", self.layers)
-        _positive_int("branch_layers", self.branch_layers)
-        if self.branch_layers < 2:
-            raise InitializerError(f"branch_layers must be at least 2, got {self.branch_layers}")
-        self._required()
+    BOUNDS = {"layers": at_least(1), "branch_layers": at_least(2)}
 
     def decide(self, t: Tensor) -> Decision | None:
         assert self.layers is not None
@@ -514,10 +537,7 @@ class SmallInit(Recipe):
     RULES = {"every kernel, embedding": "N(0, 2/(5d))", "residual_out (with layers)": "N(0, (2/(L√d))²)",
              "bias, norm": "0; γ 1, β 0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        _positive_int("width", self.width)
-        _positive_int("layers", self.layers)
-        self._required()
+    BOUNDS = {"width": at_least(1), "layers": at_least(1)}
 
     def decide(self, t: Tensor) -> Decision | None:
         assert self.width is not None
@@ -555,10 +575,12 @@ class MuP(Recipe):
     RULES = {"readout, query": "0", "hidden (two width dims)": "N(0, σ²/m)",
              "one width dim, embedding": "N(0, σ²)", "bias, norm": "0; γ 1, β 0"}  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_number("std", self.std, positive=True)
+    BOUNDS = {"std": POSITIVE}
+
+    def _rules(self) -> list[tuple[str, str]]:
         if self.base is not None and not isinstance(self.base, str):
-            raise InitializerError(f"base must be a spec file's path, got {self.base!r}")
+            return [("base", f"base must be a spec file's path, got {self.base!r}")]
+        return []
 
     def decide(self, t: Tensor) -> Decision | None:
         if t.kind in ("kernel", "table"):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import Diagnostic, InitializerError
 from netspec.init.initializers import get_initializer
-from netspec.init.recipes import MuP, Recipe, Tensor, build_recipe
+from netspec.init.recipes import MuP, Recipe, RecipeParameterError, Tensor, build_recipe
 from netspec.spec.imports import load_relative
 from netspec.spec.loader import Document, Path, format_path
 
@@ -62,15 +62,20 @@ def load_recipe(doc: Document, files: Files | None, shapes_of: Callable[[Documen
         return None, []
     try:
         recipe = build_recipe(written)
-    except InitializerError as exc:
-        key = next((k for k in written if k != "recipe" and repr(k) in str(exc)), "recipe")
-        line, col = doc.mark(("init", key))
-        return None, [Diagnostic(str(exc), line, col, format_path(("init", key)))]
+    except RecipeParameterError as exc:  # every bad parameter, each at its value (a missing one: at 'recipe')
+        return None, [_at(doc, key if key in written else "recipe", message) for key, message in exc.problems]
+    except InitializerError as exc:  # an unknown parameter (named in the message) or recipe
+        return None, [_at(doc, next((k for k in written if k != "recipe" and repr(k) in str(exc)), "recipe"), str(exc))]
     spec = SpecRecipe(recipe)
     if isinstance(recipe, MuP) and recipe.base is not None:
         loaded, its_files = load_relative(doc, ("init", "base"), recipe.base, files, "init.base")
         spec.base_shapes = shapes_of(loaded, its_files)
     return spec, []
+
+
+def _at(doc: Document, key: str, message: str) -> Diagnostic:
+    line, col = doc.mark(("init", key))
+    return Diagnostic(message, line, col, format_path(("init", key)))
 
 
 def apply_recipe(

@@ -129,7 +129,8 @@ def _recipes() -> dict[str, Any]:
         summary = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
         props: dict[str, Any] = {"recipe": {"const": name, "description": summary}}
         for param, default in cls.parameter_defaults().items():
-            props[param] = _param_schema(cls, param, default, hints.get(param, type(default)))
+            props[param] = {**_param_schema(cls, param, default, hints.get(param, type(default))),
+                            **cls.BOUNDS.get(param, {})}  # fmt: skip
             if param in cls.REQUIRED:
                 props[param]["description"] = f"{param} of {name} (required)."
         branches.append({"if": {"properties": {"recipe": {"const": name}}, "required": ["recipe"]},
