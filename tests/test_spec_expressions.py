@@ -211,6 +211,20 @@ def test_lock_records_resolved_values_and_diff_explains_a_changed_constant() -> 
     assert "h_1.fc.weights" not in drifts  # std 0.02 does not read n_layers: same bytes
 
 
+def test_a_defaults_expression_is_read_by_every_tensor_that_follows_it() -> None:
+    """An attention projection follows defaults.weights when it writes neither query_weights nor weights: the
+    constants read there are its constants too (they were looked up under defaults.query_weights, so a
+    changed std was not said to change the attention kernels, and their lock entries did not list it)."""
+    text = ("netspec: 1\nconstants: {{std: {std}}}\ninput: [6, 8]\n"
+            "defaults:\n  weights: {{name: normal, std: '${{std}}'}}\n"
+            "layers:\n  - {{type: multi_head_attention, name: attn, heads: 2, key_dim: 4}}\n"
+            "  - {{type: dense, name: head, units: 3}}\n")  # fmt: skip
+    a, b = netspec.loads(text.format(std=0.02)), netspec.loads(text.format(std=0.05))
+    kernels = [f"attn.{p}.weights" for p in ("query", "key", "value", "output")] + ["head.weights"]
+    assert all(build_lock(a)["tensors"][k]["constants"] == ["std"] for k in kernels)
+    assert diff_networks(a, b, "a", "b").constants == {"std": [0.02, 0.05, "5 tensors change std"]}
+
+
 def test_a_spec_without_constants_locks_as_before() -> None:
     lock = build_lock(netspec.loads("netspec: 1\ninput: [4]\nlayers:\n  - {type: dense, units: 2}\n"))
     assert "constants" not in lock and all("constants" not in t for t in lock["tensors"].values())

@@ -185,7 +185,8 @@ def expressions_of(net: Network, cl: CompiledLayer, p: ParamSpec) -> dict[str, E
     those of the ``defaults`` entry or the ``init`` recipe it follows."""
     others = set(type(cl.layer).INIT_KEYS) - {p.init_key, cl.origin(p).key}
     out = {k: e for k, e in cl.expressions.items() if k.split(".")[0] not in others}
-    prefix = "init" if p.name in cl.recipe else f"defaults.{p.init_key}" if cl.origin(p).source == "defaults" else ""
+    origin = cl.origin(p)  # (its key: the general one it fell back to, weights for query_weights)
+    prefix = "init" if p.name in cl.recipe else f"defaults.{origin.key}" if origin.source == "defaults" else ""
     if prefix:
         out.update({k: e for k, e in net.expressions.items() if k == prefix or k.startswith(prefix + ".")})
     return out
