@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,12 @@ import pytest
 
 import netspec
 from netspec.cli import main
-from netspec.errors import UsageError
+from netspec.errors import UsageError, WeightsError
 from netspec.init.blocks import BLOCK
 from netspec.init.precision import byte_view
 from netspec.io import shards
 from netspec.io import weights as weights_io
+from netspec.nn import sources as sources_module
 from netspec.nn.sources import chunks, sources
 
 SPEC = """netspec: 1
@@ -302,3 +304,96 @@ def test_writing_and_verifying_hold_a_bounded_number_of_chunks(tmp_path):
     locked = run("lock", str(spec))
     assert os.path.getsize(tmp_path / "out" / "model.safetensors") > tensor
     assert max(built, verified, locked) < tensor / 2, (built, verified, locked)
+
+
+def _two_builds(tmp_path, capsys):
+    """The same layout at seeds 1 and 2, each built whole into its own folder of shards (--json reports)."""
+    folders, reports = {}, {}
+    for seed in (1, 2):
+        spec = tmp_path / f"s{seed}.yaml"
+        spec.write_text(SPEC.format(rng="block", dtype="float32").replace("name: sharded", f"name: s\nseed: {seed}"))
+        folders[seed] = tmp_path / f"out{seed}"
+        capsys.readouterr()
+        assert main(["build", str(spec), "-o", str(folders[seed]), "--max-shard-size", "300KB", "--json"]) == 0
+        reports[seed] = json.loads(capsys.readouterr().out)
+    return folders, reports
+
+
+def _refused_by_every_reader(spec, folder, tmp_path, capsys, why):
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 5, 6), np.float32))
+    commands = [["eval", str(spec), "--weights", str(folder), "--input", str(x)],
+                ["verify", str(spec), "--weights", str(folder)],
+                ["verify", str(spec), "--weights", str(folder), "--statistical-only"]]  # fmt: skip
+    if has_torch():
+        commands.append(["export", str(spec), "--to", "torch", "--weights", str(folder), "-o", str(tmp_path / "m.pt")])
+    for command in commands:
+        capsys.readouterr()
+        assert main(command) == 1, command
+        out, err = capsys.readouterr()
+        assert why in out + err and "Traceback" not in err, (command, out, err)
+    with pytest.raises(WeightsError, match=why):
+        weights_io.load(str(folder))
+
+
+def has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_the_index_records_every_tensors_sha256(tmp_path, capsys):
+    folders, reports = _two_builds(tmp_path, capsys)
+    index = json.loads((folders[1] / shards.INDEX).read_text())
+    assert index["metadata"][shards.DIGESTS] == reports[1]["tensor_sha256"] != reports[2]["tensor_sha256"]
+
+
+def test_a_failed_rebuild_leaves_a_folder_no_reader_accepts(tmp_path, capsys, monkeypatch):
+    """Seed 2's build is in the folder; seed 1's rebuild fails (disk full) once its first shard is renamed in:
+    shard 1 is seed 1's, the rest seed 2's, and no reader takes the folder for a build."""
+    folders, _ = _two_builds(tmp_path, capsys)
+    before = {p.name: p.read_bytes() for p in folders[2].iterdir() if p.name.endswith(".safetensors")}
+    index = json.loads((folders[2] / shards.INDEX).read_text())
+    files = sorted(set(index["weight_map"].values()))
+    first = {name for name, file in index["weight_map"].items() if file == files[0]}
+    committed = threading.Event()
+    commit = shards.Writer._commit
+
+    def _commit(self, state):
+        commit(self, state)
+        committed.set()
+
+    def failing(net, **kwargs):
+        for item in chunks(net, **kwargs):
+            if item[0] not in first:  # (shard 1 is complete: wait until it has its name, then fail)
+                assert committed.wait(60)
+                raise OSError(28, "No space left on device")
+            yield item
+
+    monkeypatch.setattr(shards.Writer, "_commit", _commit)
+    monkeypatch.setattr(sources_module, "chunks", failing)
+    assert main(["build", str(tmp_path / "s1.yaml"), "-o", str(folders[2]), "--max-shard-size", "300KB"]) == 1
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in folders[2].iterdir() if p.name.endswith(".safetensors")}
+    assert after.keys() == before.keys() and len(after) == len(files) > 2
+    assert [name for name in sorted(after) if after[name] != before[name]] == files[:1]
+    assert not (folders[2] / shards.INDEX).exists()
+    _refused_by_every_reader(tmp_path / "s1.yaml", folders[2], tmp_path, capsys, "stopped before writing its index")
+
+
+def test_a_shard_from_another_build_fails_its_digests(tmp_path, capsys):
+    folders, _ = _two_builds(tmp_path, capsys)
+    shard = json.loads((folders[1] / shards.INDEX).read_text())["weight_map"]["c.weights"]  # (seeds differ)
+    (folders[1] / shard).write_bytes((folders[2] / shard).read_bytes())  # same header, seed 2's values
+    _refused_by_every_reader(tmp_path / "s1.yaml", folders[1], tmp_path, capsys, "index records")
+
+
+def test_a_lone_shard_of_several_without_an_index_is_refused(tmp_path, capsys):
+    folders, _ = _two_builds(tmp_path, capsys)
+    for p in folders[1].iterdir():
+        if p.name != min(q.name for q in folders[1].glob("model-*.safetensors")):
+            p.unlink()
+    with pytest.raises(WeightsError, match="build again"):
+        weights_io.load(str(folders[1]))

@@ -164,7 +164,7 @@ def verify_spec(
     from netspec.export.files import exported_layout, load_weights
     from netspec.importers.hf_layout import reader_for
     from netspec.io import zarr_store
-    from netspec.io.weights import TensorReader, size_limit
+    from netspec.io.weights import TensorReader, folder_index, size_limit
 
     reader: Reader | None = None
     zarr = weights is not None and zarr_store.is_store(weights)
@@ -181,17 +181,30 @@ def verify_spec(
 
             raise WeightsError(f"{weights}: no such file")
         reader = TensorReader(weights, size_limit(net))
+    recorded = folder_index(reader.path)[1] if isinstance(reader, TensorReader) and os.path.isdir(reader.path) else {}
+    seen = digests if digests is not None else {}
     try:
         if reader is not None:
             reader.check(net)
         reproduce = weights is not None and not statistical_only
         source, note = stream_for_file(net, weights) if weights is not None and reproduce else (net, "")
-        report = verify_stream(net, reader, alpha, source if reproduce else None, digests)
+        report = verify_stream(net, reader, alpha, source if reproduce else None, seen if recorded else digests)
     finally:
         if reader is not None:
             reader.close()
     report.stream = note
+    _check_recorded(report, recorded, seen)
     return report
+
+
+def _check_recorded(report: Report, recorded: dict[str, str], seen: dict[str, str]) -> None:
+    """A tensor whose bytes are not the SHA-256 its folder's index records fails: its shard comes from
+    another build than the index (a build that stopped midway, or a shard copied in)."""
+    for tensor in report.tensors:
+        if tensor.name in recorded and tensor.name in seen and seen[tensor.name] != recorded[tensor.name]:
+            tensor.verdict = "FAIL"
+            tensor.problems.append("not the tensor the folder's index records (another SHA-256): its shard "
+                                   "comes from another build")  # fmt: skip
 
 
 def stream_for_file(net: Network, weights: str) -> tuple[Network, str]:

@@ -91,6 +91,10 @@ def build(
     for key, digests in kept.items():
         record.done(key, digests)
     todo = [t for t in tasks if t.key not in kept]
+    if out.kind == "folder":
+        from netspec.io.shards import retire_index
+
+        retire_index(out.path)  # (before any task renames a shard into the folder; the index comes last)
     if progress:
         progress(sum(t.size for t in tasks if t.key in kept))
     done = _run(engine, todo, scheduler, workers, threads, progress, record)
@@ -106,7 +110,7 @@ def build(
     if out.kind == "folder":
         from netspec.io.shards import Writer
 
-        Writer(out.path, [t.args[1] for t in tasks]).finish_folder()
+        Writer(out.path, [t.args[1] for t in tasks]).finish_folder(built.digests)
     return built
 
 

@@ -162,7 +162,7 @@ def atomic_write(path: str) -> Iterator[BinaryIO]:
                 named = partial
             os.replace(named, path)
             named = ""
-        _sync_folder(folder)
+        sync_folder(folder)
     except BaseException:
         if named and os.path.lexists(named):
             os.unlink(named)
@@ -261,7 +261,7 @@ def remove_stale_partials(path: str) -> list[str]:
     return removed
 
 
-def _sync_folder(folder: str) -> None:
+def sync_folder(folder: str) -> None:
     """fsync the folder, so the rename itself survives a crash (where the platform allows it)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

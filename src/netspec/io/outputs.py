@@ -127,7 +127,8 @@ def build(
     done = sum(e.size for s in plan if s.name in kept for e in s.entries)
     if progress and done:
         progress(done)
-    writer = shards.Writer(out.path, plan, skip=frozenset(kept), on_commit=record.done)
+    known = {k: v for d in kept.values() for k, v in d.items()}
+    writer = shards.Writer(out.path, plan, skip=frozenset(kept), on_commit=record.done, kept_digests=known)
     result = writer.write(chunks(net, threads=threads, progress=progress, names=names))
-    digests = {k: v for d in kept.values() for k, v in d.items()} | result.digests
+    digests = known | result.digests
     return Result(digests, None, result.files, notes)

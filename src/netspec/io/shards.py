@@ -11,9 +11,15 @@ whose ``__metadata__`` is the caller's.
 each chunk of a tensor goes to its place with ``os.pwrite`` on writer threads while the next chunks are
 generated, and each tensor's SHA-256 is computed in order on a hashing thread. A shard is written to a
 temporary file in the destination folder (:func:`netspec.io.weights.atomic_write`) and renamed to its name
-once its last byte is written and synced, on a commit thread, while the next shard is written. The index
-comes last. So an interrupted build leaves only complete shards (no final-named partial one, no index);
-``--resume`` keeps those whose digests check (:mod:`netspec.io.resume`). Memory holds the chunks in flight,
+once its last byte is written and synced, on a commit thread, while the next shard is written.
+
+**The folder is the unit** (:func:`retire_index`). Shards are renamed over an earlier build's one by one, so
+before the first one is, the earlier index is removed (and the removal synced); the new index comes last and
+records every tensor's SHA-256 (``metadata.tensor_sha256``). A build that stops midway (killed, disk full, a
+bad tensor) leaves complete shards of two builds and no index, which every reader refuses
+(:func:`netspec.io.weights.shard_files`); a shard swapped in later fails the digests (``eval``/``export
+--weights`` refuse the folder, ``verify`` fails the tensor). ``--resume`` keeps the shards whose digests check
+(:mod:`netspec.io.resume`). Memory holds the chunks in flight,
 at most :data:`IN_FLIGHT` bytes, whatever the tensors' sizes.
 
 **For other writers** (the Hugging Face export): :func:`plan` takes any names, shapes and dtypes (a
@@ -39,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from netspec.errors import UsageError, WeightsError
 from netspec.init.precision import ITEMSIZE, little_endian_bytes
-from netspec.io.files import atomic_write
+from netspec.io.files import atomic_write, sync_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,6 +57,8 @@ ST_DTYPES = {"float32": "F32", "float64": "F64", "bfloat16": "BF16", "float16": 
 DEFAULT_SHARD_SIZE = 5 * 10**9
 """``--max-shard-size`` for a folder output that names none: 5 GB, transformers' default."""
 INDEX = "model.safetensors.index.json"
+DIGESTS = "tensor_sha256"
+"""The index ``metadata`` entry where netspec records every tensor's SHA-256 (its readers check them)."""
 SINGLE = "model.safetensors"
 IN_FLIGHT = 32 << 20
 """Bytes of chunks being written or hashed at once (the writer's memory, whatever the tensors' sizes)."""
@@ -159,14 +167,27 @@ def plan(
     return shards
 
 
-def index_document(shards: list[ShardFile], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def index_document(
+    shards: list[ShardFile], extra: dict[str, Any] | None = None, digests: dict[str, str] | None = None
+) -> dict[str, Any]:
     """``model.safetensors.index.json``: ``metadata.total_size`` (bytes of tensor data, as the Hub counts
-    them) and extra metadata, and ``weight_map`` from every tensor to its file."""
+    them), extra metadata and, given ``digests``, every tensor's SHA-256 (:data:`DIGESTS`; transformers reads
+    only ``weight_map``), and ``weight_map`` from every tensor to its file."""
     total = sum(s.data_size for s in shards)
-    return {
-        "metadata": {"total_size": total, **(extra or {})},
-        "weight_map": {e.name: s.name for s in shards for e in s.entries},
-    }
+    metadata: dict[str, Any] = {"total_size": total, **(extra or {})}
+    if digests is not None:
+        metadata[DIGESTS] = {e.name: digests[e.name] for s in shards for e in s.entries}
+    return {"metadata": metadata, "weight_map": {e.name: s.name for s in shards for e in s.entries}}
+
+
+def retire_index(folder: str, prefix: str = "model") -> None:
+    """Remove ``folder``'s index (and sync the removal) before a build renames any shard into it: until the
+    new index is written last, the folder has none, and no reader takes shards of two builds for one."""
+    try:
+        os.unlink(os.path.join(folder, f"{prefix}.safetensors.index.json"))
+    except FileNotFoundError:
+        return
+    sync_folder(folder)
 
 
 def index_text(document: dict[str, Any]) -> str:
@@ -240,8 +261,10 @@ class Writer:
     ``target`` is the folder of the shards, or the file itself for a single-file plan (``single=True``).
     ``index_metadata`` goes into the index's ``metadata`` besides ``total_size``. ``file_digest`` also
     hashes the whole file as written (a single file only). ``skip`` names shards already in place (a resumed
-    build): none of their tensors may arrive. ``finish=False`` leaves out the index and the removal of an
-    earlier build's shards (:meth:`finish_folder`), for a task that writes some of the shards.
+    build): none of their tensors may arrive; ``kept_digests`` holds their tensors' SHA-256 (for the index).
+    A folder's earlier index is removed before anything is written (:func:`retire_index`). ``finish=False``
+    leaves out both that and the new index with the removal of an earlier build's shards
+    (:meth:`finish_folder`), for a task that writes some of the shards (its caller does them).
     ``on_commit(shard name, its tensors' SHA-256)`` is called (on the commit thread) as each shard gets its
     name, complete and synced (what a resumable build records).
     """
@@ -258,12 +281,13 @@ class Writer:
         prefix: str = "model",
         finish: bool = True,
         on_commit: Callable[[str, dict[str, str]], None] | None = None,
+        kept_digests: dict[str, str] | None = None,
     ):
         if single and len(shards) != 1:
             raise ValueError("a single-file write has exactly one shard")
         self.target, self.shards, self.single = target, shards, single
         self.index_metadata, self.file_digest, self.skip, self.prefix = index_metadata, file_digest, skip, prefix
-        self.finish, self.on_commit = finish, on_commit
+        self.finish, self.on_commit, self.kept_digests = finish, on_commit, kept_digests or {}
         self._hashers: dict[str, Any] = {}
         self.where = {e.name: (s, e) for s in shards for e in s.entries}
         self.committed: list[str] = []
@@ -282,6 +306,8 @@ class Writer:
                 whose bytes did not all arrive. OSError: a file cannot be written. In every case the shards
                 not yet complete are removed; complete ones stay (a resumed build keeps them).
         """
+        if not self.single and self.finish:
+            retire_index(self.target, self.prefix)
         hashers = {e.name: hashlib.sha256() for s in self.shards if s.name not in self.skip for e in s.entries}
         self._hashers = hashers
         whole = hashlib.sha256() if self.file_digest else None
@@ -324,7 +350,7 @@ class Writer:
                 raise
             digests = hashing.submit(lambda: {n: h.hexdigest() for n, h in hashers.items()}).result()
         if not self.single and self.finish:
-            self.finish_folder()
+            self.finish_folder(self.kept_digests | digests)
         return WriteResult(digests, whole.hexdigest() if whole else None, [self.path(s) for s in self.shards])
 
     def _locate(self, name: str, start: int, values: np.ndarray, error: type[Exception]) -> tuple[ShardFile, Entry]:
@@ -401,10 +427,11 @@ class Writer:
         if self.on_commit is not None:
             self.on_commit(state.shard.name, {e.name: self._hashers[e.name].hexdigest() for e in state.shard.entries})
 
-    def finish_folder(self) -> None:
-        """The index (when there are several shards), then an earlier build's leftover shards removed."""
+    def finish_folder(self, digests: dict[str, str]) -> None:
+        """The index with every tensor's SHA-256 (when there are several shards), then an earlier build's
+        leftover shards removed."""
         if len(self.shards) > 1:
-            text = index_text(index_document(self.shards, self.index_metadata))
+            text = index_text(index_document(self.shards, self.index_metadata, digests))
             with atomic_write(os.path.join(self.target, f"{self.prefix}.safetensors.index.json")) as fh:
                 fh.write(text.encode())
         for name in stale_files(self.target, self.shards, self.prefix):

@@ -283,15 +283,23 @@ def load(path: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
 
 
 def _read_folder(folder: str) -> dict[str, np.ndarray]:
-    """Every tensor of a folder of safetensors shards (memory-mapped), each file checked against the index."""
+    """Every tensor of a folder of safetensors shards (memory-mapped), each file checked against the index,
+    and each tensor against the SHA-256 the index records (netspec's indexes)."""
+    from netspec.init.precision import byte_view
+
     out: dict[str, np.ndarray] = {}
-    for file, names in shard_files(folder).items():
+    files, digests = folder_index(folder)
+    for file, names in files.items():
         try:
             with open_regular(file) as fh:
                 found = _read_safetensors(fh, file)
         except (OSError, ValueError, struct.error) as exc:
             raise WeightsError(f"{file}: cannot read weights: {exc}") from None
         _check_shard(file, set(found), names, set(out))
+        for name, array in found.items():
+            if name in digests and hashlib.sha256(byte_view(array)).hexdigest() != digests[name]:
+                raise WeightsError(f"{file}: {name!r} is not the tensor the folder's index records (another "
+                                   "SHA-256): the folder mixes shards of different builds; build it again")  # fmt: skip
         out.update(found)
     return out
 
@@ -311,14 +319,30 @@ INDEX_SUFFIX = ".safetensors.index.json"
 _SHARD_NAME = re.compile(r"^[^/\\\x00]+\.safetensors$")
 
 
+_PART = re.compile(r"-\d{5}-of-(\d{5})\.safetensors$")
+UNFINISHED = "a build that stopped before writing its index leaves this: build again (or build --resume)"
+
+
 def shard_files(folder: str) -> dict[str, list[str] | None]:
     """The safetensors files of a folder of shards and the tensors its index maps to each (None: a folder
-    without an index holds one ``.safetensors`` file). The index (``*.safetensors.index.json``, read through
-    the bounded JSON reader) may name only plain file names in the folder.
+    without an index holds one ``.safetensors`` file, not named as one of several shards). The index
+    (``*.safetensors.index.json``, read through the bounded JSON reader) may name only plain file names in
+    the folder.
 
     Raises:
-        WeightsError: no index and not exactly one ``.safetensors`` file, several indexes, a malformed
-            index, or one naming a file outside the folder or missing.
+        WeightsError: no index and not exactly one ``.safetensors`` file or a file named as one of several
+            shards (an unfinished build), several indexes, a malformed index, or one naming a file outside
+            the folder or missing.
+    """
+    return folder_index(folder)[0]
+
+
+def folder_index(folder: str) -> tuple[dict[str, list[str] | None], dict[str, str]]:
+    """:func:`shard_files`, and every tensor's SHA-256 the index records (``metadata.tensor_sha256``, written
+    by netspec; empty for an index another tool wrote).
+
+    Raises:
+        WeightsError: as :func:`shard_files`; recorded digests that are not SHA-256s of the index's tensors.
     """
     names = sorted(os.listdir(folder))
     indexes = [n for n in names if n.endswith(INDEX_SUFFIX)]
@@ -326,10 +350,13 @@ def shard_files(folder: str) -> dict[str, list[str] | None]:
         raise WeightsError(f"{folder}: holds several indexes ({', '.join(indexes)}); keep one")
     if not indexes:
         files = [n for n in names if n.endswith(".safetensors") and not n.startswith(".")]
-        if len(files) != 1:
+        part = _PART.search(files[0]) if len(files) == 1 else None
+        if len(files) != 1 or (part and int(part[1]) > 1):
+            unfinished = any(_PART.search(n) for n in files)
             raise WeightsError(f"{folder}: not a folder of weights: no *{INDEX_SUFFIX} and {len(files)} "
-                               ".safetensors files (one is needed without an index)")  # fmt: skip
-        return {os.path.join(folder, files[0]): None}
+                               ".safetensors files (one, not a shard of several, is needed without an index)"
+                               + (f"; {UNFINISHED}" if unfinished else ""))  # fmt: skip
+        return {os.path.join(folder, files[0]): None}, {}
     index = os.path.join(folder, indexes[0])
     try:
         document = jsonio.load(index)
@@ -348,7 +375,24 @@ def shard_files(folder: str) -> dict[str, list[str] | None]:
     for file in out:
         if not os.path.isfile(file):
             raise WeightsError(f"{index}: names {os.path.basename(file)}, which is not in the folder")
-    return out
+    return out, _recorded_digests(document, weight_map, index)
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _recorded_digests(document: dict[str, Any], weight_map: dict[str, str], index: str) -> dict[str, str]:
+    from netspec.io.shards import DIGESTS
+
+    metadata = document.get("metadata")
+    recorded = metadata.get(DIGESTS) if isinstance(metadata, dict) else None
+    if recorded is None:
+        return {}
+    if not isinstance(recorded, dict) or not all(
+        name in weight_map and isinstance(d, str) and _SHA256.match(d) for name, d in recorded.items()
+    ):
+        raise WeightsError(f"{index}: metadata.{DIGESTS} must map the index's tensors to SHA-256 digests")
+    return recorded
 
 
 @contextmanager
