@@ -33,6 +33,14 @@ def test_imported_specs_have_transformers_parameter_counts(config, count):
     assert net.num_params == count
 
 
+@pytest.mark.parametrize("config", [TINYLLAMA, GPT2_SMALL, {**TINY, "attention_bias": True}])
+def test_imported_specs_are_in_fmt_layout(tmp_path, config):
+    """What `import hf` writes passes `netspec fmt --check` (a repository's pre-commit hook) unchanged."""
+    out = tmp_path / "m.yaml"
+    assert main(["import", "hf", str(_folder(tmp_path, config)), "-o", str(out)]) == 0
+    assert main(["fmt", "--check", str(out)]) == 0
+
+
 def _folder(tmp_path, config, name="src"):
     folder = tmp_path / name
     folder.mkdir()

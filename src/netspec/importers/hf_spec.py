@@ -44,7 +44,9 @@ def spec_text(model: HFModel, name: str, source: str, seed: int = 0, recipe: str
         f"  init: transformers {TRANSFORMERS_INIT} _init_weights",
         f"  config: {_flow(model.carried)}",
     ]
-    return "\n".join([*head, *body.pop("rest"), ""])
+    from netspec.vcs.fmt import format_text
+
+    return format_text("\n".join([*head, *body.pop("rest"), ""]), source)  # the layout fmt --check keeps
 
 
 def _recipe(name: str) -> str:
