@@ -95,11 +95,19 @@ def check(example, tally: fuzzing.Tally) -> None:
         shapes = {name: tuple(3 if d is None else d for d in shape) for name, shape in net.inputs.items()}
         activations = sum(_size(cl.output_shape) for cl in net.layers) + sum(map(_size, shapes.values()))
         if activations <= 10**6 and sum(map(_size, shapes.values())) * max(count, 1) <= 10**8:
-            x = {name: np.zeros((2, *s), dtype=np.float32) for name, s in shapes.items()}
-            try:
-                net.forward(x if len(x) > 1 else next(iter(x.values())), params)
-            except NetspecError:  # (an input the compiled network refuses: an error, not a crash)
-                tally.count("forward refused")
+            for batch, length in RUN_SIZES if any(None in s for s in net.inputs.values()) else RUN_SIZES[:2]:
+                x = {name: np.zeros((batch, *(length if d is None else d for d in shape)), dtype=np.float32)
+                     for name, shape in net.inputs.items()}  # fmt: skip
+                try:
+                    net.forward(x if len(x) > 1 else next(iter(x.values())), params)
+                    tally.count("forward ok")
+                except NetspecError:  # (an input the compiled network refuses: an error, not a crash)
+                    tally.count("forward refused")
+
+
+RUN_SIZES = [(2, 3), (0, 3), (1, 0), (1, 1)]
+"""(batch, length of every open axis) a valid network runs with: an empty batch always, an empty and a
+one-position sequence where the spec leaves a size open (the run-time shape rules)."""
 
 
 def _size(shape) -> int:
