@@ -228,3 +228,40 @@ def test_a_killed_build_leaves_no_final_named_partial_shard_and_resumes(tmp_path
         if not path.name.startswith("."):
             assert (out / path.name).read_bytes() == path.read_bytes(), path.name
     assert Path(out / "model.safetensors.index.json").exists() and os.path.getsize(record) > 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_rebuild_killed_after_its_first_shard_leaves_a_folder_no_reader_accepts(tmp_path, capsys):
+    """The review's case: seed 2's build is in the folder; seed 1's rebuild is SIGKILLed once its first shard
+    has replaced seed 2's. The folder then holds shards of both builds and no index: every reader refuses it."""
+    from netspec.errors import WeightsError
+
+    text = "netspec: 1\nseed: {seed}\ninput: [1024]\nlayers:\n  - repeat: 12\n    layers:\n" \
+           "      - {{type: dense, name: fc, units: 1024, weights: he_normal}}\n"  # fmt: skip
+    for seed in (1, 2):
+        (tmp_path / f"s{seed}.yaml").write_text(text.format(seed=seed))
+    out = tmp_path / "out"
+    assert main(["build", str(tmp_path / "s2.yaml"), "-o", str(out), "--max-shard-size", "8MB", "--no-progress"]) == 0
+    first = out / min(p.name for p in out.glob("model-*.safetensors"))
+    inode = first.stat().st_ino
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(tmp_path / "s1.yaml"), str(out)], cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if first.exists() and first.stat().st_ino != inode:  # (renamed in: complete, seed 1's)
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    proc.wait()
+    if proc.returncode != -signal.SIGKILL:
+        pytest.skip(f"the rebuild ended ({proc.returncode}) before it could be killed")
+    assert not (out / "model.safetensors.index.json").exists()
+    with pytest.raises(WeightsError, match="stopped before writing its index"):
+        weights_io.load(str(out))
+    capsys.readouterr()
+    for command in (["eval", str(tmp_path / "s1.yaml"), "--weights", str(out), "--input", ",".join(["1"] * 1024)],
+                    ["verify", str(tmp_path / "s1.yaml"), "--weights", str(out)]):  # fmt: skip
+        assert main(command) == 1, command
+        assert "stopped before writing its index" in capsys.readouterr().err
+    assert main(["build", str(tmp_path / "s1.yaml"), "-o", str(out), "--max-shard-size", "8MB", "--resume",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert main(["verify", str(tmp_path / "s1.yaml"), "--weights", str(out)]) == 0
