@@ -18,7 +18,8 @@ Budgets: by default a short, fixed-seed run (``derandomize``: the same examples 
 ``NETSPEC_FUZZ_MINUTES=10`` runs each target for that long with fresh random seeds, and on a failure
 writes the input to ``tests/fuzz_corpus/<target>/`` (``crash-<sha256>``) before failing. Every file in
 the corpus is replayed by the test-suite. ``NETSPEC_FUZZ_REPORT=FILE`` appends a JSON line per target
-with the number of executions, the outcomes and the failures.
+with the number of executions, the outcomes and the failures, and writes the three slowest inputs (CPU
+seconds) whole next to it, ``FILE.<target>-slowest-N.<suffix>``, to reproduce what they cost.
 """
 
 from __future__ import annotations
@@ -221,14 +222,19 @@ def mutate_bytes(draw: st.DrawFn, data: bytes) -> bytes:
 class Tally:
     """Executions and outcomes of one target (reported at the end of a run)."""
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, save: Callable[[Any], tuple[bytes, str]] | None = None):
         self.target, self.outcomes, self.started = target, Counter(), time.monotonic()
         self.executions = 0
+        self.save = save
         self.slowest: list[tuple[float, str]] = []
+        self.kept: list[tuple[float, int, Any]] = []
 
     def timed(self, seconds: float, example: Any) -> None:
-        """Keep the three slowest examples (what a hostile input can cost)."""
-        self.slowest = sorted([*self.slowest, (round(seconds, 2), repr(example)[:160])], reverse=True)[:3]
+        """Keep the three slowest examples by CPU seconds (what a hostile input can cost; wall time
+        depends on the load)."""
+        self.kept = sorted([*self.kept, (round(seconds, 2), self.executions, example)], key=lambda k: k[:2],
+                           reverse=True)[:3]  # fmt: skip
+        self.slowest = [(cpu, repr(example)[:160]) for cpu, _, example in self.kept]
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] += 1
@@ -239,10 +245,20 @@ class Tally:
                "seeds": seeds, "slowest": self.slowest}  # fmt: skip
         destination = os.environ.get("NETSPEC_FUZZ_REPORT")
         if destination:
+            if self.save is not None:  # the slowest inputs whole, next to the report, to reproduce them
+                out["slowest_files"] = [self.keep(destination, i, example) for i, (_, _, example) in
+                                        enumerate(self.kept)]  # fmt: skip
             with open(destination, "a") as fh:
                 fh.write(json.dumps(out) + "\n")
         print(f"\nfuzz {self.target}: {json.dumps(out)}")
         return out
+
+    def keep(self, destination: str, rank: int, example: Any) -> str:
+        assert self.save is not None
+        data, suffix = self.save(example)
+        path = f"{destination}.{self.target}-slowest-{rank + 1}{suffix}"
+        Path(path).write_bytes(data)
+        return path
 
 
 def run(target: str, strategy: st.SearchStrategy[Any], check: Callable[[Any, Tally], None],
@@ -250,15 +266,15 @@ def run(target: str, strategy: st.SearchStrategy[Any], check: Callable[[Any, Tal
     """Run ``check`` on inputs drawn from ``strategy``: ``ci_examples`` fixed-seed examples, or for
     NETSPEC_FUZZ_MINUTES with fresh seeds. A failing input is written to the corpus (``save`` gives its
     bytes and file suffix), then re-raised."""
-    tally = Tally(target)
+    tally = Tally(target, save)
     last: list[Any] = []
 
     def body(example: Any) -> None:
-        started = time.monotonic()
+        started = time.process_time()  # CPU seconds of the process (every thread), not the load's wall time
         tally.executions += 1
         try:
             check(example, tally)
-            tally.timed(time.monotonic() - started, example)
+            tally.timed(time.process_time() - started, example)
         except BaseException:
             last[:] = [example]  # the last failing input is the shrunk one (Hypothesis replays it last)
             raise

@@ -162,3 +162,19 @@ def test_every_public_error_is_documented():
     missing = [f"{m}.{n}" for m, n in sorted(found) if n not in INTERNAL_ERRORS and not re.search(
         rf"`{re.escape(m)}\.{n}`", readme)]  # fmt: skip
     assert not missing and len(found) >= 8, missing
+
+
+def test_the_report_keeps_the_slowest_inputs_whole(tmp_path, monkeypatch):
+    """The long profile's slowest inputs are written out whole (the report line shows 160 characters)."""
+    import json
+
+    report = tmp_path / "fuzz.jsonl"
+    monkeypatch.setenv("NETSPEC_FUZZ_REPORT", str(report))
+    tally = fuzzing.Tally("specs", save)
+    for i, cpu in enumerate([0.1, 3.0, 0.2, 2.0, 0.3]):
+        tally.executions += 1
+        tally.timed(cpu, ("text", f"netspec: 1  # {i}\n" + "x" * 300))
+    out = tally.report(0, "seeds")
+    assert [Path(f).read_text()[:15] for f in out["slowest_files"]] == [f"netspec: 1  # {i}" for i in (1, 3, 4)]
+    assert all(len(Path(f).read_text()) > 300 for f in out["slowest_files"])
+    assert json.loads(report.read_text())["slowest"][0][0] == 3.0
