@@ -241,3 +241,16 @@ def test_one_sample_and_a_dead_network(tmp_path, capsys):
     assert code == 1 and "std_ratio 0" in err and json.loads(out)["runs"][0]["std_ratio"] == 0.0
     code, out, _ = _cli(capsys, "diagnose", dead, "--input", "1,2,3,4", "--json")  # one sample, not a batch of 4
     assert code == 0 and json.loads(out)["batch"] == 1
+
+
+def test_a_network_without_parameters_and_an_empty_input_are_not_internal_errors(tmp_path, capsys):
+    pytest.importorskip("torch")
+    spec = tmp_path / "pools.yaml"
+    spec.write_text("netspec: 1\ninput: [null, 4]\nlayers:\n  - {type: max_pool1d, pool: 2}\n"
+                    "  - {type: global_max_pool}\n")  # fmt: skip
+    np.save(tmp_path / "x.npy", np.ones((2, 5, 4), np.float32))
+    assert main(["diagnose", str(spec), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "gradients skipped: the network has no trainable parameters" in capsys.readouterr().err
+    np.save(tmp_path / "empty.npy", np.ones((0, 5, 4), np.float32))
+    assert main(["diagnose", str(spec), "--input", str(tmp_path / "empty.npy")]) == 1
+    assert "nothing to diagnose, the input is empty (input [0, 5, 4])" in capsys.readouterr().err

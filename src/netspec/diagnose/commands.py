@@ -86,10 +86,14 @@ def run_diagnose(args: argparse.Namespace) -> int:
     require_file(args.spec)
     net = compile_file(args.spec, seed=args.seed)
     if args.input:
-        from netspec.nn.inputs import read_inputs
+        from netspec.nn.inputs import InputError, read_inputs
 
         values = read_inputs(args.input, net.inputs, net.compute_dtype)
         values = {k: v[None] if v.shape == tuple(net.inputs[k]) else v for k, v in values.items()}  # one sample
+        empty = [f"{k} {list(v.shape)}" for k, v in values.items() if v.size == 0]
+        if empty:  # eval gives the empty output; statistics of no value are not a diagnosis
+            raise InputError(f"--input: nothing to diagnose, the input is empty ({', '.join(empty)}); statistics "
+                             "need at least one value")  # fmt: skip
         x = values if len(values) > 1 else next(iter(values.values()))
     else:
         x = default_batch(net, args.batch, args.data_seed)

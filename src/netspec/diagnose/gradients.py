@@ -40,6 +40,8 @@ def parameter_stats(net: Network, params: dict[str, np.ndarray], x: Any, loss: s
 
     module = to_module(net, params).to(getattr(torch, net.compute_dtype))  # half types: computed in float32
     named = module.netspec_parameters()
+    if not any(p.requires_grad for p in named.values()):
+        return [], "the network has no trainable parameters"
     inputs = x if isinstance(x, dict) else {next(iter(net.inputs)): x}
     out = module(**{k: torch.as_tensor(v) for k, v in inputs.items()})
     out = out[net.outputs[0]] if isinstance(out, dict) else out
