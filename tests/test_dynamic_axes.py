@@ -207,3 +207,44 @@ def test_attention_needs_a_context_position_for_each_query():
         net.forward({"q": q, "c": c}, p)
     assert net.forward({"q": q[:, :0], "c": c}, p).shape == (1, 0, 4)  # no query, no context: the empty output
     assert net.forward({"q": q[:0], "c": q[:0]}, p).shape == (0, 2, 4)  # an empty batch
+
+
+@pytest.mark.parametrize("case", [*DYNAMIC, "flatten", "reshape", "lstm", "multi_head_attention:gqa_rotary"])
+def test_every_target_gives_the_empty_output_netspec_gives(case):
+    """An empty batch, and an empty sequence where netspec's forward gives an output (not a located refusal):
+    the torch module, the ONNX file and the Flax module give an output of the same shape (no -1 reshapes)."""
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("flax")
+    from netspec.export.flax import to_module as flax_module
+    from netspec.export.flax import variables
+    from netspec.export.onnx import build_model
+    from netspec.export.torch import to_module
+
+    shape, layer = CASES[case]
+    net = netspec.loads(f"netspec: 1\ninput: {json.dumps(shape)}\nlayers:\n  - {layer}\n", f"{kind(case)}.yaml")
+    params = net.initialize()
+    session = ort.InferenceSession(build_model(net, params).SerializeToString(), providers=["CPUExecutionProvider"])
+    module, flax, tree = to_module(net, params), flax_module(net), variables(net, params)
+    ran = 0
+    for batch, length in [(0, max(_lengths(case))), (2, 0)]:
+        sizes = (batch, *(length if n is None else n for n in net.input_shape))
+        if batch and None not in net.input_shape:
+            continue
+        x = np.zeros(sizes, np.int64) if integer_input(case) else np.ones(sizes, np.float32)
+        try:
+            ours = net.forward(x, params)
+        except ShapeError:
+            continue  # refused where the layer needs a position (located; tests above)
+        ran += 1
+        with torch.no_grad():
+            assert module(torch.from_numpy(x)).shape == ours.shape, "torch"
+        if kind(case) not in RECURRENT:
+            assert session.run(None, {"input": x})[0].shape == ours.shape, "onnx"
+        assert np.asarray(flax.apply(tree, x)).shape == ours.shape, "flax"
+    assert ran  # an empty batch at least
+
+
+RECURRENT = {"gru", "lstm", "simple_rnn"}
+"""onnxruntime's RNN, GRU and LSTM kernels abort the process (a native abort, not an exception) on an empty
+batch or sequence: the exported file is valid ONNX, the runtime cannot run it on empty inputs."""

@@ -316,7 +316,7 @@ def _pool(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
 
 @applies("flatten")
 def _flatten(cl: CompiledLayer, p: dict[str, Any], xs: list[Any]) -> Any:
-    return xs[0].reshape(xs[0].shape[0], -1)
+    return xs[0].reshape(xs[0].shape[0], math.prod(xs[0].shape[1:]))  # no -1: an empty batch reshapes too
 
 
 @applies("dropout")

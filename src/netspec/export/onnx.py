@@ -568,7 +568,7 @@ def _upsample(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
         target = g.node("Mul", [g.node("Shape", [x]), g.ints(scale)])  # the input's sizes (any), one axis times k
         x = g.node("Unsqueeze", [x, g.ints([axis + 1])])
         x = g.node("Expand", [x, g.ints([1] * (axis + 1) + [k] + [1] * (rank - axis))])
-        x = g.node("Reshape", [x, target])
+        x = g.node("Reshape", [x, target], allowzero=1)  # a size 0 in target is 0 (an empty axis), not "copy"
     return x
 
 
@@ -634,9 +634,10 @@ def _attention(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     kv_heads, rotary = layer.kv_heads, layer.rotary  # type: ignore[attr-defined]
     x, c = xs[0], xs[-1]
 
-    def project(a: str, proj: str, n: int) -> str:  # (b, t, n * w) -> (b, t, n, w)
-        y = g.node("MatMul", [a, g.weight(f"{cl.name}.{proj}.weights", g.params[f"{cl.name}.{proj}.weights"])])
-        return g.node("Reshape", [_bias(g, cl, y, f"{proj}.bias"), g.ints([0, 0, n, -1])])
+    def project(a: str, proj: str, n: int) -> str:  # (b, t, n * w) -> (b, t, n, w); w written: empty arrays too
+        weights = g.params[f"{cl.name}.{proj}.weights"]
+        y = g.node("MatMul", [a, g.weight(f"{cl.name}.{proj}.weights", weights)])
+        return g.node("Reshape", [_bias(g, cl, y, f"{proj}.bias"), g.ints([0, 0, n, weights.shape[-1] // n])])
 
     q, k, v = project(x, "query", heads), project(c, "key", kv_heads), project(c, "value", kv_heads)
     if rotary is not None:
@@ -644,8 +645,8 @@ def _attention(g: Graph, cl: CompiledLayer, xs: list[str]) -> str:
     if kv_heads != heads:  # query head h uses key/value head h // group: repeat each kv head group times
         group = heads // kv_heads
         k, v = (g.node("Reshape", [g.node("Expand", [g.node("Unsqueeze", [t, g.ints([3])]),
-                                                      g.ints([1, 1, 1, group, 1])]), g.ints([0, 0, heads, -1])])
-                for t in (k, v))  # fmt: skip
+                                                      g.ints([1, 1, 1, group, 1])]), g.ints([0, 0, heads, width])])
+                for t, width in ((k, qk // heads), (v, vd // heads)))  # fmt: skip
     q, k, v = (g.node("Transpose", [t], perm=[0, 2, 1, 3]) for t in (q, k, v))  # (b, heads, t, w)
     scores = g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])])
     scores = g.node("Div", [scores, g.const(math.sqrt(qk // heads))])

@@ -427,7 +427,7 @@ def _pool(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
 
 @converter("flatten")
 def _flatten(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensors]:
-    return _lambda(lambda x: x.reshape(x.shape[0], -1)), {}
+    return _lambda(lambda x: x.flatten(1)), {}  # no -1: an empty batch flattens too
 
 
 @converter("dropout")
@@ -656,13 +656,13 @@ def _attention(cl: CompiledLayer, p: dict[str, np.ndarray]) -> tuple[Any, Tensor
             c = x if context is None else context
 
             def split(t: Any, n: int) -> Any:  # (b, t, n*d) -> (b, n, t, d)
-                return t.reshape(t.shape[0], t.shape[1], n, -1).transpose(1, 2)
+                return t.reshape(t.shape[0], t.shape[1], n, t.shape[-1] // n).transpose(1, 2)  # sizes, no -1: empty too
 
             q, k, v = split(self.query(x), heads), split(self.key(c), kv_heads), split(self.value(c), kv_heads)
             if rotary is not None:
                 q, k = _rotate(torch, rotary, q), _rotate(torch, rotary, k)
             o = f.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=kv_heads != heads)
-            return self.output(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+            return self.output(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], o.shape[1] * o.shape[3]))
 
     tensors: Tensors = {}
     for name in projections:

@@ -109,13 +109,10 @@ class Recurrent(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) != 2:
             raise ShapeError(f"{self.type} needs an input (sequence, features), got {list(shape)}")
+        if shape[0] == 0:  # PyTorch's RNN modules refuse it too; onnxruntime's kernels abort
+            raise ShapeError(f"{self.type} needs a sequence of at least one step, got 0")
         width = self.directions * self.units
-        if self.options.get("return_sequences", False):
-            return (shape[0], width)
-        if shape[0] == 0:
-            raise ShapeError(f"{self.type} returns its state after the last step and an empty sequence has none "
-                             "(return_sequences: true returns the empty sequence)")  # fmt: skip
-        return (width,)
+        return (shape[0], width) if self.options.get("return_sequences", False) else (width,)
 
     def bias_names(self) -> tuple[str, ...]:
         return ("bias",)
