@@ -171,8 +171,10 @@ except Exception as exc:  # FSDP2 on CPU depends on the build
     fsdp = f"skipped: {type(exc).__name__}: {exc}"[:200]
 if rank == 0:
     np.save(sys.argv[5], whole.view(torch.int16).numpy())
-    print(local_rows, fsdp)
+    print(local_rows, fsdp, flush=True)
+dist.barrier()  # no rank tears gloo down while the other still talks to it
 dist.destroy_process_group()
+os._exit(0)  # skip interpreter teardown: gloo's threads can abort it ("terminate called without an active exception")
 """
 
 
