@@ -124,20 +124,24 @@ def test_export_verify_and_audit_round_trip(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("layout", ["transposed", "concatenated", "as is"])
-@pytest.mark.parametrize("band", [1, 7, 64, 1 << 22])
-def test_stored_bands_are_the_stored_tensor_in_order(layout, band):
-    """Row bands of a transposed or concatenated tensor, laid end to end, are exactly ``to_hf``'s bytes (a
-    band smaller than a row, one that does not divide the rows, and one larger than the tensor)."""
+@pytest.mark.parametrize("run", [1, 5, 6, 7, 64, 1 << 22])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_runs_placed_in_any_order_build_the_stored_tensor(layout, run, rank):
+    """Runs of each part's elements (shorter than a row, a row, not dividing the rows, longer than the part;
+    the parts interleaved), placed into the stored buffer, give exactly ``to_hf``'s tensor."""
     from netspec.importers.hf_layout import Stored
 
     rng = np.random.default_rng(5)
-    arrays = [rng.standard_normal((9, w)).astype(np.float32) for w in ((4, 3, 5) if layout == "concatenated" else (6,))]
+    widths = (4, 3, 5) if layout == "concatenated" else (6,)
+    arrays = [rng.standard_normal((*(2,) * (rank - 1), w)).astype(np.float32) for w in widths]
+    if rank == 1 and layout == "transposed":
+        arrays = [rng.standard_normal(6).astype(np.float32)]
     stored = Stored("t", tuple("qkv"[: len(arrays)]), layout)
-    flat = np.empty(sum(a.size for a in arrays), np.float32)
-    covered = 0
-    for first, values in stored.bands(arrays, band):
-        assert first == covered
-        flat[first:first + values.size] = values
-        covered += values.size
-    assert covered == flat.size
-    np.testing.assert_array_equal(flat, stored.to_hf(arrays).reshape(-1))
+    shapes = [a.shape for a in arrays]
+    expected = stored.to_hf(arrays)
+    buffer = np.full(expected.shape, np.nan, np.float32)
+    runs = [(i, first, a.reshape(-1)[first:first + run])
+            for i, a in enumerate(arrays) for first in range(0, a.size, run)]
+    for i, first, values in runs[::2] + runs[1::2]:
+        stored.place(buffer, i, shapes, first, values)
+    np.testing.assert_array_equal(buffer, expected)

@@ -99,34 +99,38 @@ def stored_layout(net: Network, m: HFModel) -> list[tuple[Stored, tuple[int, ...
     return [(s, s.shape([shapes[p] for p in s.parts])) for s in stored]
 
 
+BAND = 1 << 22
+"""Values per chunk of a transposed or concatenated tensor handed to the writer."""
+
+
 def hf_chunks(layout: list[tuple[Stored, tuple[int, ...]]], shapes: dict[str, tuple[int, ...]],
               source: Iterator[Chunk]) -> Iterator[Chunk]:
     """The stored tensors' chunks from netspec's (:func:`netspec.nn.sources.chunks`): a tensor stored as it
-    is passes chunk by chunk; a transposed or concatenated one is gathered into one buffer per part, then
-    leaves in row bands (:meth:`Stored.bands`): one tensor in memory at a time, plus a band."""
+    is passes chunk by chunk; each run of a transposed or concatenated one goes straight to its place in that
+    stored tensor's buffer (:meth:`Stored.place`, one strided copy), which leaves in runs of ``BAND`` values
+    once complete: one tensor in memory at a time, plus the chunks in flight."""
     import math
 
     import numpy as np
 
-    owner = {part: s for s, _ in layout for part in s.parts}
-    buffers: dict[str, np.ndarray] = {}
-    filled: dict[str, int] = {}
+    owner = {part: (s, i) for s, _ in layout for i, part in enumerate(s.parts)}
+    stored_shapes = {s.name: shape for s, shape in layout}
+    pending: dict[str, tuple[np.ndarray, list[int]]] = {}  # stored name -> (buffer, [values still to come])
     for name, start, values in source:
-        s = owner[name]
+        s, index = owner[name]
         if s.layout == AS_IS:
             yield s.name, start, values
             continue
-        if name not in buffers:
-            buffers[name] = np.empty(math.prod(shapes[name]), dtype=values.dtype)
-            filled[name] = 0
-        buffers[name][start:start + values.size] = values
-        filled[name] += values.size
-        if all(p in buffers and filled[p] == buffers[p].size for p in s.parts):
-            arrays = [buffers.pop(p).reshape(shapes[p]) for p in s.parts]
-            for p in s.parts:
-                del filled[p]
-            for first, band in s.bands(arrays):
-                yield s.name, first, band
+        if s.name not in pending:
+            shape = stored_shapes[s.name]
+            pending[s.name] = (np.empty(shape, values.dtype), [math.prod(shape)])
+        buffer, left = pending[s.name]
+        s.place(buffer, index, [shapes[p] for p in s.parts], start, values)
+        left[0] -= values.size
+        if left[0] == 0:
+            flat = pending.pop(s.name)[0].reshape(-1)
+            for first in range(0, flat.size, BAND):
+                yield s.name, first, flat[first:first + BAND]
 
 
 def metadata(net: Network) -> dict[str, str]:

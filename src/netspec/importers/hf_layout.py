@@ -66,24 +66,38 @@ class Stored:
         (array,) = arrays
         return np.ascontiguousarray(array.T) if self.layout == TRANSPOSE else array
 
-    def bands(self, arrays: list[np.ndarray], band: int = 1 << 22) -> Iterator[tuple[int, np.ndarray]]:
-        """The stored tensor (:meth:`to_hf`) as ``(first element, flat values)`` runs of about ``band``
-        elements, in order, each copied from the parts alone: a transposed or concatenated tensor is never
-        held whole a second time."""
-        if self.layout == AS_IS or arrays[0].ndim != 2:
-            yield 0, self.to_hf(arrays).reshape(-1)
+    def place(self, stored: np.ndarray, index: int, shapes: list[tuple[int, ...]], start: int,
+              values: np.ndarray) -> None:
+        """Write ``values``, the run of part ``index``'s elements from ``start`` (C order of its netspec shape,
+        ``shapes[index]``), to their places in the stored tensor ``stored``: the transposition or
+        concatenation of :meth:`to_hf` done as the runs arrive, so no part is ever held whole on its own."""
+        if self.layout == TRANSPOSE:
+            dest = stored.T
+        elif self.layout == CONCAT:
+            first = sum(shape[-1] for shape in shapes[:index])
+            dest = stored[..., first:first + shapes[index][-1]]
+        else:
+            dest = stored
+        n = values.size
+        if dest.ndim == 1:
+            dest[start:start + n] = values
             return
-        stored = arrays[0].T if self.layout == TRANSPOSE else None
-        rows = arrays[0].shape[1] if stored is not None else arrays[0].shape[0]
-        width = arrays[0].shape[0] if stored is not None else sum(a.shape[-1] for a in arrays)
-        step = max(1, band // max(1, width))
-        for first in range(0, rows, step):
-            last = min(rows, first + step)
-            if stored is not None:
-                values = np.ascontiguousarray(stored[first:last])
-            else:
-                values = np.concatenate([a[first:last] for a in arrays], axis=-1)
-            yield first * width, values.reshape(-1)
+        if dest.ndim != 2:
+            dest[np.unravel_index(np.arange(start, start + n), dest.shape)] = values
+            return
+        width = dest.shape[1]
+        row, col = divmod(start, width)
+        done = 0
+        if col:
+            done = min(width - col, n)
+            dest[row, col:col + done] = values[:done]
+            row += 1
+        full = (n - done) // width
+        if full:
+            dest[row:row + full] = values[done:done + full * width].reshape(full, width)
+            done, row = done + full * width, row + full
+        if done < n:
+            dest[row, :n - done] = values[done:]
 
     def from_hf(self, stored: np.ndarray, widths: list[int]) -> list[np.ndarray]:
         """The netspec parts from the stored tensor (``widths``: each part's last-axis size, for a concatenation)."""
