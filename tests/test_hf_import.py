@@ -145,3 +145,26 @@ def test_runs_placed_in_any_order_build_the_stored_tensor(layout, run, rank):
     for i, first, values in runs[::2] + runs[1::2]:
         stored.place(buffer, i, shapes, first, values)
     np.testing.assert_array_equal(buffer, expected)
+
+
+def test_max_params_is_a_flag_of_every_command_that_compiles_a_model(tmp_path, capsys):
+    """A model over the default 2e9 parameters (LLaMA-7B's shape) needs --max-params on import, export,
+    verify, eval, explain and audit alike; under the limit each refuses with exit 1, naming the flag, and
+    import writes nothing."""
+    src = _folder(tmp_path, TINY)
+    spec = tmp_path / "tiny.yaml"
+    assert main(["import", "hf", str(src), "-o", str(spec), "--max-params", "1000"]) == 1
+    assert "over the limit of 1,000 (raise --max-params" in capsys.readouterr().err and not spec.exists()
+    assert main(["import", "hf", str(src), "-o", str(spec)]) == 0
+    out = tmp_path / "ckpt"
+    assert main(["export", str(spec), "--to", "hf", "-o", str(out), "--max-params", "1000"]) == 1
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["export", str(spec), "--to", "hf", "-o", str(out)]) == 0
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.zeros((1, 3), np.int64))
+    for argv in (["verify", str(spec), "--weights", str(out)], ["eval", str(spec), "--input", str(ids)],
+                 ["explain", str(spec)], ["audit", str(out)]):  # fmt: skip
+        capsys.readouterr()
+        assert main([*argv, "--max-params", "1000"]) == 1, argv
+        assert "over the limit of 1,000" in capsys.readouterr().err + capsys.readouterr().out, argv
+        assert main([*argv, "--max-params", "100000000"]) == 0, argv

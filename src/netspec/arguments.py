@@ -31,6 +31,14 @@ seed = int_in(0, 2**63 - 1, "seed")
 """A seed: 0 <= seed < 2^63, as the spec's ``seed``."""
 
 
+def add_max_params(parser: argparse.ArgumentParser) -> None:
+    """``--max-params``: the largest network a command compiles (refused before anything is allocated)."""
+    from netspec.spec.compiler import DEFAULT_MAX_PARAMS
+
+    parser.add_argument("--max-params", type=positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
+                        help=f"refuse networks with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
+
+
 def add_dtype(parser: argparse.ArgumentParser, what: str = "override the spec's dtype") -> None:
     """``--dtype``: the parameters' precision instead of the spec's (the half types round its float32 values)."""
     from netspec.init.precision import PRECISIONS

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
-from netspec.arguments import add_dtype, int_in, output_path, positive_int, seed
+from netspec.arguments import add_dtype, add_max_params, int_in, output_path, seed
 from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
 from netspec.spec.files import spec_files
@@ -74,7 +74,6 @@ class VersionAction(argparse.Action):
 
 
 def parser() -> argparse.ArgumentParser:
-    from netspec.spec.compiler import DEFAULT_MAX_PARAMS
 
     p = argparse.ArgumentParser(
         prog="netspec",
@@ -110,8 +109,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=seed, help="override the spec's seed")
     add_dtype(b)
     b.add_argument("--dry-run", action="store_true", help="validate and summarize; allocate and write nothing")
-    b.add_argument("--max-params", type=positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
-                   help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
+    add_max_params(b)
     b.add_argument("--threads", type=int_in(1, 1024, "threads"), metavar="N",
                    help="initialization threads, 1..1024 (default: all cores)")  # fmt: skip
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -124,8 +122,7 @@ def parser() -> argparse.ArgumentParser:
                        "means every *.yaml / *.yml file in it (recursively). Warnings (e.g. parameter names "
                        "that depend on layer positions) do not change the exit code.")  # fmt: skip
     v.add_argument("specs", metavar="SPEC", nargs="+", help="YAML spec files or folders")
-    v.add_argument("--max-params", type=positive_int, default=DEFAULT_MAX_PARAMS, metavar="N",
-                   help=f"refuse specs with more parameters (default {DEFAULT_MAX_PARAMS:,})")  # fmt: skip
+    add_max_params(v)
     v.add_argument("-q", "--quiet", action="store_true", help="print errors only (no ok lines, no warnings)")
     v.add_argument("--json", action="store_true", help="print the results (with every diagnostic) as JSON")
 
@@ -141,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", metavar="FILE", help="weights file (default: initialize from the spec's seed)")
     e.add_argument("--seed", type=seed, help="override the spec's seed")
     add_dtype(e, "override the spec's dtype (when building from the seed)")
+    add_max_params(e)
     e.add_argument("--json", action="store_true", help="print the output as JSON")
     e.add_argument("-o", "--output", metavar="OUT",
                    help="write the output at full precision instead of printing it: .npy (one output) or .npz "
@@ -151,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
                        "(layer, defaults, auto from the activation), its formula and declared "
                        "distribution.")  # fmt: skip
     x.add_argument("spec", metavar="SPEC")
+    add_max_params(x)
     x.add_argument("--json", action="store_true", help="print the explanation as JSON")
 
     r = sub.add_parser("verify", help="check weights against the distributions their initializers declare",
@@ -162,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm rate (default 0.001)")
     r.add_argument("--seed", type=seed, help="override the spec's seed (when building in memory)")
     add_dtype(r, "override the spec's dtype (the file's, for a file built with build --dtype)")
+    add_max_params(r)
     r.add_argument("--statistical-only", action="store_true",
                    help="skip the exact check that the weights are the bytes the spec's seed produces")  # fmt: skip
     r.add_argument("--strict", action="store_true",
@@ -440,7 +440,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.output:
         output_path(args.output, (".npy", ".npz"))
-    net = _compile(args.spec, seed=args.seed, dtype=args.dtype)
+    net = _compile(args.spec, seed=args.seed, dtype=args.dtype, max_params=args.max_params)
     if args.output and args.output.lower().endswith(".npy") and len(net.outputs) > 1:
         raise UsageError(f"{args.output}: the network has {len(net.outputs)} outputs ({', '.join(net.outputs)}); "
                          "write .npz (one array per output)")  # fmt: skip
@@ -487,7 +487,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     reports, failed = [], 0
     for path in paths:  # every spec is checked and reported, then the exit code says if any failed
         try:
-            net = _compile(path, seed=args.seed, dtype=args.dtype)
+            net = _compile(path, seed=args.seed, dtype=args.dtype, max_params=args.max_params)
             digests: dict[str, str] = {}
             reports.append(verify_spec(net, args.weights, args.alpha, args.statistical_only, digests))
             if args.lock and _lock_drift(args.lock, net, digests):
@@ -506,7 +506,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    net = _compile(args.spec)
+    net = _compile(args.spec, max_params=args.max_params)
     reporter(args.json).explained(net)
     return EXIT_OK
 

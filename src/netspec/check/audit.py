@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netspec.errors import NetspecError
+from netspec.spec.compiler import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
     from netspec.check.verify import TensorReport
@@ -78,9 +79,10 @@ class AuditReport:
                 "tensors": [t.as_json() for t in self.tensors]}  # fmt: skip
 
 
-def network_for(src: str, recipe: str | None = None, dtype: str | None = None) -> tuple[HFModel, Network, str]:
+def network_for(src: str, recipe: str | None = None, dtype: str | None = None,
+                max_params: int = DEFAULT_MAX_PARAMS) -> tuple[HFModel, Network, str]:
     """The imported architecture of checkpoint ``src``, its compiled network (initialization by ``recipe`` if
-    given; stored in ``dtype`` if given) and the config's path."""
+    given; stored in ``dtype`` if given; refused over ``max_params`` parameters) and the config's path."""
     import netspec
     from netspec.importers.hf import describe, read_config
     from netspec.importers.hf_spec import spec_text
@@ -88,11 +90,13 @@ def network_for(src: str, recipe: str | None = None, dtype: str | None = None) -
     config, path = read_config(src)
     model = describe(config, path)
     text = spec_text(model, "audit", path, recipe=recipe)
-    net = netspec.loads(text, os.path.join(os.path.dirname(path), "imported.yaml"), dtype=dtype)
+    net = netspec.loads(text, os.path.join(os.path.dirname(path), "imported.yaml"), dtype=dtype,
+                       max_params=max_params)
     return model, net, path
 
 
-def audit(src: str, recipe: str | None = None, alpha: float = 1e-3) -> AuditReport:
+def audit(src: str, recipe: str | None = None, alpha: float = 1e-3,
+          max_params: int = DEFAULT_MAX_PARAMS) -> AuditReport:
     """Check every tensor of the checkpoint in folder ``src`` (or one shard file beside its config.json): see
     the module doc.
 
@@ -107,14 +111,14 @@ def audit(src: str, recipe: str | None = None, alpha: float = 1e-3) -> AuditRepo
         raise NetspecError(f"alpha must be in (0, 1), got {alpha}")
     folder = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     weights = src if os.path.isfile(src) and src.endswith(".safetensors") else folder
-    model, net, _ = network_for(folder, recipe)
+    model, net, _ = network_for(folder, recipe, max_params=max_params)
     shapes = {name: tuple(p.shape) for name, p in net.parameters()}
     stored = stored_tensors(model)
     reader = HFReader(weights, stored, shapes)
     try:
         dtype = _stored_dtype(reader, stored)
         if dtype != net.dtype:  # judge the law of the type actually stored (bfloat16: the rounded law)
-            model, net, _ = network_for(folder, recipe, dtype)
+            model, net, _ = network_for(folder, recipe, dtype, max_params)
         present = set(reader.names())
         wanted = [s for s in stored if s.name in present or os.path.isdir(weights)]
         reader.where = {p: w for p, w in reader.where.items() if w[0] in wanted}

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from netspec.arguments import add_dtype, seed
+from netspec.arguments import add_dtype, add_max_params, seed
 from netspec.errors import UsageError
 
 TARGETS = {"torch": (".pt", ".safetensors"), "onnx": (".onnx",), "flax": (".msgpack",), "hf": ()}
@@ -30,6 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     e.add_argument("--weights", metavar="FILE", help="netspec weights to export (default: build from the seed)")
     e.add_argument("--seed", type=seed, help="override the spec's seed")
     add_dtype(e, "override the spec's dtype (bfloat16 and float16 are written as such by every target)")
+    add_max_params(e)
     e.add_argument("--max-shard-size", metavar="SIZE", help="--to hf: shard past this size (5GB, 500MB, bytes; "
                    "default 5GB, transformers' own)")  # fmt: skip
     return {"export": run}
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from netspec.spec.compiler import compile_file
 
     target = _target(args.to)
-    net = compile_file(args.spec, seed=args.seed, dtype=args.dtype)
+    net = compile_file(args.spec, seed=args.seed, dtype=args.dtype, max_params=args.max_params)
     params = load_weights(net, args.weights) if args.weights else net.initialize()
     target.save(net, params, args.output)
     print(f"wrote {args.output} ({args.to}, {len(params)} netspec tensors)")
@@ -85,7 +86,7 @@ def _run_hf(args: argparse.Namespace) -> int:
     from netspec.export.files import load_weights
     from netspec.spec.compiler import compile_file
 
-    net = compile_file(args.spec, seed=args.seed, dtype=args.dtype)
+    net = compile_file(args.spec, seed=args.seed, dtype=args.dtype, max_params=args.max_params)
     params = load_weights(net, args.weights) if args.weights else None
     files = hf.save(net, args.output, params=params, **({"max_shard_size": limit} if limit else {}))
     print(f"wrote {args.output}: {', '.join(os.path.basename(f) for f in files)} (hf, {net.num_params:,} parameters)")

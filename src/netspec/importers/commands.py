@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from netspec.arguments import output_path, seed
+from netspec.arguments import add_max_params, output_path, seed
 from netspec.errors import UsageError
 
 
@@ -34,6 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     imp.add_argument("--name", help="the spec's name (default: the output's stem)")
     imp.add_argument("--seed", type=seed, default=0, help="the spec's seed (default 0)")
     imp.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_max_params(imp)
 
     audit = sub.add_parser("audit", help="check a Hugging Face checkpoint's initialization against its recipe",
                            description="Read DIR's config.json, import it, and check every stored tensor of the "
@@ -46,11 +47,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     audit.add_argument("--recipe", help="check against this init recipe instead of the architecture's default")
     audit.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm probability (1e-3)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_max_params(audit)
     return {"import": run_import, "audit": run_audit}
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from netspec.importers.hf import describe, read_config
+    from netspec.importers.hf import HFConfigError, describe, read_config
     from netspec.importers.hf_spec import spec_text
 
     output_path(args.output, (".yaml", ".yml"), "the spec")
@@ -62,7 +64,10 @@ def run_import(args: argparse.Namespace) -> int:
     text = spec_text(model, name, args.source, seed=args.seed)
     import netspec
 
-    net = netspec.loads(text, args.output)  # what is written compiles (a bug here is ours, not the user's)
+    net = netspec.loads(text, args.output, max_params=2**62)  # what is written compiles (a bug here is ours)
+    if net.num_params > args.max_params:
+        raise HFConfigError(f"{path}: {model.architecture} with {net.num_params:,} parameters is over the limit of "
+                            f"{args.max_params:,} (raise --max-params if this is intended); nothing written")
     from netspec.io.weights import atomic_write
 
     with atomic_write(args.output) as fh:
@@ -77,7 +82,7 @@ def run_import(args: argparse.Namespace) -> int:
 def run_audit(args: argparse.Namespace) -> int:
     from netspec.check.audit import audit, render
 
-    report = audit(args.checkpoint, recipe=args.recipe, alpha=args.alpha)
+    report = audit(args.checkpoint, recipe=args.recipe, alpha=args.alpha, max_params=args.max_params)
     if args.json:
         json.dump(report.as_json(), sys.stdout, indent=1, allow_nan=False, default=_json_default)
         sys.stdout.write("\n")
