@@ -114,11 +114,11 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"shape {args.shape}, {args.dtype}")
     try:
-        limit = ["--max-params", str(10**11)]  # (LLaMA-7B: 6.7e9, over the default 2e9)
+        max_params = ["--max-params", str(10**11)]  # (LLaMA-7B: 6.7e9, over the default 2e9)
         t_import, rss_import, _ = measured([exe, "import", "hf", str(tmp / "src"), "-o", str(tmp / "model.yaml"),
-                                            *limit])  # fmt: skip
+                                            *max_params])  # fmt: skip
         t_export, rss_export, _ = measured([exe, "export", str(tmp / "model.yaml"), "--to", "hf", "-o",
-                                            str(tmp / "netspec"), *limit])  # fmt: skip
+                                            str(tmp / "netspec"), *max_params])  # fmt: skip
         nbytes = sum(f.stat().st_size for f in (tmp / "netspec").iterdir())
         t_ns = t_import + t_export
         print(f"netspec: import {t_import:.2f} s + export {t_export:.2f} s = {t_ns:.2f} s, peak RSS "
