@@ -62,8 +62,10 @@ try:
         fd = os.open(os.path.join(sys.argv[2], name), os.O_RDONLY)
         os.fsync(fd)
         os.close(fd)
-except MemoryError:
-    print(json.dumps({"error": "out of memory (MemoryError under the address-space limit)"}))
+except (MemoryError, RuntimeError) as exc:  # torch's allocator raises RuntimeError "can't allocate memory"
+    if not isinstance(exc, MemoryError) and "allocate memory" not in str(exc):
+        raise
+    print(json.dumps({"error": f"out of memory under the address-space limit ({type(exc).__name__})"}))
     sys.exit(0)
 end = time.perf_counter()
 print(json.dumps({"build": built - start, "save": end - built, "total": end - start}))
