@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from netspec.errors import NetspecError
 from netspec.spec.compiler import DEFAULT_MAX_PARAMS
@@ -163,10 +159,6 @@ def _unexpected(name: str) -> AuditRecord:
                        ["the checkpoint holds a tensor the architecture does not have"])
 
 
-def z_crit(per_test_alpha: float) -> float:
-    return -NormalDist().inv_cdf(per_test_alpha / 2)
-
-
 def render(report: AuditReport) -> str:
     """One line per stored tensor, its problems, and a summary."""
     rows = [(t.name, f"{t.n:,}", t.expected, f"{t.mean:+.3g}", f"{t.std:.4g}", "pass" if t.passed else "FAIL")
@@ -182,5 +174,3 @@ def render(report: AuditReport) -> str:
                  f"{len(failed)} failed; family-wise alpha {report.alpha:g}, per test {report.per_test_alpha:.2g}")
     return "\n".join(lines)
 
-
-Reader = Callable[[str, tuple[int, ...]], np.ndarray]
