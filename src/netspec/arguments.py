@@ -31,6 +31,17 @@ seed = int_in(0, 2**63 - 1, "seed")
 """A seed: 0 <= seed < 2^63, as the spec's ``seed``."""
 
 
+def alpha(text: str) -> float:
+    """``--alpha``: a false-alarm probability, 0 < alpha < 1 (else a usage error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"alpha must be in (0, 1), got {value}")
+    return value
+
+
 def add_max_params(parser: argparse.ArgumentParser) -> None:
     """``--max-params``: the largest network a command compiles (refused before anything is allocated)."""
     from netspec.spec.compiler import DEFAULT_MAX_PARAMS

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from netspec import __version__
-from netspec.arguments import add_dtype, add_max_params, int_in, output_path, seed
+from netspec.arguments import add_dtype, add_max_params, alpha, int_in, output_path, seed
 from netspec.errors import UsageError
 from netspec.report.reporters import Validation, reporter
 from netspec.spec.files import spec_files
@@ -33,16 +33,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"alpha must be in (0, 1), got {value}")
-    return value
 
 
 def _size(text: str) -> int:
@@ -158,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
                        "Kolmogorov-Smirnov fit, with a family-wise false-alarm rate of --alpha.")  # fmt: skip
     r.add_argument("specs", metavar="SPEC", nargs="+", help="spec files or folders (every one is checked)")
     r.add_argument("--weights", metavar="FILE", help="weights file to check, for one SPEC (default: build in memory)")
-    r.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm rate (default 0.001)")
+    r.add_argument("--alpha", type=alpha, default=1e-3, help="family-wise false-alarm rate (default 0.001)")
     r.add_argument("--seed", type=seed, help="override the spec's seed (when building in memory)")
     add_dtype(r, "override the spec's dtype (the file's, for a file built with build --dtype)")
     add_max_params(r)

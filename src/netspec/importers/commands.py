@@ -8,18 +8,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from netspec.arguments import add_max_params, output_path, seed
+from netspec.arguments import add_max_params, alpha, output_path, seed
 from netspec.errors import UsageError
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"alpha {value} must be in (0, 1)")
-    return value
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -45,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     audit.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder (or one .safetensors file beside "
                        "its config.json)")  # fmt: skip
     audit.add_argument("--recipe", help="check against this init recipe instead of the architecture's default")
-    audit.add_argument("--alpha", type=_alpha, default=1e-3, help="family-wise false-alarm probability (1e-3)")
+    audit.add_argument("--alpha", type=alpha, default=1e-3, help="family-wise false-alarm probability (1e-3)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     add_max_params(audit)
     return {"import": run_import, "audit": run_audit}
