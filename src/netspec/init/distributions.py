@@ -154,6 +154,42 @@ class Distribution:
         raise NotImplementedError(f"{type(self).__name__} checks whole tensors")
 
 
+
+@dataclass(frozen=True)
+class Derived(Distribution):
+    """``part``'s law with some positions set apart (an embedding's padding rows, a recurrent kernel's fixed
+    gates): family, tests, moments, randomness and block-wise drawing are the part's; subclasses say what
+    they set, and how it is drawn and checked."""
+
+    part: Distribution
+
+    @property
+    def family(self) -> str:  # type: ignore[override]
+        return self.part.family
+
+    @property
+    def statistical_tests(self) -> int:  # type: ignore[override]
+        return self.part.statistical_tests
+
+    @property
+    def mean(self) -> float:
+        return self.part.mean
+
+    @property
+    def variance(self) -> float:
+        return self.part.variance
+
+    @property
+    def is_random(self) -> bool:
+        return self.part.is_random
+
+    def central_moment4(self) -> float:
+        return self.part.central_moment4()
+
+    @property
+    def blockwise(self) -> bool:  # type: ignore[override]
+        return self.part.blockwise
+
 def _g(x: float) -> str:
     return f"{x:.4g}"
 

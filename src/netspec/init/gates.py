@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from netspec.init.blocks import window_span
-from netspec.init.distributions import Deterministic, Distribution, OrthogonalMatrix, Structured, check_dtype
+from netspec.init.distributions import Derived, Deterministic, Distribution, OrthogonalMatrix, Structured, check_dtype
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,22 +63,13 @@ def _gate(values: np.ndarray, gate: int, count: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class GateSlices(Distribution):
+class GateSlices(Derived):
     """``part`` over the whole tensor, or per gate slice for structured parts; ``fixed`` slices constant."""
 
-    part: Distribution
     count: int
     per_gate: bool
     fixed: tuple[tuple[int, float], ...]
     shape: tuple[int, ...]
-
-    @property
-    def family(self) -> str:  # type: ignore[override]
-        return self.part.family
-
-    @property
-    def statistical_tests(self) -> int:  # type: ignore[override]
-        return self.part.statistical_tests
 
     @property
     def support(self) -> tuple[float, float]:
@@ -86,24 +77,9 @@ class GateSlices(Distribution):
         values = [v for _, v in self.fixed]
         return min([low, *values]), max([high, *values])
 
-    @property
-    def mean(self) -> float:
-        return self.part.mean
-
-    @property
-    def variance(self) -> float:
-        return self.part.variance
-
-    @property
-    def is_random(self) -> bool:
-        return self.part.is_random
-
     def describe(self) -> str:
         text = self.part.describe() + (f" per gate ({self.count} gates)" if self.per_gate else "")
         return text + "".join(f"; gate {g + 1} of {self.count} = {v:g}" for g, v in self.fixed)
-
-    def central_moment4(self) -> float:
-        return self.part.central_moment4()
 
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         """Per-gate orthogonal: one N(0, 1) draw of shape (gates, max, min), QR per gate; otherwise the

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from netspec.init.distributions import Distribution
+from netspec.init.distributions import Derived
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,51 +29,23 @@ def zero_rows(values: np.ndarray, rows: tuple[int, ...]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ZeroRows(Distribution):
+class ZeroRows(Derived):
     """``part`` for every value outside ``rows``; the rows (first-axis indices) exactly 0."""
 
-    part: Distribution
     rows: tuple[int, ...]
     shape: tuple[int, ...]
-
-    @property
-    def family(self) -> str:  # type: ignore[override]
-        return self.part.family
-
-    @property
-    def statistical_tests(self) -> int:  # type: ignore[override]
-        return self.part.statistical_tests
 
     @property
     def support(self) -> tuple[float, float]:
         low, high = self.part.support
         return min(low, 0.0), max(high, 0.0)
 
-    @property
-    def mean(self) -> float:
-        return self.part.mean
-
-    @property
-    def variance(self) -> float:
-        return self.part.variance
-
-    @property
-    def is_random(self) -> bool:
-        return self.part.is_random
-
     def describe(self) -> str:
         rows = ", ".join(map(str, self.rows))
         return f"{self.part.describe()}; row{'s' * (len(self.rows) > 1)} {rows} = 0"
 
-    def central_moment4(self) -> float:
-        return self.part.central_moment4()
-
     def sample(self, shape: tuple[int, ...], stream: Stream, dtype: Any) -> np.ndarray:
         return zero_rows(self.part.sample(shape, stream, dtype), self.rows)
-
-    @property
-    def blockwise(self) -> bool:  # type: ignore[override]
-        return self.part.blockwise
 
     def window(self, shape: tuple[int, ...], stream: Stream, dtype: Any, blocks: tuple[int, int]) -> np.ndarray:
         """The part's window, with the elements of the zero rows inside it set to 0."""
