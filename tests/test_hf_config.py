@@ -134,3 +134,61 @@ def test_read_config_from_a_folder_a_file_and_refusals(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(HFConfigError, match="JSON object"):
         read_config(str(tmp_path / "list.json"))
+
+
+GPT2_TINY = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 50, "n_embd": 16,
+             "n_head": 2, "n_layer": 2, "n_positions": 32}  # fmt: skip
+ODD_VALUES = [None, True, False, 0, -1, 1.5, 3.0, 2**63, -(2**63), 1e308, -1e-308, "", "x", "silu", "gelu_new",
+              [], [1], {}, {"rope_type": "linear", "factor": 2.0}, {"rope_type": "default"}, [[[[]]]]]  # fmt: skip
+
+
+EXTRA_KEYS = ["rope_parameters", "sliding_window", "pad_token_id", "n_inner", "attention_bias", "head_dim"]
+
+
+def _mutated(draw_config, data) -> bytes:
+    """A config with a few keys replaced by odd values, dropped or added, or its bytes cut or nested deep."""
+    from hypothesis import strategies as st
+
+    config = dict(draw_config)
+    for _ in range(data.draw(st.integers(0, 4))):
+        key = data.draw(st.sampled_from([*sorted(config), *EXTRA_KEYS]))
+        action = data.draw(st.sampled_from(["value", "drop"]))
+        if action == "drop":
+            config.pop(key, None)
+        else:
+            config[key] = data.draw(st.sampled_from(ODD_VALUES))
+    text = json.dumps(config)
+    shape = data.draw(st.sampled_from(["as is", "cut", "deep", "huge number"]))
+    if shape == "cut":
+        text = text[: data.draw(st.integers(0, len(text)))]
+    elif shape == "deep":
+        text = '{"x": ' + "[" * 100_000 + "]" * 100_000 + ", " + text[1:]
+    elif shape == "huge number":
+        text = text.replace(": 2,", ": 1" + "0" * 5000 + ",", 1)
+    return text.encode()
+
+
+def test_fuzz_import_hf_and_audit_configs(tmp_path):
+    """Structure-aware mutations of Llama and GPT-2 config.json (odd types and values, dropped keys, cut
+    bytes, 100,000 levels of nesting, 5,000-digit numbers) through `import hf` and `audit`: every outcome is
+    exit 0 or a located exit 1, never exit 70 (fixed seed, as the CI profile of the other fuzzers)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from netspec.cli import main
+
+    @settings(max_examples=60, derandomize=True, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+    @given(st.sampled_from([TINY_LLAMA_V4, _v5(TINY_LLAMA_V4), GPT2_TINY]), st.data())
+    def run(config, data):
+        folder = tmp_path / "src"
+        folder.mkdir(exist_ok=True)
+        (folder / "config.json").write_bytes(_mutated(config, data))
+        out = tmp_path / "m.yaml"
+        code = main(["import", "hf", str(folder), "-o", str(out), "--force"])
+        assert code in (0, 1), code
+        assert out.exists() == (code == 0)  # refused: nothing written
+        out.unlink(missing_ok=True)
+        assert main(["audit", str(folder)]) in (1,)  # no weights beside the config: refused, never 70
+
+    run()
